@@ -1,0 +1,14 @@
+//! Generates Rust code for etcd's v3 API (and our raft entry format) from
+//! `proto/`, with a pure-Rust protobuf compiler so no `protoc` is needed.
+//! PROTOC is deliberately not set: raft's own build script brings its own.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["etcdserverpb/rpc.proto", "rsetcd/raft_internal.proto"];
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(protos, ["proto"])?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

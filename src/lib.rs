@@ -1,0 +1,3 @@
+//! rsetcd: an etcd-compatible, strongly consistent key-value store.
+
+pub mod proto;

@@ -1,0 +1,25 @@
+//! Generated protobuf types and gRPC stubs. Package names, messages, field
+//! numbers and service paths are etcd's, so the wire format is identical.
+
+#![allow(clippy::all, missing_docs)]
+
+pub mod mvccpb {
+    tonic::include_proto!("mvccpb");
+}
+
+pub mod authpb {
+    tonic::include_proto!("authpb");
+}
+
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
+}
+
+/// rsetcd's own raft entry payload (package `rsetcd.internal`).
+pub mod rsetcd {
+    pub mod internal {
+        tonic::include_proto!("rsetcd.internal");
+    }
+}
+
+pub use self::rsetcd::internal;
