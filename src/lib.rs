@@ -1,3 +1,15 @@
 //! rsetcd: an etcd-compatible, strongly consistent key-value store.
+//!
+//! Layout (see docs/ARCHITECTURE.md for the map and the invariants):
+//! - `config`: etcd's flags, env vars and YAML file.
+//! - `api`: the gRPC services and HTTP endpoints on the client listeners.
+//! - `server`: propose-and-wait, linearizable reads, the member's identity.
+//! - `raft`: the raft thread that owns raft-rs's `RawNode` and the WAL.
+//! - `apply`: the apply thread, the only LMDB writer; etcd's request semantics.
+//! - `mvcc`: revisions, the key index, reads and writes on LMDB.
+//! - `storage`: the data dir, the WAL and the LMDB environment.
+//! - `logging`: etcd's zap-style structured logs.
 
+pub mod mvcc;
 pub mod proto;
+pub mod storage;

@@ -1,0 +1,457 @@
+//! The multi-version store: every change is a record in LMDB keyed by its
+//! revision; the in-memory `KeyIndex` maps keys to their revisions.
+//!
+//! Record layout (value of the `key` table): one kind byte (`0` put, `1`
+//! delete) followed by the protobuf `mvccpb.KeyValue` of the change.
+//!
+//! Readers open an LMDB read txn and read the store revision inside it;
+//! that revision bounds what they see in the index, so index entries the
+//! writer adds before its commit are invisible. Compaction drops index
+//! entries only after its LMDB commit, and a reader whose snapshot predates
+//! a compaction retries once.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::RwLock;
+
+use heed::{RoTxn, RwTxn, WithoutTls};
+use prost::Message as _;
+
+use super::key_index::{Change, KeyIndex, KeyRange};
+use super::revision::Revision;
+use super::Error;
+use crate::proto::mvccpb::KeyValue;
+use crate::storage::backend::Backend;
+
+const RECORD_PUT: u8 = 0;
+const RECORD_DELETE: u8 = 1;
+
+const META_CURRENT_REV: &[u8] = b"current_rev";
+const META_COMPACT_REV: &[u8] = b"compact_rev";
+const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
+const META_TERM: &[u8] = b"consistent_term";
+
+pub struct Store {
+    backend: Backend,
+    index: RwLock<KeyIndex>,
+    /// Highest compacted revision whose index entries are gone.
+    index_compacted: AtomicI64,
+}
+
+/// What the apply loop needs to resume after a restart.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Applied {
+    pub index: u64,
+    pub term: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RangeOptions {
+    /// Revision to read at; 0 or less means the newest.
+    pub rev: i64,
+    /// 0 means no limit.
+    pub limit: i64,
+    pub count_only: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct RangeResult {
+    pub kvs: Vec<KeyValue>,
+    /// Keys in the range at the read revision, ignoring `limit`.
+    pub count: i64,
+    /// The store's current revision (what etcd puts in the header).
+    pub rev: i64,
+}
+
+impl Store {
+    pub fn open(backend: Backend) -> Result<Store, Error> {
+        let mut index = KeyIndex::default();
+        {
+            let rtxn = backend.env.read_txn()?;
+            for item in backend.kv.iter(&rtxn)? {
+                let (k, v) = item?;
+                let rev = Revision::from_bytes(k)
+                    .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
+                let (deleted, kv) = decode_record(v)?;
+                let change = if deleted {
+                    Change {
+                        rev,
+                        create_revision: 0,
+                        version: 0,
+                    }
+                } else {
+                    Change {
+                        rev,
+                        create_revision: kv.create_revision,
+                        version: kv.version,
+                    }
+                };
+                index.record(&kv.key, change);
+            }
+        }
+        let store = Store {
+            backend,
+            index: RwLock::new(index),
+            index_compacted: AtomicI64::new(0),
+        };
+        let compacted = {
+            let rtxn = store.backend.env.read_txn()?;
+            store.meta_i64(&rtxn, META_COMPACT_REV, -1)?
+        };
+        store.index_compacted.store(compacted, Ordering::Release);
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The last raft entry whose effects are in this store.
+    pub fn applied(&self) -> Result<Applied, Error> {
+        let rtxn = self.backend.env.read_txn()?;
+        Ok(Applied {
+            index: self.meta_i64(&rtxn, META_CONSISTENT_INDEX, 0)? as u64,
+            term: self.meta_i64(&rtxn, META_TERM, 0)? as u64,
+        })
+    }
+
+    pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let rtxn = self.backend.env.read_txn()?;
+        Ok(self.backend.meta.get(&rtxn, key)?.map(<[u8]>::to_vec))
+    }
+
+    /// A consistent read snapshot.
+    pub fn read(&self) -> Result<ReadView<'_>, Error> {
+        loop {
+            let txn = self.backend.env.read_txn()?;
+            let current = self.meta_i64(&txn, META_CURRENT_REV, 1)?;
+            let compacted = self.meta_i64(&txn, META_COMPACT_REV, -1)?;
+            // The index has dropped revisions this snapshot may still need:
+            // a compaction committed after our txn began. Take a newer one.
+            if self.index_compacted.load(Ordering::Acquire) > current {
+                continue;
+            }
+            return Ok(ReadView {
+                store: self,
+                txn,
+                current,
+                compacted,
+            });
+        }
+    }
+
+    /// Starts the only write transaction. Call from the apply thread only:
+    /// an LMDB write txn must end on the thread that began it.
+    pub fn write(&self) -> Result<WriteTxn<'_>, Error> {
+        let txn = self.backend.env.write_txn()?;
+        let current = self.meta_i64(&txn, META_CURRENT_REV, 1)?;
+        let compacted = self.meta_i64(&txn, META_COMPACT_REV, -1)?;
+        Ok(WriteTxn {
+            store: self,
+            txn,
+            current,
+            compacted,
+            sub: 0,
+            compaction: None,
+        })
+    }
+
+    /// Number of live keys (for metrics and tests).
+    pub fn live_keys(&self) -> usize {
+        self.index.read().expect("index lock").live_keys()
+    }
+
+    fn meta_i64(&self, txn: &RoTxn<'_>, key: &[u8], default: i64) -> Result<i64, Error> {
+        match self.backend.meta.get(txn, key)? {
+            None => Ok(default),
+            Some(b) => b
+                .try_into()
+                .map(i64::from_be_bytes)
+                .map_err(|_| Error::Corrupt(format!("bad meta value for {key:?}"))),
+        }
+    }
+
+    /// Shared by readers and the writer: keys in `range` at `rev`.
+    fn range_at(
+        &self,
+        txn: &RoTxn<'_>,
+        range: &KeyRange,
+        rev: i64,
+        opts: &RangeOptions,
+    ) -> Result<(Vec<KeyValue>, i64), Error> {
+        let mut found: Vec<(Vec<u8>, Change)> = Vec::new();
+        let mut count = 0i64;
+        let limit = if opts.limit > 0 {
+            opts.limit as usize
+        } else {
+            usize::MAX
+        };
+        {
+            let index = self.index.read().expect("index lock");
+            index.visit(range, rev, |k, c| {
+                count += 1;
+                if !opts.count_only && found.len() < limit {
+                    found.push((k.to_vec(), c));
+                }
+                true
+            });
+        }
+        let mut kvs = Vec::with_capacity(found.len());
+        for (key, change) in found {
+            let raw = self
+                .backend
+                .kv
+                .get(txn, &change.rev.to_bytes())?
+                .ok_or_else(|| {
+                    Error::Corrupt(format!(
+                        "index names revision {}.{} of key {:?} but the backend lacks it",
+                        change.rev.main,
+                        change.rev.sub,
+                        String::from_utf8_lossy(&key)
+                    ))
+                })?;
+            let (_, kv) = decode_record(raw)?;
+            kvs.push(kv);
+        }
+        Ok((kvs, count))
+    }
+}
+
+fn decode_record(v: &[u8]) -> Result<(bool, KeyValue), Error> {
+    let (&kind, body) = v
+        .split_first()
+        .ok_or_else(|| Error::Corrupt("empty record".into()))?;
+    let kv = KeyValue::decode(body).map_err(|e| Error::Corrupt(format!("bad record: {e}")))?;
+    match kind {
+        RECORD_PUT => Ok((false, kv)),
+        RECORD_DELETE => Ok((true, kv)),
+        other => Err(Error::Corrupt(format!("unknown record kind {other}"))),
+    }
+}
+
+fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1 + kv.encoded_len());
+    buf.push(kind);
+    kv.encode(&mut buf).expect("Vec grows as needed");
+    buf
+}
+
+/// etcd's checks of a read revision against the store's bounds.
+fn check_rev(rev: i64, current: i64, compacted: i64) -> Result<i64, Error> {
+    if rev > current {
+        return Err(Error::FutureRev);
+    }
+    let rev = if rev <= 0 { current } else { rev };
+    if rev < compacted {
+        return Err(Error::Compacted);
+    }
+    Ok(rev)
+}
+
+pub struct ReadView<'s> {
+    store: &'s Store,
+    txn: RoTxn<'s, WithoutTls>,
+    current: i64,
+    compacted: i64,
+}
+
+impl ReadView<'_> {
+    pub fn current_rev(&self) -> i64 {
+        self.current
+    }
+
+    pub fn compacted_rev(&self) -> i64 {
+        self.compacted
+    }
+
+    pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, Error> {
+        let rev = check_rev(opts.rev, self.current, self.compacted)?;
+        let (kvs, count) = self.store.range_at(&self.txn, range, rev, &opts)?;
+        Ok(RangeResult {
+            kvs,
+            count,
+            rev: self.current,
+        })
+    }
+}
+
+/// The apply thread's transaction; one per applied batch of raft entries.
+pub struct WriteTxn<'s> {
+    store: &'s Store,
+    txn: RwTxn<'s>,
+    current: i64,
+    compacted: i64,
+    /// Changes made by the request being applied (they share `current + 1`).
+    sub: i64,
+    /// Index entries to drop once the commit is durable in LMDB.
+    compaction: Option<(i64, Vec<(Vec<u8>, Revision)>)>,
+}
+
+impl WriteTxn<'_> {
+    pub fn current_rev(&self) -> i64 {
+        self.current
+    }
+
+    pub fn compacted_rev(&self) -> i64 {
+        self.compacted
+    }
+
+    /// The revision reads see: the request's own changes included.
+    fn read_rev(&self) -> i64 {
+        if self.sub > 0 {
+            self.current + 1
+        } else {
+            self.current
+        }
+    }
+
+    /// A range that sees this request's earlier changes. The result's `rev`
+    /// is the store revision before the request, as etcd reports it.
+    pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, Error> {
+        let rev = check_rev(opts.rev, self.read_rev(), self.compacted)?;
+        let (kvs, count) = self.store.range_at(&self.txn, range, rev, &opts)?;
+        Ok(RangeResult {
+            kvs,
+            count,
+            rev: self.current,
+        })
+    }
+
+    /// The key's current state, if it exists.
+    pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, Error> {
+        let opts = RangeOptions::default();
+        let (mut kvs, _) =
+            self.store
+                .range_at(&self.txn, &KeyRange::Single(key.to_vec()), self.read_rev(), &opts)?;
+        Ok(kvs.pop())
+    }
+
+    pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Result<(), Error> {
+        let main = self.current + 1;
+        let prev = self
+            .store
+            .index
+            .read()
+            .expect("index lock")
+            .get(key, main);
+        let (create_revision, version) = match prev {
+            Some(c) => (c.create_revision, c.version + 1),
+            None => (main, 1),
+        };
+        let rev = Revision::new(main, self.sub);
+        let kv = KeyValue {
+            key: key.to_vec(),
+            create_revision,
+            mod_revision: main,
+            version,
+            value,
+            lease,
+        };
+        self.store
+            .backend
+            .kv
+            .put(&mut self.txn, &rev.to_bytes(), &encode_record(RECORD_PUT, &kv))?;
+        self.store.index.write().expect("index lock").record(
+            key,
+            Change {
+                rev,
+                create_revision,
+                version,
+            },
+        );
+        self.sub += 1;
+        Ok(())
+    }
+
+    /// Deletes every live key in `range`; returns their last values.
+    pub fn delete_range(&mut self, range: &KeyRange) -> Result<Vec<KeyValue>, Error> {
+        let existing = self.range(range, RangeOptions::default())?.kvs;
+        let main = self.current + 1;
+        for kv in &existing {
+            let rev = Revision::new(main, self.sub);
+            let tomb = KeyValue {
+                key: kv.key.clone(),
+                mod_revision: main,
+                ..Default::default()
+            };
+            self.store.backend.kv.put(
+                &mut self.txn,
+                &rev.to_bytes(),
+                &encode_record(RECORD_DELETE, &tomb),
+            )?;
+            self.store.index.write().expect("index lock").record(
+                &kv.key,
+                Change {
+                    rev,
+                    create_revision: 0,
+                    version: 0,
+                },
+            );
+            self.sub += 1;
+        }
+        Ok(existing)
+    }
+
+    /// Ends one request: if it changed anything, the store revision moves on.
+    pub fn end_request(&mut self) {
+        if self.sub > 0 {
+            self.current += 1;
+            self.sub = 0;
+        }
+    }
+
+    /// Compacts history up to `rev`: older versions are deleted in this txn,
+    /// and from the index once committed.
+    pub fn compact(&mut self, rev: i64) -> Result<(), Error> {
+        if rev <= self.compacted {
+            return Err(Error::Compacted);
+        }
+        if rev > self.current {
+            return Err(Error::FutureRev);
+        }
+        let dropped = self
+            .store
+            .index
+            .read()
+            .expect("index lock")
+            .compactable(rev);
+        for (_, r) in &dropped {
+            self.store.backend.kv.delete(&mut self.txn, &r.to_bytes())?;
+        }
+        self.compacted = rev;
+        self.compaction = Some((rev, dropped));
+        Ok(())
+    }
+
+    /// Commits the batch together with the raft position it reflects, so a
+    /// restart applies every entry exactly once.
+    pub fn commit(mut self, applied: Applied) -> Result<(), Error> {
+        debug_assert_eq!(self.sub, 0, "end_request before commit");
+        let meta = self.store.backend.meta;
+        meta.put(&mut self.txn, META_CURRENT_REV, &self.current.to_be_bytes())?;
+        meta.put(&mut self.txn, META_COMPACT_REV, &self.compacted.to_be_bytes())?;
+        meta.put(
+            &mut self.txn,
+            META_CONSISTENT_INDEX,
+            &(applied.index as i64).to_be_bytes(),
+        )?;
+        meta.put(
+            &mut self.txn,
+            META_TERM,
+            &(applied.term as i64).to_be_bytes(),
+        )?;
+        let store = self.store;
+        let compaction = self.compaction.take();
+        self.txn.commit()?;
+        if let Some((rev, dropped)) = compaction {
+            store.index.write().expect("index lock").remove(&dropped);
+            store.index_compacted.store(rev, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Stores a named value (member and cluster ids) in this transaction.
+    pub fn put_meta(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.store.backend.meta.put(&mut self.txn, key, value)?;
+        Ok(())
+    }
+}
