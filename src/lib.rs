@@ -10,6 +10,18 @@
 //! - `storage`: the data dir, the WAL and the LMDB environment.
 //! - `logging`: etcd's zap-style structured logs.
 
+pub mod apply;
 pub mod mvcc;
 pub mod proto;
+pub mod raft;
+pub mod server;
 pub mod storage;
+
+/// Ends the process after an unrecoverable failure (storage, a dead
+/// essential thread). Raft and apply cannot skip or redo work, so going on
+/// would risk the data; a restart replays the WAL instead.
+pub fn fatal(msg: &str) -> ! {
+    tracing::error!("{msg}");
+    eprintln!("etcd: fatal: {msg}");
+    std::process::exit(1);
+}

@@ -304,25 +304,21 @@ impl WriteTxn<'_> {
         }
     }
 
-    /// A range that sees this request's earlier changes. The result's `rev`
-    /// is the store revision before the request, as etcd reports it.
+    /// A range that sees this request's earlier changes; its `rev` counts
+    /// them too, as etcd's write txn reports it.
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, Error> {
         let rev = check_rev(opts.rev, self.read_rev(), self.compacted)?;
         let (kvs, count) = self.store.range_at(&self.txn, range, rev, &opts)?;
         Ok(RangeResult {
             kvs,
             count,
-            rev: self.current,
+            rev: self.read_rev(),
         })
     }
 
-    /// The key's current state, if it exists.
-    pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, Error> {
-        let opts = RangeOptions::default();
-        let (mut kvs, _) =
-            self.store
-                .range_at(&self.txn, &KeyRange::Single(key.to_vec()), self.read_rev(), &opts)?;
-        Ok(kvs.pop())
+    /// Whether the request being applied has changed anything yet.
+    pub fn has_changes(&self) -> bool {
+        self.sub > 0
     }
 
     pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Result<(), Error> {

@@ -163,7 +163,8 @@ impl Wal {
     }
 
     /// Records that a snapshot covers everything up to `meta.index`, syncs,
-    /// and deletes segments that hold only entries at or below it.
+    /// starts a new segment and deletes segments that hold only entries at
+    /// or below the snapshot. Returns how many segments were deleted.
     pub fn save_snapshot(&mut self, meta: &SnapshotMetadata) -> Result<usize, WalError> {
         let bytes = meta
             .write_to_bytes()
@@ -171,6 +172,9 @@ impl Wal {
         encode_record(&mut self.pending, KIND_SNAPSHOT, &bytes);
         self.last_snapshot = meta.clone();
         self.sync()?;
+        // A fresh segment lets whole older segments go as soon as the
+        // snapshot covers their entries.
+        self.rotate()?;
         self.purge(meta.index)
     }
 

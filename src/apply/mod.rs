@@ -1,0 +1,189 @@
+//! The apply thread: the only LMDB writer. It takes committed raft entries
+//! in order, applies each exactly once (entries at or below the stored
+//! consistent index are skipped), commits one LMDB transaction per batch
+//! together with the new consistent index, and only then wakes the waiting
+//! requests and advances the applied index readers wait on.
+//!
+//! Runs on a dedicated OS thread: a heed write transaction must end on the
+//! thread that began it, and its commit fsyncs.
+
+pub mod ops;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use raft::eraftpb::{Entry, EntryType};
+use tokio::sync::watch;
+
+use crate::mvcc::{Applied, Store, WriteTxn};
+use crate::proto::etcdserverpb::{CompactionResponse, ResponseHeader};
+use crate::proto::internal::{internal_raft_request::Request, InternalRaftRequest};
+use crate::server::wait::Wait;
+pub use ops::ApplyError;
+
+
+/// Meta keys written by the apply loop besides the MVCC state.
+pub const META_CLUSTER_VERSION: &[u8] = b"cluster_version";
+pub const META_MEMBER_PREFIX: &str = "member_attr/";
+
+/// A request's result, handed to the waiter that proposed it.
+#[derive(Debug)]
+pub enum Response {
+    Put(crate::proto::etcdserverpb::PutResponse),
+    DeleteRange(crate::proto::etcdserverpb::DeleteRangeResponse),
+    Txn(crate::proto::etcdserverpb::TxnResponse),
+    Compaction(CompactionResponse),
+    /// Internal requests (member attributes, cluster version).
+    Done,
+}
+
+pub type ApplyResult = Result<Response, ApplyError>;
+
+/// Batches bigger than this are committed in several LMDB transactions, to
+/// bound the time waiters wait and the size of one commit.
+const MAX_ENTRIES_PER_COMMIT: usize = 4096;
+/// With no new entries for this long, the last commit is made durable
+/// (NO_META_SYNC leaves its meta page unsynced until the next commit).
+const IDLE_SYNC: Duration = Duration::from_millis(100);
+
+pub struct Applier {
+    pub store: Arc<Store>,
+    pub wait: Arc<Wait>,
+    pub member_id: u64,
+    /// Index of the last entry visible to readers.
+    pub applied_tx: watch::Sender<u64>,
+    /// Index up to which the MVCC state is durable on disk; the raft thread
+    /// may snapshot and purge the WAL up to here.
+    pub durable: Arc<AtomicU64>,
+    /// Called after commit with the internal requests that were applied.
+    pub on_internal: Box<dyn Fn(&Request) + Send>,
+}
+
+impl Applier {
+    /// Runs until the raft thread hangs up. A storage failure ends the
+    /// process: applying must never skip or repeat an entry.
+    pub fn run(self, rx: Receiver<Vec<Entry>>) {
+        let mut applied = match self.store.applied() {
+            Ok(a) => a,
+            Err(e) => crate::fatal(&format!("read consistent index: {e}")),
+        };
+        let mut synced = applied.index;
+        self.durable.store(applied.index, Ordering::Release);
+        loop {
+            let first = match rx.recv_timeout(IDLE_SYNC) {
+                Ok(entries) => entries,
+                Err(RecvTimeoutError::Timeout) => {
+                    if synced < applied.index {
+                        if let Err(e) = self.store.backend().env.force_sync() {
+                            crate::fatal(&format!("sync backend: {e}"));
+                        }
+                        synced = applied.index;
+                        self.durable.store(synced, Ordering::Release);
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = first;
+            while batch.len() < MAX_ENTRIES_PER_COMMIT {
+                match rx.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
+            let before = applied.index;
+            applied = self.apply_batch(batch, applied);
+            // The commit just made fsynced everything the previous one wrote.
+            synced = before;
+            self.durable.store(synced, Ordering::Release);
+        }
+        if let Err(e) = self.store.backend().env.force_sync() {
+            crate::fatal(&format!("sync backend: {e}"));
+        }
+        self.durable.store(applied.index, Ordering::Release);
+    }
+
+    fn apply_batch(&self, batch: Vec<Entry>, mut applied: Applied) -> Applied {
+        let mut wt = match self.store.write() {
+            Ok(wt) => wt,
+            Err(e) => crate::fatal(&format!("begin backend txn: {e}")),
+        };
+        let mut results = Vec::new();
+        let mut internal = Vec::new();
+        for entry in batch {
+            if entry.index <= applied.index {
+                continue; // applied before a restart
+            }
+            if entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty() {
+                let req = match InternalRaftRequest::decode(entry.data.as_ref()) {
+                    Ok(r) => r,
+                    Err(e) => crate::fatal(&format!(
+                        "raft entry {} is not a request ({e}): the log is corrupt",
+                        entry.index
+                    )),
+                };
+                let header = req.header.unwrap_or_default();
+                if let Some(request) = req.request {
+                    let result = apply_request(&mut wt, &request);
+                    wt.end_request();
+                    if let Err(ApplyError::Storage(e)) = &result {
+                        crate::fatal(&format!("apply entry {}: {e}", entry.index));
+                    }
+                    if matches!(
+                        request,
+                        Request::MemberAttributes(_) | Request::ClusterVersion(_)
+                    ) {
+                        internal.push(request);
+                    }
+                    if header.member_id == self.member_id {
+                        results.push((header.id, result));
+                    }
+                }
+            }
+            applied = Applied {
+                index: entry.index,
+                term: entry.term,
+            };
+        }
+        if let Err(e) = wt.commit(applied) {
+            crate::fatal(&format!("commit backend txn: {e}"));
+        }
+        self.applied_tx.send_replace(applied.index);
+        for r in &internal {
+            (self.on_internal)(r);
+        }
+        for (id, result) in results {
+            self.wait.trigger(id, result.map_err(crate::server::Error::Apply));
+        }
+        applied
+    }
+}
+
+fn apply_request(wt: &mut WriteTxn<'_>, request: &Request) -> ApplyResult {
+    Ok(match request {
+        Request::Put(p) => Response::Put(ops::put(wt, p)?),
+        Request::DeleteRange(d) => Response::DeleteRange(ops::delete_range(wt, d)?),
+        Request::Txn(t) => Response::Txn(ops::txn(wt, t)?),
+        Request::Compaction(c) => {
+            wt.compact(c.revision)?;
+            Response::Compaction(CompactionResponse {
+                header: Some(ResponseHeader {
+                    revision: wt.current_rev(),
+                    ..Default::default()
+                }),
+            })
+        }
+        Request::MemberAttributes(m) => {
+            let key = format!("{META_MEMBER_PREFIX}{:016x}", m.id);
+            wt.put_meta(key.as_bytes(), &m.encode_to_vec())?;
+            Response::Done
+        }
+        Request::ClusterVersion(v) => {
+            wt.put_meta(META_CLUSTER_VERSION, v.version.as_bytes())?;
+            Response::Done
+        }
+    })
+}

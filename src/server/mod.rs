@@ -1,0 +1,177 @@
+//! The member as the API sees it: propose a request and wait for its applied
+//! result, wait for a linearizable read point, and fill response headers.
+//!
+//! `server` does not know gRPC; `api` maps `server::Error` to etcd's codes.
+
+pub mod id;
+pub mod wait;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use tokio::sync::{oneshot, watch};
+
+use crate::apply::{ApplyError, Response};
+use crate::mvcc::Store;
+use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::internal::{internal_raft_request::Request, InternalRaftRequest, RequestHeader};
+use crate::raft::{RaftHandle, RaftMsg};
+use wait::Wait;
+
+/// etcd refuses new proposals while apply lags commit by more than this.
+const MAX_APPLY_LAG: u64 = 5000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+}
+
+pub type ProposeResult = Result<Response, Error>;
+
+pub struct Limits {
+    pub max_request_bytes: u64,
+    pub max_txn_ops: u64,
+    /// How long a request may wait for raft and apply (etcd: 5 s plus two
+    /// election timeouts).
+    pub request_timeout: Duration,
+}
+
+pub struct EtcdServer {
+    pub member_id: u64,
+    pub cluster_id: u64,
+    pub name: String,
+    pub store: Arc<Store>,
+    pub raft: RaftHandle,
+    pub wait: Arc<Wait>,
+    pub applied_rx: watch::Receiver<u64>,
+    pub limits: Limits,
+    ids: id::RequestIds,
+    /// Set once the member has published itself and may serve clients.
+    pub ready_rx: watch::Receiver<bool>,
+}
+
+impl EtcdServer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        member_id: u64,
+        cluster_id: u64,
+        name: String,
+        store: Arc<Store>,
+        raft: RaftHandle,
+        wait: Arc<Wait>,
+        applied_rx: watch::Receiver<u64>,
+        limits: Limits,
+        ready_rx: watch::Receiver<bool>,
+    ) -> Self {
+        EtcdServer {
+            member_id,
+            cluster_id,
+            name,
+            store,
+            raft,
+            wait,
+            applied_rx,
+            limits,
+            ids: id::RequestIds::new(member_id),
+            ready_rx,
+        }
+    }
+
+    /// The header every response carries.
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision,
+            raft_term: self.raft.shared.term.load(Ordering::Acquire),
+        }
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        *self.applied_rx.borrow()
+    }
+
+    /// Replicates `request` through raft and returns its applied result.
+    pub async fn propose(&self, request: Request) -> ProposeResult {
+        let committed = self.raft.shared.committed.load(Ordering::Acquire);
+        let applied = self.applied_index();
+        if committed > applied + MAX_APPLY_LAG {
+            return Err(Error::TooManyRequests);
+        }
+        let id = self.ids.next();
+        let entry = InternalRaftRequest {
+            header: Some(RequestHeader {
+                id,
+                member_id: self.member_id,
+            }),
+            request: Some(request),
+        };
+        let data = entry.encode_to_vec();
+        if data.len() as u64 > self.limits.max_request_bytes {
+            return Err(Error::RequestTooLarge);
+        }
+        // No await between registering and sending: a dropped (cancelled)
+        // handler cannot leave a proposal without its waiter.
+        let rx = self.wait.register(id);
+        if self.raft.tx.send(RaftMsg::Propose { id, data }).is_err() {
+            self.wait.cancel(id);
+            return Err(Error::Stopped);
+        }
+        let _cancel_on_drop = CancelGuard {
+            wait: &self.wait,
+            id,
+        };
+        match tokio::time::timeout(self.limits.request_timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    /// Waits until this member has applied everything committed when the
+    /// call began, as confirmed by a quorum (raft's ReadIndex).
+    pub async fn linearizable_read(&self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        if self.raft.tx.send(RaftMsg::ReadIndex(tx)).is_err() {
+            return Err(Error::Stopped);
+        }
+        let wait = async {
+            let index = rx.await.map_err(|_| Error::Stopped)?;
+            let mut applied = self.applied_rx.clone();
+            applied
+                .wait_for(|&a| a >= index)
+                .await
+                .map_err(|_| Error::Stopped)?;
+            Ok(())
+        };
+        match tokio::time::timeout(self.limits.request_timeout, wait).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+}
+
+/// Removes a waiter whose request future was dropped or timed out.
+struct CancelGuard<'a> {
+    wait: &'a Wait,
+    id: u64,
+}
+
+impl Drop for CancelGuard<'_> {
+    fn drop(&mut self) {
+        self.wait.cancel(self.id);
+    }
+}
