@@ -10,12 +10,20 @@
 //! - `storage`: the data dir, the WAL and the LMDB environment.
 //! - `logging`: etcd's zap-style structured logs.
 
+pub mod api;
 pub mod apply;
+pub mod etcdmain;
+pub mod logging;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;
 pub mod server;
 pub mod storage;
+
+/// The etcd release whose API and behaviour we implement.
+pub const ETCD_VERSION: &str = "3.5.17";
+/// The cluster version a member of this release proposes.
+pub const CLUSTER_VERSION: &str = "3.5.0";
 
 /// Ends the process after an unrecoverable failure (storage, a dead
 /// essential thread). Raft and apply cannot skip or redo work, so going on

@@ -1,0 +1,136 @@
+//! The KV service (etcd's v3rpc/key.go): validate, then read locally (after
+//! a ReadIndex unless serializable) or propose through raft.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::validate;
+use crate::apply::{ops, Response as Applied};
+use crate::proto::etcdserverpb::{
+    kv_server::Kv, request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest,
+    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
+    TxnRequest, TxnResponse,
+};
+use crate::proto::internal::internal_raft_request::Request as Internal;
+use crate::server::{EtcdServer, Error};
+
+pub struct KvService {
+    server: Arc<EtcdServer>,
+}
+
+impl KvService {
+    pub fn new(server: Arc<EtcdServer>) -> Self {
+        KvService { server }
+    }
+
+    /// etcd's `header.fill`: ids and term; the revision if the request did
+    /// not set one.
+    fn fill(&self, header: &mut Option<ResponseHeader>) {
+        let revision = header.as_ref().map(|h| h.revision).unwrap_or(0);
+        let revision = if revision == 0 {
+            self.server
+                .store
+                .read()
+                .map(|v| v.current_rev())
+                .unwrap_or(0)
+        } else {
+            revision
+        };
+        *header = Some(self.server.header(revision));
+    }
+}
+
+/// Whether every range in a read-only txn asks for a serializable read.
+fn txn_serializable(t: &TxnRequest) -> bool {
+    t.success.iter().chain(&t.failure).all(|op| match &op.request {
+        Some(request_op::Request::RequestRange(r)) => r.serializable,
+        Some(request_op::Request::RequestTxn(t)) => txn_serializable(t),
+        _ => true,
+    })
+}
+
+fn unexpected(r: Applied) -> Status {
+    Status::internal(format!("etcdserver: unexpected apply result {r:?}"))
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let r = req.into_inner();
+        validate::range(&r)?;
+        if !r.serializable {
+            self.server.linearizable_read().await?;
+        }
+        let view = self.server.store.read().map_err(|e| Error::Apply(e.into()))?;
+        let mut resp = ops::range(&view, &r)?;
+        drop(view);
+        self.fill(&mut resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let r = req.into_inner();
+        validate::put(&r)?;
+        match self.server.propose(Internal::Put(r)).await? {
+            Applied::Put(mut resp) => {
+                self.fill(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        req: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let r = req.into_inner();
+        validate::delete_range(&r)?;
+        match self.server.propose(Internal::DeleteRange(r)).await? {
+            Applied::DeleteRange(mut resp) => {
+                self.fill(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let r = req.into_inner();
+        validate::txn(&r, self.server.limits.max_txn_ops)?;
+        if ops::is_txn_read_only(&r) {
+            if !txn_serializable(&r) {
+                self.server.linearizable_read().await?;
+            }
+            let mut view = self.server.store.read().map_err(|e| Error::Apply(e.into()))?;
+            let mut resp = ops::txn(&mut view, &r)?;
+            drop(view);
+            self.fill(&mut resp.header);
+            return Ok(Response::new(resp));
+        }
+        match self.server.propose(Internal::Txn(r)).await? {
+            Applied::Txn(mut resp) => {
+                self.fill(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn compact(
+        &self,
+        req: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
+        // Compaction is applied synchronously, so it is always physical:
+        // the answer comes after the old revisions are gone.
+        let r = req.into_inner();
+        match self.server.propose(Internal::Compaction(r)).await? {
+            Applied::Compaction(mut resp) => {
+                self.fill(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The client-facing surface: etcd's gRPC services and its plain-HTTP
+//! endpoints, served together on every client listener (gRPC over h2c,
+//! HTTP/1.1 for curl), as etcd does.
+//!
+//! `api` validates requests and maps errors; it never opens an LMDB write
+//! transaction and never talks to raft except through `server`.
+
+pub mod http;
+pub mod kv;
+pub mod status;
+pub mod validate;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+
+use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::server::EtcdServer;
+
+/// gRPC framing overhead allowed above --max-request-bytes (etcd's
+/// grpcOverheadBytes), so that an oversized request reaches our check and
+/// gets etcd's "request is too large" instead of a transport error.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+pub fn routes(server: Arc<EtcdServer>) -> Routes {
+    let max_recv = server.limits.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+    let kv = KvServer::new(kv::KvService::new(server.clone()))
+        .max_decoding_message_size(max_recv)
+        .max_encoding_message_size(usize::MAX);
+    let router = Routes::new(kv)
+        .prepare()
+        .into_axum_router()
+        .merge(http::routes(server));
+    Routes::from(router)
+}
+
+/// Serves `routes` on `listener` until `shutdown` turns true; in-flight
+/// requests finish first.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .tcp_nodelay(true)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = shutdown.wait_for(|&s| s).await;
+        })
+        .await
+}

@@ -1,0 +1,358 @@
+//! Starting and stopping a member: open the data dir, recover or bootstrap
+//! identity and raft state, start the raft and apply threads, publish the
+//! member through raft, serve clients, and shut down in order on SIGTERM.
+//!
+//! Log lines tooling waits for ("published local member to cluster through
+//! raft", "ready to serve client requests", "enabled capabilities for
+//! version") are printed at the moments etcd prints them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use prost::Message as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::apply::{Applier, META_CLUSTER_VERSION};
+use crate::mvcc::Store;
+use crate::proto::internal::internal_raft_request::Request as Internal;
+use crate::proto::internal::{ClusterVersionSet, MemberAttributes};
+use crate::raft::node::{NodeOptions, RaftNode};
+use crate::server::id::{self, url_string};
+use crate::server::wait::Wait;
+use crate::server::{EtcdServer, Limits};
+use crate::storage::backend::{Backend, DEFAULT_MAP_SIZE};
+use crate::storage::DataDir;
+
+const META_MEMBER_ID: &[u8] = b"member_id";
+const META_CLUSTER_ID: &[u8] = b"cluster_id";
+
+/// What the server needs from the configuration (etcd's `embed.Config`).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub wal_dir: Option<PathBuf>,
+    pub snapshot_count: u64,
+    pub heartbeat_interval: Duration,
+    pub election_timeout: Duration,
+    pub listen_client_urls: Vec<url::Url>,
+    pub advertise_client_urls: Vec<url::Url>,
+    pub initial_advertise_peer_urls: Vec<url::Url>,
+    pub initial_cluster: Vec<(String, url::Url)>,
+    pub initial_cluster_token: String,
+    pub initial_cluster_state_new: bool,
+    pub max_request_bytes: u64,
+    pub max_txn_ops: u64,
+    pub pre_vote: bool,
+}
+
+/// Runs a member until SIGTERM/SIGINT. Returns after a clean shutdown.
+pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
+    tracing::info!(
+        name = opts.name.as_str(),
+        data_dir = %opts.data_dir.display(),
+        etcd_version = crate::ETCD_VERSION,
+        rsetcd_version = env!("CARGO_PKG_VERSION"),
+        "starting an etcd server"
+    );
+    let data_dir = DataDir::open(&opts.data_dir, opts.wal_dir.as_deref())?;
+    // Bind before the (possibly long) replay, so a taken port fails at once.
+    let mut listeners = Vec::new();
+    for u in &opts.listen_client_urls {
+        listeners.push(bind(u).await?);
+    }
+
+    let backend = Backend::open(&data_dir.db_path, DEFAULT_MAP_SIZE)?;
+    let store = Arc::new(Store::open(backend).context("open backend")?);
+    let (member_id, cluster_id) = identity(&store, &opts)?;
+    let applied = store.applied()?;
+    tracing::info!(
+        local_member_id = format!("{member_id:x}"),
+        cluster_id = format!("{cluster_id:x}"),
+        applied_index = applied.index,
+        "recovered member identity and backend"
+    );
+
+    let wait = Arc::new(Wait::default());
+    let durable = Arc::new(AtomicU64::new(applied.index));
+    let (apply_tx, apply_rx) = mpsc::channel();
+    let tick = opts.heartbeat_interval.max(Duration::from_millis(1));
+    let election_ticks =
+        (opts.election_timeout.as_millis() / tick.as_millis().max(1)).max(2) as usize;
+    let opened = RaftNode::open(
+        NodeOptions {
+            wal_dir: &data_dir.wal_dir,
+            member_id,
+            initial_voters: vec![member_id],
+            applied: applied.index,
+            tick,
+            election_ticks,
+            snapshot_count: opts.snapshot_count,
+            pre_vote: opts.pre_vote,
+        },
+        apply_tx,
+        wait.clone(),
+        durable.clone(),
+    )?;
+    if opened.fresh {
+        tracing::info!(
+            local_member_id = format!("{member_id:x}"),
+            cluster_id = format!("{cluster_id:x}"),
+            "started a new cluster as its first member"
+        );
+    }
+    let raft_handle = opened.handle.clone();
+    let raft_thread = std::thread::Builder::new()
+        .name("raft".into())
+        .spawn(move || opened.node.run())?;
+
+    let (applied_tx, applied_rx) = watch::channel(applied.index);
+    let applier = Applier {
+        store: store.clone(),
+        wait: wait.clone(),
+        member_id,
+        applied_tx,
+        durable,
+        on_internal: Box::new(log_internal),
+    };
+    let apply_thread = std::thread::Builder::new()
+        .name("apply".into())
+        .spawn(move || applier.run(apply_rx))?;
+
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let request_timeout = Duration::from_secs(5) + 2 * opts.election_timeout;
+    let server = Arc::new(EtcdServer::new(
+        member_id,
+        cluster_id,
+        opts.name.clone(),
+        store.clone(),
+        raft_handle.clone(),
+        wait,
+        applied_rx,
+        Limits {
+            max_request_bytes: opts.max_request_bytes,
+            max_txn_ops: opts.max_txn_ops,
+            request_timeout,
+        },
+        ready_rx,
+    ));
+
+    publish(&server, &opts).await?;
+    let _ = ready_tx.send(true);
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let routes = crate::api::routes(server.clone());
+    let mut serving = Vec::new();
+    tracing::info!("ready to serve client requests");
+    for l in listeners {
+        let addr = l.local_addr()?;
+        tracing::warn!(
+            address = addr.to_string(),
+            "serving client traffic insecurely; this is strongly discouraged!"
+        );
+        serving.push(tokio::spawn(crate::api::serve(
+            l,
+            routes.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    wait_for_signal().await;
+    tracing::info!(
+        name = opts.name.as_str(),
+        "received signal; shutting down"
+    );
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = shutdown_tx.send(true);
+    for s in serving {
+        match s.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "client listener stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "client listener task failed"),
+        }
+    }
+    let _ = raft_handle.tx.send(crate::raft::RaftMsg::Shutdown);
+    drop(server);
+    drop(raft_handle);
+    tokio::task::spawn_blocking(move || {
+        let _ = raft_thread.join();
+        let _ = apply_thread.join();
+    })
+    .await?;
+    tracing::info!("stopped serving; data synced");
+    Ok(())
+}
+
+async fn bind(u: &url::Url) -> anyhow::Result<TcpListener> {
+    if u.scheme() != "http" {
+        bail!("listen URL {u}: only http:// is supported yet");
+    }
+    let host = u.host_str().unwrap_or("localhost");
+    let port = u
+        .port()
+        .with_context(|| format!("listen URL {u} has no port"))?;
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("resolve {host}"))?
+        .collect();
+    // etcd binds "localhost" to its IPv4 loopback address.
+    let addr = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .with_context(|| format!("{host} resolves to no address"))?;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listen tcp {addr}: bind"))
+}
+
+/// The member and cluster ids: stored ones on restart (the initial-*
+/// settings are then ignored, as etcd ignores them), derived ones for a new
+/// cluster.
+fn identity(store: &Store, opts: &ServeOptions) -> anyhow::Result<(u64, u64)> {
+    let read_id = |key: &[u8]| -> anyhow::Result<Option<u64>> {
+        Ok(match store.get_meta(key)? {
+            None => None,
+            Some(b) => Some(u64::from_be_bytes(
+                b.as_slice()
+                    .try_into()
+                    .context("backend holds a malformed member id")?,
+            )),
+        })
+    };
+    if let (Some(m), Some(c)) = (read_id(META_MEMBER_ID)?, read_id(META_CLUSTER_ID)?) {
+        return Ok((m, c));
+    }
+    if !opts.initial_cluster_state_new {
+        bail!("joining an existing cluster (--initial-cluster-state existing) is not supported yet");
+    }
+    let mut names: Vec<&str> = opts.initial_cluster.iter().map(|(n, _)| n.as_str()).collect();
+    names.dedup();
+    let peers_of = |name: &str| -> Vec<String> {
+        opts.initial_cluster
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, u)| url_string(u))
+            .collect()
+    };
+    let own = peers_of(&opts.name);
+    if own.is_empty() {
+        bail!(
+            "couldn't find local name {:?} in the initial cluster configuration",
+            opts.name
+        );
+    }
+    let mut advertised: Vec<String> = opts
+        .initial_advertise_peer_urls
+        .iter()
+        .map(url_string)
+        .collect();
+    advertised.sort();
+    let mut own_sorted = own.clone();
+    own_sorted.sort();
+    if advertised != own_sorted {
+        bail!(
+            "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={} (\"{}\"(resolved from \"{}\") != \"{}\"(resolved from \"{}\"))",
+            opts.name,
+            own.join(","),
+            advertised.join(","),
+            advertised.join(","),
+            advertised.join(","),
+            own_sorted.join(","),
+            own_sorted.join(",")
+        );
+    }
+    if names.len() > 1 {
+        bail!("clusters of more than one member are not supported yet (--initial-cluster names {} members)", names.len());
+    }
+    let ids: Vec<u64> = names
+        .iter()
+        .map(|n| id::member_id(&peers_of(n), &opts.initial_cluster_token))
+        .collect();
+    let member_id = id::member_id(&own, &opts.initial_cluster_token);
+    let cluster_id = id::cluster_id(&ids);
+    let mut wt = store.write()?;
+    wt.put_meta(META_MEMBER_ID, &member_id.to_be_bytes())?;
+    wt.put_meta(META_CLUSTER_ID, &cluster_id.to_be_bytes())?;
+    wt.commit(store.applied()?)?;
+    Ok((member_id, cluster_id))
+}
+
+/// etcd's publish: announce name and client URLs through raft, then (as
+/// leader of a new cluster) set the cluster version.
+async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow::Result<()> {
+    let mut leader = server.raft.leader_rx.clone();
+    leader.wait_for(|&l| l != 0).await?;
+    let attrs = MemberAttributes {
+        id: server.member_id,
+        name: opts.name.clone(),
+        client_urls: opts.advertise_client_urls.iter().map(url_string).collect(),
+    };
+    let request_path = format!("/0/members/{:x}/attributes", server.member_id);
+    loop {
+        match server.propose(Internal::MemberAttributes(attrs.clone())).await {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to publish local member to cluster through raft; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    tracing::info!(
+        local_member_id = format!("{:x}", server.member_id),
+        local_member_attributes = format!("{{Name:{} ClientURLs:[{}]}}", attrs.name, attrs.client_urls.join(" ")),
+        request_path = request_path.as_str(),
+        cluster_id = format!("{:x}", server.cluster_id),
+        publish_timeout = "7s",
+        "published local member to cluster through raft"
+    );
+    let stored = server.store.get_meta(META_CLUSTER_VERSION)?;
+    if let Some(v) = &stored {
+        let v = String::from_utf8_lossy(v);
+        let short = v.rsplit_once('.').map(|(a, _)| a).unwrap_or(&v).to_string();
+        tracing::info!(cluster_version = short.as_str(), "set cluster version from store");
+        tracing::info!(cluster_version = short.as_str(), "enabled capabilities for version");
+    }
+    let has_version = stored.is_some();
+    if !has_version && server.raft.shared.is_leader.load(std::sync::atomic::Ordering::Acquire) {
+        tracing::info!("setting up initial cluster version using v3 API");
+        let set = ClusterVersionSet {
+            version: crate::CLUSTER_VERSION.to_string(),
+        };
+        server.propose(Internal::ClusterVersion(set)).await?;
+    }
+    Ok(())
+}
+
+/// Called by the apply thread after an internal request is committed.
+fn log_internal(r: &Internal) {
+    if let Internal::ClusterVersion(v) = r {
+        let short = v.version.rsplit_once('.').map(|(a, _)| a).unwrap_or(&v.version);
+        tracing::info!(cluster_version = short, "set initial cluster version");
+        tracing::info!(cluster_version = short, "enabled capabilities for version");
+    }
+    if let Internal::MemberAttributes(m) = r {
+        tracing::debug!(member = m.name.as_str(), size = m.encoded_len(), "applied member attributes");
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        crate::fatal("cannot install signal handlers");
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
