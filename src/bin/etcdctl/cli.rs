@@ -1,0 +1,572 @@
+//! The command tree and how a command line is resolved against it, following
+//! cobra as etcdctl configures it: global flags may appear anywhere, command
+//! names may be abbreviated to a unique prefix, a group without a command
+//! prints its help, and unknown commands get cobra's suggestions.
+
+use crate::flags::{help_flag, FlagKind, FlagSet, FlagSpec};
+use crate::gofmt;
+
+/// etcdctl's own version and the API version it speaks.
+pub const VERSION: &str = "3.5.21";
+pub const API_VERSION: &str = "3.5";
+
+/// Every command this etcdctl can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandId {
+    Root,
+    Compaction,
+    Del,
+    Endpoint,
+    EndpointHealth,
+    EndpointStatus,
+    Get,
+    Help,
+    Put,
+    Txn,
+    Version,
+}
+
+/// One node of the command tree (a cobra.Command).
+#[derive(Debug)]
+pub struct CommandDef {
+    pub id: CommandId,
+    pub name: &'static str,
+    /// cobra's `Use`: the name followed by the argument synopsis.
+    pub usage: &'static str,
+    pub short: &'static str,
+    pub long: &'static str,
+    pub flags: &'static [FlagSpec],
+    /// Flags this command passes down to its subcommands.
+    pub persistent: &'static [FlagSpec],
+    pub runnable: bool,
+    /// Subcommands, sorted by name as cobra lists them.
+    pub children: &'static [CommandDef],
+}
+
+use FlagKind::{Bool, Duration as Dur, Int64, String as Str, StringSlice};
+
+/// etcdctl's global flags (root persistent flags), as etcd 3.5 defines them.
+pub const GLOBAL_FLAGS: &[FlagSpec] = &[
+    FlagSpec::new("endpoints", StringSlice, "127.0.0.1:2379", "gRPC endpoints"),
+    FlagSpec::new("debug", Bool, "false", "enable client-side debug logging"),
+    FlagSpec::new(
+        "write-out",
+        Str,
+        "simple",
+        "set the output format (fields, json, protobuf, simple, table)",
+    )
+    .short('w'),
+    FlagSpec::new("hex", Bool, "false", "print byte strings as hex encoded strings"),
+    FlagSpec::new("dial-timeout", Dur, "2s", "dial timeout for client connections"),
+    FlagSpec::new(
+        "command-timeout",
+        Dur,
+        "5s",
+        "timeout for short running command (excluding dial timeout)",
+    ),
+    FlagSpec::new("keepalive-time", Dur, "2s", "keepalive time for client connections"),
+    FlagSpec::new(
+        "keepalive-timeout",
+        Dur,
+        "6s",
+        "keepalive timeout for client connections",
+    ),
+    FlagSpec::new(
+        "insecure-transport",
+        Bool,
+        "true",
+        "disable transport security for client connections",
+    ),
+    FlagSpec::new(
+        "insecure-discovery",
+        Bool,
+        "true",
+        "accept insecure SRV records describing cluster endpoints",
+    ),
+    FlagSpec::new(
+        "insecure-skip-tls-verify",
+        Bool,
+        "false",
+        "skip server certificate verification (CAUTION: this option should be enabled only for testing purposes)",
+    ),
+    FlagSpec::new("cert", Str, "", "identify secure client using this TLS certificate file"),
+    FlagSpec::new("key", Str, "", "identify secure client using this TLS key file"),
+    FlagSpec::new(
+        "cacert",
+        Str,
+        "",
+        "verify certificates of TLS-enabled secure servers using this CA bundle",
+    ),
+    FlagSpec::new(
+        "user",
+        Str,
+        "",
+        "username[:password] for authentication (prompt if password is not supplied)",
+    ),
+    FlagSpec::new(
+        "password",
+        Str,
+        "",
+        "password for authentication (if this option is used, --user option shouldn't include password)",
+    ),
+    FlagSpec::new(
+        "discovery-srv",
+        Str,
+        "",
+        "domain name to query for SRV records describing cluster endpoints",
+    )
+    .short('d'),
+    FlagSpec::new(
+        "discovery-srv-name",
+        Str,
+        "",
+        "service name to query when using DNS discovery",
+    ),
+];
+
+const PUT_LONG: &str = "
+Puts the given key into the store.
+
+When <value> begins with '-', <value> is interpreted as a flag.
+Insert '--' for workaround:
+
+$ put <key> -- <value>
+$ put -- <key> <value>
+
+If <value> isn't given as a command line argument and '--ignore-value' is not specified,
+this command tries to read the value from standard input.
+
+If <lease> isn't given as a command line argument and '--ignore-lease' is not specified,
+this command tries to read the value from standard input.
+
+For example,
+$ cat file | put <key>
+will store the content of the file to <key>.
+";
+
+pub const PUT_FLAGS: &[FlagSpec] = &[
+    help_flag("help for put"),
+    FlagSpec::new(
+        "lease",
+        Str,
+        "0",
+        "lease ID (in hexadecimal) to attach to the key",
+    ),
+    FlagSpec::new(
+        "prev-kv",
+        Bool,
+        "false",
+        "return the previous key-value pair before modification",
+    ),
+    FlagSpec::new(
+        "ignore-value",
+        Bool,
+        "false",
+        "updates the key using its current value",
+    ),
+    FlagSpec::new(
+        "ignore-lease",
+        Bool,
+        "false",
+        "updates the key using its current lease",
+    ),
+];
+
+pub const GET_FLAGS: &[FlagSpec] = &[
+    help_flag("help for get"),
+    FlagSpec::new(
+        "consistency",
+        Str,
+        "l",
+        "Linearizable(l) or Serializable(s)",
+    ),
+    FlagSpec::new(
+        "order",
+        Str,
+        "",
+        "Order of results; ASCEND or DESCEND (ASCEND by default)",
+    ),
+    FlagSpec::new(
+        "sort-by",
+        Str,
+        "",
+        "Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION",
+    ),
+    FlagSpec::new("limit", Int64, "0", "Maximum number of results"),
+    FlagSpec::new("prefix", Bool, "false", "Get keys with matching prefix"),
+    FlagSpec::new(
+        "from-key",
+        Bool,
+        "false",
+        "Get keys that are greater than or equal to the given key using byte compare",
+    ),
+    FlagSpec::new("rev", Int64, "0", "Specify the kv revision"),
+    FlagSpec::new("keys-only", Bool, "false", "Get only the keys"),
+    FlagSpec::new("count-only", Bool, "false", "Get only the count"),
+    FlagSpec::new(
+        "print-value-only",
+        Bool,
+        "false",
+        "Only write values when using the \"simple\" output format",
+    ),
+];
+
+pub const DEL_FLAGS: &[FlagSpec] = &[
+    help_flag("help for del"),
+    FlagSpec::new("prefix", Bool, "false", "delete keys with matching prefix"),
+    FlagSpec::new("prev-kv", Bool, "false", "return deleted key-value pairs"),
+    FlagSpec::new(
+        "from-key",
+        Bool,
+        "false",
+        "delete keys that are greater than or equal to the given key using byte compare",
+    ),
+];
+
+const TXN_FLAGS: &[FlagSpec] = &[
+    help_flag("help for txn"),
+    FlagSpec::new(
+        "interactive",
+        Bool,
+        "false",
+        "Input transaction in interactive mode",
+    )
+    .short('i'),
+];
+
+const COMPACTION_FLAGS: &[FlagSpec] = &[
+    help_flag("help for compaction"),
+    FlagSpec::new(
+        "physical",
+        Bool,
+        "false",
+        "'true' to wait for compaction to physically remove all old revisions",
+    ),
+];
+
+const ENDPOINT_PERSISTENT: &[FlagSpec] = &[FlagSpec::new(
+    "cluster",
+    Bool,
+    "false",
+    "use all endpoints from the cluster member list",
+)];
+
+const fn leaf(
+    id: CommandId,
+    name: &'static str,
+    usage: &'static str,
+    short: &'static str,
+    flags: &'static [FlagSpec],
+) -> CommandDef {
+    CommandDef {
+        id,
+        name,
+        usage,
+        short,
+        long: "",
+        flags,
+        persistent: &[],
+        runnable: true,
+        children: &[],
+    }
+}
+
+const ENDPOINT_CHILDREN: &[CommandDef] = &[
+    leaf(
+        CommandId::EndpointHealth,
+        "health",
+        "health",
+        "Checks the healthiness of endpoints specified in `--endpoints` flag",
+        &[help_flag("help for health")],
+    ),
+    CommandDef {
+        long: "When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.
+The items in the lists are endpoint, ID, version, db size, is leader, is learner, raft term, raft index, raft applied index, errors.
+",
+        ..leaf(
+            CommandId::EndpointStatus,
+            "status",
+            "status",
+            "Prints out the status of endpoints specified in `--endpoints` flag",
+            &[help_flag("help for status")],
+        )
+    },
+];
+
+const ROOT_CHILDREN: &[CommandDef] = &[
+    leaf(
+        CommandId::Compaction,
+        "compaction",
+        "compaction [options] <revision>",
+        "Compacts the event history in etcd",
+        COMPACTION_FLAGS,
+    ),
+    leaf(
+        CommandId::Del,
+        "del",
+        "del [options] <key> [range_end]",
+        "Removes the specified key or range of keys [key, range_end)",
+        DEL_FLAGS,
+    ),
+    CommandDef {
+        id: CommandId::Endpoint,
+        name: "endpoint",
+        usage: "endpoint <subcommand>",
+        short: "Endpoint related commands",
+        long: "",
+        flags: &[help_flag("help for endpoint")],
+        persistent: ENDPOINT_PERSISTENT,
+        runnable: false,
+        children: ENDPOINT_CHILDREN,
+    },
+    leaf(
+        CommandId::Get,
+        "get",
+        "get [options] <key> [range_end]",
+        "Gets the key or a range of keys",
+        GET_FLAGS,
+    ),
+    CommandDef {
+        long: "Help provides help for any command in the application.
+Simply type etcdctl help [path to command] for full details.",
+        ..leaf(
+            CommandId::Help,
+            "help",
+            "help [command]",
+            "Help about any command",
+            &[help_flag("help for help")],
+        )
+    },
+    CommandDef {
+        long: PUT_LONG,
+        ..leaf(
+            CommandId::Put,
+            "put",
+            "put [options] <key> <value> (<value> can also be given from stdin)",
+            "Puts the given key into the store",
+            PUT_FLAGS,
+        )
+    },
+    leaf(
+        CommandId::Txn,
+        "txn",
+        "txn [options]",
+        "Txn processes all the requests in one transaction",
+        TXN_FLAGS,
+    ),
+    leaf(
+        CommandId::Version,
+        "version",
+        "version",
+        "Prints the version of etcdctl",
+        &[help_flag("help for version")],
+    ),
+];
+
+/// The root of the tree: `etcdctl`.
+pub static ROOT: CommandDef = CommandDef {
+    id: CommandId::Root,
+    name: "etcdctl",
+    usage: "etcdctl",
+    short: "A simple command line client for etcd3.",
+    long: "",
+    flags: &[help_flag("help for etcdctl")],
+    persistent: GLOBAL_FLAGS,
+    runnable: false,
+    children: ROOT_CHILDREN,
+};
+
+/// A resolved command: the path from the root and its flags.
+pub struct Resolved {
+    pub path: Vec<&'static CommandDef>,
+    pub args: Vec<String>,
+}
+
+impl Resolved {
+    pub fn command(&self) -> &'static CommandDef {
+        self.path[self.path.len() - 1]
+    }
+
+    /// The command's own flags (its flags and persistent flags).
+    pub fn local_flags(&self) -> Vec<FlagSpec> {
+        let cmd = self.command();
+        let mut flags: Vec<FlagSpec> = cmd.flags.iter().chain(cmd.persistent).copied().collect();
+        flags.sort_by_key(|f| f.name);
+        flags
+    }
+
+    /// Flags inherited from ancestors' persistent flags.
+    pub fn inherited_flags(&self) -> Vec<FlagSpec> {
+        let mut flags: Vec<FlagSpec> = self.path[..self.path.len() - 1]
+            .iter()
+            .flat_map(|c| c.persistent.iter().copied())
+            .collect();
+        flags.sort_by_key(|f| f.name);
+        flags
+    }
+
+    /// All flags the command accepts.
+    pub fn flag_set(&self) -> FlagSet {
+        FlagSet::new(self.local_flags().into_iter().chain(self.inherited_flags()))
+    }
+
+    /// cobra's `CommandPath`, e.g. `etcdctl endpoint status`.
+    pub fn command_path(&self) -> String {
+        self.path
+            .iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Resolves `args` to a command as cobra's `Find` does; the error is
+/// cobra's "unknown command" message.
+pub fn find(args: &[String]) -> Result<Resolved, String> {
+    let mut path: Vec<&'static CommandDef> = vec![&ROOT];
+    let mut rest: Vec<String> = args.to_vec();
+    loop {
+        let current = Resolved {
+            path: path.clone(),
+            args: Vec::new(),
+        };
+        let words = strip_flags(&rest, &current.flag_set());
+        let Some(next) = words.first() else { break };
+        let Some(child) = find_next(path[path.len() - 1], next) else {
+            break;
+        };
+        if let Some(pos) = rest.iter().position(|a| a == next) {
+            rest.remove(pos);
+        }
+        path.push(child);
+    }
+    let resolved = Resolved { path, args: rest };
+    let cmd = resolved.command();
+    if cmd.id == CommandId::Root {
+        let words = strip_flags(&resolved.args, &resolved.flag_set());
+        if let Some(first) = words.first() {
+            return Err(format!(
+                "unknown command {} for {}{}",
+                gofmt::quote(first.as_bytes()),
+                gofmt::quote(resolved.command_path().as_bytes()),
+                suggestions(cmd, first)
+            ));
+        }
+    }
+    Ok(resolved)
+}
+
+/// The non-flag words of `args`, skipping the values of flags that take one.
+fn strip_flags(args: &[String], flags: &FlagSet) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let s = &args[i];
+        i += 1;
+        if s == "--" {
+            break;
+        }
+        let takes_value = if let Some(long) = s.strip_prefix("--") {
+            !s.contains('=') && !flags.is_bool(long)
+        } else if s.starts_with('-') && s.len() == 2 {
+            let c = s[1..].chars().next().unwrap_or('-');
+            !flags.is_bool_short(c)
+        } else {
+            false
+        };
+        if takes_value {
+            // cobra stops when at most the value itself is left.
+            if args.len() - i <= 1 {
+                break;
+            }
+            i += 1;
+            continue;
+        }
+        if !s.is_empty() && !s.starts_with('-') {
+            words.push(s.clone());
+        }
+    }
+    words
+}
+
+/// A child by exact name, or by a prefix that matches exactly one child.
+fn find_next(cmd: &'static CommandDef, word: &str) -> Option<&'static CommandDef> {
+    if let Some(exact) = cmd.children.iter().find(|c| c.name == word) {
+        return Some(exact);
+    }
+    let mut matches = cmd.children.iter().filter(|c| c.name.starts_with(word));
+    match (matches.next(), matches.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
+    }
+}
+
+/// cobra's "Did you mean this?" block for an unknown command.
+fn suggestions(cmd: &CommandDef, typed: &str) -> String {
+    let typed_lower = typed.to_lowercase();
+    let found: Vec<&str> = cmd
+        .children
+        .iter()
+        .filter(|c| {
+            levenshtein(&typed_lower, &c.name.to_lowercase()) <= 2
+                || c.name.to_lowercase().starts_with(&typed_lower)
+        })
+        .map(|c| c.name)
+        .collect();
+    if found.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n\nDid you mean this?\n");
+    for name in found {
+        out.push('\t');
+        out.push_str(name);
+        out.push('\n');
+    }
+    out
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn finds_commands_after_global_flags() {
+        let r = find(&args(&["--endpoints", "x:1", "get", "foo"])).unwrap();
+        assert_eq!(r.command().id, CommandId::Get);
+        assert_eq!(r.args, args(&["--endpoints", "x:1", "foo"]));
+        let r = find(&args(&["endpoint", "status", "-w", "json"])).unwrap();
+        assert_eq!(r.command().id, CommandId::EndpointStatus);
+        let r = find(&args(&["g", "foo"])).unwrap();
+        assert_eq!(r.command().id, CommandId::Get);
+    }
+
+    #[test]
+    fn unknown_commands_suggest() {
+        assert_eq!(
+            find(&args(&["gett"])).err().unwrap(),
+            "unknown command \"gett\" for \"etcdctl\"\n\nDid you mean this?\n\tget\n"
+        );
+        assert_eq!(
+            find(&args(&["bogus"])).err().unwrap(),
+            "unknown command \"bogus\" for \"etcdctl\""
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! The commands etcdctl runs, one module per command (etcd's
+//! `etcdctl/ctlv3/command/<noun>_command.go`), and the dispatch to them.
+
+pub mod compaction;
+pub mod del;
+pub mod endpoint;
+pub mod get;
+pub mod put;
+pub mod txn;
+pub mod version;
+
+use crate::cli::{self, CommandId, Resolved};
+use crate::exit::CtlResult;
+use crate::flags::{FlagSet, FlagSpec};
+use crate::help;
+
+/// A parsed command line, handed to the command that runs it.
+pub struct Invocation {
+    /// The command's flags, local and inherited.
+    pub flags: FlagSet,
+    /// The inherited (global) flags, which `ETCDCTL_*` variables may set.
+    pub inherited: Vec<FlagSpec>,
+    /// Positional arguments.
+    pub args: Vec<String>,
+}
+
+impl Invocation {
+    /// Positional arguments as the bytes sent to etcd.
+    pub fn byte_args(&self) -> Vec<Vec<u8>> {
+        self.args.iter().map(|a| a.as_bytes().to_vec()).collect()
+    }
+}
+
+/// Runs the resolved command.
+pub async fn run(resolved: &Resolved, invocation: Invocation) -> CtlResult {
+    match resolved.command().id {
+        CommandId::Put => put::run(invocation).await,
+        CommandId::Get => get::run(invocation).await,
+        CommandId::Del => del::run(invocation).await,
+        CommandId::Txn => txn::run(invocation).await,
+        CommandId::Compaction => compaction::run(invocation).await,
+        CommandId::Version => version::run(),
+        CommandId::EndpointHealth => endpoint::health(invocation).await,
+        CommandId::EndpointStatus => endpoint::status(invocation).await,
+        CommandId::Help => help_command(&invocation.args),
+        // Groups are not runnable: main prints their help instead.
+        CommandId::Root | CommandId::Endpoint => {
+            print!("{}", help::usage(resolved));
+            Ok(())
+        }
+    }
+}
+
+/// cobra's `help [command]`.
+fn help_command(args: &[String]) -> CtlResult {
+    match cli::find(args) {
+        Ok(target) => print!("{}", help::usage(&target)),
+        Err(_) => {
+            let topics: Vec<String> = args.iter().map(|a| format!("`{a}`")).collect();
+            eprintln!("Unknown help topic [{}]", topics.join(" "));
+            let root = Resolved {
+                path: vec![&cli::ROOT],
+                args: Vec::new(),
+            };
+            print!("{}", help::usage(&root));
+        }
+    }
+    Ok(())
+}
+
+/// The smallest key greater than every key with this prefix (clientv3's
+/// `GetPrefixRangeEnd`); `\0` (to the end) when there is none.
+pub fn prefix_end(key: &[u8]) -> Vec<u8> {
+    let mut end = key.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_like_clientv3() {
+        assert_eq!(prefix_end(b"foo"), b"fop");
+        assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
+        assert_eq!(prefix_end(&[0xff, 0xff]), vec![0]);
+    }
+}

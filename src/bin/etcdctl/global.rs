@@ -1,0 +1,529 @@
+//! Global options and the connection to etcd: flags completed from
+//! `ETCDCTL_*` environment variables (etcd's `pkg/flags` rules), the client
+//! configuration etcdctl builds from them, and a gRPC client that tries the
+//! endpoints in order, fails over when one is down, and turns gRPC errors
+//! into etcdctl's messages.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status};
+
+use rsetcd::proto::etcdserverpb::auth_client::AuthClient;
+use rsetcd::proto::etcdserverpb::AuthenticateRequest;
+
+use crate::exit::{CtlResult, ExitError, EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_ERROR};
+use crate::flags::{FlagSet, FlagSpec};
+use crate::gofmt;
+use crate::printer::Printer;
+
+const ENV_PREFIX: &str = "ETCDCTL";
+
+/// grpc-go never pings more often than this, whatever the flag says.
+const MIN_KEEPALIVE_TIME: Duration = Duration::from_secs(10);
+
+/// The environment variable that sets a flag: `ETCDCTL_DIAL_TIMEOUT`.
+pub fn flag_to_env(name: &str) -> String {
+    format!("{ENV_PREFIX}_{}", name.to_uppercase().replace('-', "_"))
+}
+
+/// etcd's `SetPflagsFromEnv` over the inherited (global) flags: a flag not
+/// given on the command line takes its `ETCDCTL_*` variable; a variable that
+/// shadows a given flag is fatal; unknown `ETCDCTL_*` variables are warned
+/// about. Invalid values are ignored, as etcdctl ignores that error.
+pub fn apply_env(flags: &mut FlagSet, inherited: &[FlagSpec]) -> CtlResult {
+    let mut used = Vec::new();
+    let mut shadowed = Vec::new();
+    for spec in inherited {
+        let key = flag_to_env(spec.name);
+        if flags.changed(spec.name) {
+            shadowed.push(key);
+            continue;
+        }
+        if let Ok(value) = std::env::var(&key) {
+            if !value.is_empty() {
+                used.push(key);
+                let _ = flags.set(spec.name, &value);
+            }
+        }
+    }
+    // watch's positional-argument variables are etcdctl's own, not flags.
+    used.push(flag_to_env("watch-key"));
+    used.push(flag_to_env("watch-range-end"));
+    // Selects the API version; main has dealt with it.
+    used.push(format!("{ENV_PREFIX}_API"));
+    for (key, value) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if used.contains(&key) {
+            continue;
+        }
+        if shadowed.contains(&key) {
+            log_line(
+                "fatal",
+                None,
+                "flags/flag.go:141",
+                "conflicting environment variable is shadowed by corresponding command-line flag (either unset environment variable or disable flag))",
+                &[("environment-variable", key)],
+            );
+            return Err(ExitError::new(EXIT_ERROR, String::new()).silent());
+        }
+        if key.starts_with(&format!("{ENV_PREFIX}_")) {
+            log_line(
+                "warn",
+                None,
+                "flags/flag.go:93",
+                "unrecognized environment variable",
+                &[(
+                    "environment-variable",
+                    format!("{key}={}", value.to_string_lossy()),
+                )],
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Everything needed to reach the cluster, from the global flags.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub endpoints: Vec<String>,
+    pub dial_timeout: Duration,
+    pub command_timeout: Duration,
+    pub keepalive_time: Duration,
+    pub keepalive_timeout: Duration,
+    pub auth: Option<(String, String)>,
+}
+
+/// etcdctl's `clientConfigFromCmd`: applies the environment, prints the
+/// `--debug` dump, validates TLS and auth options and picks the printer.
+pub fn client_config(
+    flags: &mut FlagSet,
+    inherited: &[FlagSpec],
+) -> CtlResult<(ClientConfig, Printer)> {
+    apply_env(flags, inherited)?;
+    if flags.bool("debug") {
+        for spec in inherited {
+            eprintln!("{}={}", flag_to_env(spec.name), flags.value_text(spec.name));
+        }
+    }
+    let config = ClientConfig {
+        endpoints: flags.slice("endpoints"),
+        dial_timeout: flags.duration("dial-timeout"),
+        command_timeout: flags.duration("command-timeout"),
+        keepalive_time: flags.duration("keepalive-time"),
+        keepalive_timeout: flags.duration("keepalive-timeout"),
+        auth: auth_from_flags(flags)?,
+    };
+    check_secure_flags(flags, &config.endpoints)?;
+    if !flags.string("discovery-srv").is_empty() {
+        return Err(ExitError::new(
+            EXIT_BAD_ARGS,
+            "DNS discovery (--discovery-srv) is not supported yet",
+        ));
+    }
+    let printer = Printer::from_flags(flags)?;
+    Ok((config, printer))
+}
+
+/// TLS arrives in a later version: refuse TLS options rather than ignore them.
+fn check_secure_flags(flags: &FlagSet, endpoints: &[String]) -> CtlResult {
+    for name in ["cert", "key", "cacert"] {
+        if flags.changed(name) && flags.string(name).is_empty() {
+            return Err(ExitError::bad_args(format!(
+                "empty string is passed to --{name} option"
+            )));
+        }
+    }
+    let tls_requested = ["cert", "key", "cacert"]
+        .iter()
+        .any(|n| !flags.string(n).is_empty())
+        || flags.bool("insecure-skip-tls-verify")
+        || !flags.bool("insecure-transport")
+        || endpoints.iter().any(|e| e.starts_with("https://"));
+    if tls_requested {
+        return Err(ExitError::bad_args("TLS is not supported yet"));
+    }
+    Ok(())
+}
+
+/// `--user name[:password]` and `--password`, as etcd 3.5 combines them.
+fn auth_from_flags(flags: &FlagSet) -> CtlResult<Option<(String, String)>> {
+    let user = flags.string("user");
+    if user.is_empty() {
+        return Ok(None);
+    }
+    let password = flags.string("password");
+    if !password.is_empty() {
+        return Ok(Some((user, password)));
+    }
+    match user.split_once(':') {
+        Some((name, pass)) => Ok(Some((name.to_string(), pass.to_string()))),
+        None => Err(ExitError::error(
+            "interactive password prompt is not supported yet; use --password or --user=<name>:<password>",
+        )),
+    }
+}
+
+/// Turns a gRPC status into the text etcdctl prints: etcd's own errors by
+/// their message, anything else as grpc-go formats a status.
+pub fn status_text(status: &Status) -> String {
+    if status.message().starts_with("etcdserver: ") {
+        return status.message().to_string();
+    }
+    grpc_status_string(status)
+}
+
+fn grpc_status_string(status: &Status) -> String {
+    format!(
+        "rpc error: code = {} desc = {}",
+        code_name(status.code()),
+        status.message()
+    )
+}
+
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// The message etcdctl prints when the command's deadline passes.
+pub const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
+
+/// The authentication error etcd returns when auth is off; clients go on
+/// without a token then.
+const AUTH_NOT_ENABLED: &str = "etcdserver: authentication is not enabled";
+
+/// A failed RPC: what etcdctl prints, and the exit code (connection setup
+/// failures, such as a rejected login, exit with `EXIT_BAD_CONNECTION`).
+#[derive(Debug)]
+pub struct RpcError {
+    pub text: String,
+    pub exit_code: i32,
+}
+
+impl RpcError {
+    fn new(text: impl Into<String>) -> Self {
+        RpcError {
+            text: text.into(),
+            exit_code: EXIT_ERROR,
+        }
+    }
+}
+
+impl From<RpcError> for ExitError {
+    fn from(err: RpcError) -> Self {
+        ExitError::new(err.exit_code, err.text)
+    }
+}
+
+/// A client of one etcd cluster reached through `endpoints`, bound to one
+/// command's deadline (etcdctl's `--command-timeout` context).
+pub struct Client {
+    config: ClientConfig,
+    deadline: Instant,
+    /// Index of the endpoint in use and its channel.
+    connected: Option<(usize, Channel)>,
+    /// Where the next connection attempt starts.
+    next_endpoint: usize,
+    token: Option<MetadataValue<tonic::metadata::Ascii>>,
+    last_connect_error: String,
+}
+
+impl Client {
+    /// A client whose calls must finish within `--command-timeout` from now.
+    pub fn new(config: ClientConfig) -> Self {
+        let deadline = Instant::now() + config.command_timeout;
+        Client {
+            config,
+            deadline,
+            connected: None,
+            next_endpoint: 0,
+            token: None,
+            last_connect_error: String::new(),
+        }
+    }
+
+    /// Runs one unary RPC. `retry_safe` calls (reads) move on to the next
+    /// endpoint when the current one becomes unavailable; writes only fail
+    /// over while no connection could be made.
+    pub async fn call<Req, Resp, F, Fut>(
+        &mut self,
+        message: Req,
+        retry_safe: bool,
+        rpc: F,
+    ) -> Result<Resp, RpcError>
+    where
+        Req: Clone,
+        F: Fn(Channel, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        loop {
+            let channel = self.channel().await?;
+            let request = self.request(message.clone());
+            match tokio::time::timeout_at(self.deadline, rpc(channel, request)).await {
+                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Err(status)) if status.code() == Code::Unavailable && retry_safe => {
+                    self.last_connect_error = grpc_status_string(&status);
+                    self.drop_connection();
+                }
+                Ok(Err(status)) => {
+                    self.warn_retry(&grpc_status_string(&status));
+                    return Err(RpcError::new(status_text(&status)));
+                }
+                Err(_) => return Err(self.deadline_exceeded()),
+            }
+        }
+    }
+
+    fn request<Req>(&self, message: Req) -> Request<Req> {
+        let mut request = Request::new(message);
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        request.set_timeout(remaining);
+        if let Some(token) = &self.token {
+            request.metadata_mut().insert("token", token.clone());
+        }
+        request
+    }
+
+    fn drop_connection(&mut self) {
+        if let Some((index, _)) = self.connected.take() {
+            self.next_endpoint = (index + 1) % self.config.endpoints.len().max(1);
+        }
+    }
+
+    /// The channel in use, connecting (in endpoint order, round and round)
+    /// until one answers or the deadline passes.
+    async fn channel(&mut self) -> Result<Channel, RpcError> {
+        if let Some((_, channel)) = &self.connected {
+            return Ok(channel.clone());
+        }
+        if self.config.endpoints.is_empty() {
+            return Err(self.deadline_exceeded());
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            for _ in 0..self.config.endpoints.len() {
+                let index = self.next_endpoint;
+                self.next_endpoint = (index + 1) % self.config.endpoints.len();
+                if Instant::now() >= self.deadline {
+                    return Err(self.deadline_exceeded());
+                }
+                match self.connect(index).await {
+                    Ok(channel) => {
+                        self.connected = Some((index, channel.clone()));
+                        if self.token.is_none() && self.config.auth.is_some() {
+                            self.authenticate(channel.clone()).await?;
+                        }
+                        return Ok(channel);
+                    }
+                    Err(err) => self.last_connect_error = err,
+                }
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Err(self.deadline_exceeded());
+            }
+            tokio::time::sleep_until((now + backoff).min(self.deadline)).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    async fn connect(&self, index: usize) -> Result<Channel, String> {
+        let raw = &self.config.endpoints[index];
+        let host_port = endpoint_host_port(raw)?;
+        let endpoint = Endpoint::from_shared(format!("http://{host_port}"))
+            .map_err(|e| format!("invalid endpoint {raw:?}: {e}"))?
+            .connect_timeout(self.config.dial_timeout)
+            .http2_keep_alive_interval(self.config.keepalive_time.max(MIN_KEEPALIVE_TIME))
+            .keep_alive_timeout(self.config.keepalive_timeout)
+            .tcp_nodelay(true);
+        let limit = self.deadline.min(Instant::now() + self.config.dial_timeout);
+        match tokio::time::timeout_at(limit, endpoint.connect()).await {
+            Ok(Ok(channel)) => Ok(channel),
+            Ok(Err(err)) => Err(format!(
+                "connection error: desc = \"transport: Error while dialing: dial tcp {host_port}: {}\"",
+                source_text(&err)
+            )),
+            Err(_) => Err(format!(
+                "connection error: desc = \"transport: Error while dialing: dial tcp {host_port}: i/o timeout\""
+            )),
+        }
+    }
+
+    /// Fetches an auth token for `--user`; servers with auth off are used
+    /// without one.
+    async fn authenticate(&mut self, channel: Channel) -> Result<(), RpcError> {
+        let Some((name, password)) = self.config.auth.clone() else {
+            return Ok(());
+        };
+        let request = self.request(AuthenticateRequest { name, password });
+        let result = tokio::time::timeout_at(
+            self.deadline,
+            AuthClient::new(channel).authenticate(request),
+        )
+        .await;
+        match result {
+            Ok(Ok(response)) => {
+                let token = response.into_inner().token;
+                let value = MetadataValue::try_from(token.as_str())
+                    .map_err(|_| RpcError::new("etcdserver: invalid auth token"))?;
+                self.token = Some(value);
+                Ok(())
+            }
+            Ok(Err(status)) if status.message() == AUTH_NOT_ENABLED => {
+                self.warn_retry(&grpc_status_string(&status));
+                Ok(())
+            }
+            Ok(Err(status)) => {
+                self.warn_retry(&grpc_status_string(&status));
+                Err(RpcError {
+                    text: status_text(&status),
+                    exit_code: EXIT_BAD_CONNECTION,
+                })
+            }
+            Err(_) => Err(self.deadline_exceeded()),
+        }
+    }
+
+    fn deadline_exceeded(&self) -> RpcError {
+        let detail = if self.last_connect_error.is_empty() {
+            DEADLINE_EXCEEDED.to_string()
+        } else {
+            format!("latest balancer error: {}", self.last_connect_error)
+        };
+        self.warn_retry(&format!(
+            "rpc error: code = DeadlineExceeded desc = {detail}"
+        ));
+        RpcError::new(DEADLINE_EXCEEDED)
+    }
+
+    /// The warning etcd's client logs for every failed unary call.
+    fn warn_retry(&self, error: &str) {
+        let endpoint = match &self.connected {
+            Some((index, _)) => self.config.endpoints[*index].clone(),
+            None => self.config.endpoints.join(","),
+        };
+        log_line(
+            "warn",
+            Some("etcd-client"),
+            "v3/retry_interceptor.go:62",
+            "retrying of unary invoker failed",
+            &[
+                ("target", format!("etcd-endpoints://{:p}/{endpoint}", self)),
+                ("attempt", "0".to_string()),
+                ("error", error.to_string()),
+            ],
+        );
+    }
+}
+
+/// `127.0.0.1:2379` from `127.0.0.1:2379` or `http://127.0.0.1:2379`.
+fn endpoint_host_port(raw: &str) -> Result<&str, String> {
+    if let Some(rest) = raw.strip_prefix("http://") {
+        return Ok(rest.trim_end_matches('/'));
+    }
+    if raw.contains("://") {
+        return Err(format!("unsupported endpoint scheme in {raw:?}"));
+    }
+    Ok(raw)
+}
+
+/// The innermost cause of a transport error (e.g. "connection refused").
+fn source_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    let text = current.to_string();
+    // io errors print "Connection refused (os error 111)"; Go prints the
+    // syscall text in lower case.
+    match text.split(" (os error").next() {
+        Some(head) => head.to_lowercase(),
+        None => text,
+    }
+}
+
+/// Writes one zap-style JSON log line to stderr, as etcd's tools log.
+/// `logger` is the zap logger's name (etcd's client logs as `etcd-client`).
+pub fn log_line(
+    level: &str,
+    logger: Option<&str>,
+    caller: &str,
+    msg: &str,
+    fields: &[(&str, String)],
+) {
+    let mut line = format!(
+        "{{\"level\":{},\"ts\":{}",
+        gofmt::json_string(level),
+        gofmt::json_string(&iso8601_now()),
+    );
+    if let Some(name) = logger {
+        line.push_str(&format!(",\"logger\":{}", gofmt::json_string(name)));
+    }
+    line.push_str(&format!(
+        ",\"caller\":{},\"msg\":{}",
+        gofmt::json_string(caller),
+        gofmt::json_string(msg)
+    ));
+    for (key, value) in fields {
+        let rendered = match value.parse::<i64>() {
+            Ok(n) if *key == "attempt" => n.to_string(),
+            _ => gofmt::json_string(value),
+        };
+        line.push_str(&format!(",{}:{rendered}", gofmt::json_string(key)));
+    }
+    line.push('}');
+    eprintln!("{line}");
+}
+
+/// The current UTC time as zap's ISO8601 encoder prints it.
+fn iso8601_now() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, day_secs) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        day_secs / 3600,
+        (day_secs % 3600) / 60,
+        day_secs % 60,
+        now.subsec_millis()
+    )
+}
+
+/// Whether a failed call means the server refused on permissions (which
+/// still proves it is up and committing).
+pub fn is_permission_denied(err: &RpcError) -> bool {
+    err.text == "etcdserver: permission denied"
+}
