@@ -1,1 +1,124 @@
-fn main() {}
+//! rsetcd-bench: a gRPC load generator for etcd's v3 KV API with the
+//! command line and report format of etcd's `tools/benchmark` (`put` and
+//! `range`), plus `--json` for scripts.
+
+mod cli;
+mod conn;
+mod go_format;
+mod put;
+mod range;
+mod rate_limit;
+mod report;
+mod runner;
+mod timeseries;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+use rsetcd::proto::etcdserverpb::kv_client::KvClient;
+use tonic::transport::Channel;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::conn::ConnectOptions;
+use crate::put::PutWorkload;
+use crate::range::RangeWorkload;
+use crate::rate_limit::RateLimiter;
+use crate::report::{Precision, Stats};
+use crate::runner::{Outcome, Workload};
+use crate::timeseries::TimeSeries;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let global = cli.global;
+    if global.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    match cli.command {
+        Command::Put(args) => {
+            let workload = Arc::new(PutWorkload::new(&args)?);
+            let channels = conn::connect(&connect_options(&global)).await?;
+            let clients = conn::kv_clients(&channels, global.clients);
+            let compactor = put::spawn_compactor(
+                clients[0].clone(),
+                args.compact_interval,
+                args.compact_index_delta,
+            );
+            let outcome = drive(workload, clients, args.total, args.rate).await;
+            if let Some(compactor) = compactor {
+                compactor.abort();
+            }
+            // etcd prints the put report with Println: one extra newline.
+            println!("{}", render(&global, &outcome?));
+        }
+        Command::Range(args) => {
+            let (workload, banner) = RangeWorkload::new(&args)?;
+            println!("{banner}");
+            let channels = conn::connect(&connect_options(&global)).await?;
+            let clients = conn::kv_clients(&channels, global.clients);
+            let outcome = drive(Arc::new(workload), clients, args.total, args.rate).await?;
+            print!("{}", render(&global, &outcome));
+        }
+    }
+    Ok(())
+}
+
+fn connect_options(global: &GlobalArgs) -> ConnectOptions {
+    ConnectOptions {
+        endpoints: global.endpoints.clone(),
+        conns: global.conns,
+        dial_timeout: global.dial_timeout,
+        target_leader: global.target_leader,
+    }
+}
+
+async fn drive<W: Workload>(
+    workload: Arc<W>,
+    clients: Vec<KvClient<Channel>>,
+    total: usize,
+    rate: u64,
+) -> Result<Outcome> {
+    runner::run(workload, clients, total, RateLimiter::per_second(rate)).await
+}
+
+/// etcd's report, followed by the JSON line when `--json` is set.
+fn render(global: &GlobalArgs, outcome: &Outcome) -> String {
+    let stats = Stats::new(
+        outcome.elapsed,
+        outcome.latencies_secs(),
+        outcome.errors.clone(),
+    );
+    let precision = if global.precise {
+        Precision::Full
+    } else {
+        Precision::FourDecimals
+    };
+    let samples = global.sample.then(|| TimeSeries::new(outcome.samples()));
+    let mut text = stats.render(precision, samples.as_ref());
+    if global.json {
+        text.push_str(&stats.json_line());
+        text.push('\n');
+    }
+    text
+}
