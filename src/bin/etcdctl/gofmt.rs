@@ -103,7 +103,7 @@ pub fn scan_quoted(input: &str) -> Option<(Vec<u8>, &str)> {
     match chars.next() {
         Some((_, '`')) => {
             let end = s[1..].find('`')? + 1;
-            Some((s[1..end].as_bytes().to_vec(), &s[end + 1..]))
+            Some((s.as_bytes()[1..end].to_vec(), &s[end + 1..]))
         }
         Some((_, '"')) => {
             let mut escaped = false;

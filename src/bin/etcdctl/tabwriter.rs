@@ -79,10 +79,11 @@ mod tests {
     #[test]
     fn pads_columns_to_tab_stops() {
         let text =
-            "OPTIONS:\n  -h, --help[=false]\thelp for put\n      --prev-kv[=false]\treturn\n\nX\n";
+            "OPTIONS:\n  -h, --help[=false]\thelp\n      --ignore-lease[=false]\tlease\n\nX\n";
+        // Widest cell 27 + padding 1 = 28, rounded to 32: `-h` (20) needs 2 tabs.
         assert_eq!(
             align(text),
-            "OPTIONS:\n  -h, --help[=false]\t\thelp for put\n      --prev-kv[=false]\treturn\n\nX\n"
+            "OPTIONS:\n  -h, --help[=false]\t\thelp\n      --ignore-lease[=false]\tlease\n\nX\n"
         );
     }
 

@@ -239,7 +239,7 @@ pub fn argify(line: &str) -> CtlResult<Vec<Vec<u8>>> {
             match chars[i + 1..].iter().position(|(_, c)| *c == '\'') {
                 Some(offset) => {
                     let j = i + 1 + offset;
-                    words.push(line[start + 1..chars[j].0].as_bytes().to_vec());
+                    words.push(line.as_bytes()[start + 1..chars[j].0].to_vec());
                     i = j + 1;
                 }
                 None => i += 1,
@@ -253,7 +253,7 @@ pub fn argify(line: &str) -> CtlResult<Vec<Vec<u8>>> {
                 j += 1;
             }
             let end = chars.get(j).map_or(line.len(), |(pos, _)| *pos);
-            words.push(line[start..end].as_bytes().to_vec());
+            words.push(line.as_bytes()[start..end].to_vec());
             i = j;
         }
     }
