@@ -112,11 +112,13 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         .spawn(move || opened.node.run())?;
 
     let (applied_tx, applied_rx) = watch::channel(applied.index);
+    let computed_tx = Arc::new(watch::Sender::new(applied.index));
     let applier = Applier {
         store: store.clone(),
         wait: wait.clone(),
         member_id,
         applied_tx,
+        computed_tx: computed_tx.clone(),
         durable,
         on_internal: Box::new(log_internal),
     };
@@ -134,6 +136,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         raft_handle.clone(),
         wait,
         applied_rx,
+        computed_tx,
         Limits {
             max_request_bytes: opts.max_request_bytes,
             max_txn_ops: opts.max_txn_ops,
@@ -164,10 +167,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     wait_for_signal().await;
-    tracing::info!(
-        name = opts.name.as_str(),
-        "received signal; shutting down"
-    );
+    tracing::info!(name = opts.name.as_str(), "received signal; shutting down");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let _ = shutdown_tx.send(true);
     for s in serving {
@@ -231,9 +231,15 @@ fn identity(store: &Store, opts: &ServeOptions) -> anyhow::Result<(u64, u64)> {
         return Ok((m, c));
     }
     if !opts.initial_cluster_state_new {
-        bail!("joining an existing cluster (--initial-cluster-state existing) is not supported yet");
+        bail!(
+            "joining an existing cluster (--initial-cluster-state existing) is not supported yet"
+        );
     }
-    let mut names: Vec<&str> = opts.initial_cluster.iter().map(|(n, _)| n.as_str()).collect();
+    let mut names: Vec<&str> = opts
+        .initial_cluster
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
     names.dedup();
     let peers_of = |name: &str| -> Vec<String> {
         opts.initial_cluster
@@ -297,7 +303,10 @@ async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow::Result<()>
     };
     let request_path = format!("/0/members/{:x}/attributes", server.member_id);
     loop {
-        match server.propose(Internal::MemberAttributes(attrs.clone())).await {
+        match server
+            .propose(Internal::MemberAttributes(attrs.clone()))
+            .await
+        {
             Ok(_) => break,
             Err(e) => {
                 tracing::warn!(error = %e, "failed to publish local member to cluster through raft; retrying");
@@ -307,7 +316,11 @@ async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow::Result<()>
     }
     tracing::info!(
         local_member_id = format!("{:x}", server.member_id),
-        local_member_attributes = format!("{{Name:{} ClientURLs:[{}]}}", attrs.name, attrs.client_urls.join(" ")),
+        local_member_attributes = format!(
+            "{{Name:{} ClientURLs:[{}]}}",
+            attrs.name,
+            attrs.client_urls.join(" ")
+        ),
         request_path = request_path.as_str(),
         cluster_id = format!("{:x}", server.cluster_id),
         publish_timeout = "7s",
@@ -317,11 +330,23 @@ async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow::Result<()>
     if let Some(v) = &stored {
         let v = String::from_utf8_lossy(v);
         let short = v.rsplit_once('.').map(|(a, _)| a).unwrap_or(&v).to_string();
-        tracing::info!(cluster_version = short.as_str(), "set cluster version from store");
-        tracing::info!(cluster_version = short.as_str(), "enabled capabilities for version");
+        tracing::info!(
+            cluster_version = short.as_str(),
+            "set cluster version from store"
+        );
+        tracing::info!(
+            cluster_version = short.as_str(),
+            "enabled capabilities for version"
+        );
     }
     let has_version = stored.is_some();
-    if !has_version && server.raft.shared.is_leader.load(std::sync::atomic::Ordering::Acquire) {
+    if !has_version
+        && server
+            .raft
+            .shared
+            .is_leader
+            .load(std::sync::atomic::Ordering::Acquire)
+    {
         tracing::info!("setting up initial cluster version using v3 API");
         let set = ClusterVersionSet {
             version: crate::CLUSTER_VERSION.to_string(),
@@ -334,12 +359,20 @@ async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow::Result<()>
 /// Called by the apply thread after an internal request is committed.
 fn log_internal(r: &Internal) {
     if let Internal::ClusterVersion(v) = r {
-        let short = v.version.rsplit_once('.').map(|(a, _)| a).unwrap_or(&v.version);
+        let short = v
+            .version
+            .rsplit_once('.')
+            .map(|(a, _)| a)
+            .unwrap_or(&v.version);
         tracing::info!(cluster_version = short, "set initial cluster version");
         tracing::info!(cluster_version = short, "enabled capabilities for version");
     }
     if let Internal::MemberAttributes(m) = r {
-        tracing::debug!(member = m.name.as_str(), size = m.encoded_len(), "applied member attributes");
+        tracing::debug!(
+            member = m.name.as_str(),
+            size = m.encoded_len(),
+            "applied member attributes"
+        );
     }
 }
 

@@ -13,7 +13,7 @@ use crate::proto::etcdserverpb::{
     TxnRequest, TxnResponse,
 };
 use crate::proto::internal::internal_raft_request::Request as Internal;
-use crate::server::{EtcdServer, Error};
+use crate::server::{Error, EtcdServer};
 
 pub struct KvService {
     server: Arc<EtcdServer>,
@@ -43,11 +43,14 @@ impl KvService {
 
 /// Whether every range in a read-only txn asks for a serializable read.
 fn txn_serializable(t: &TxnRequest) -> bool {
-    t.success.iter().chain(&t.failure).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(r)) => r.serializable,
-        Some(request_op::Request::RequestTxn(t)) => txn_serializable(t),
-        _ => true,
-    })
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(r)) => r.serializable,
+            Some(request_op::Request::RequestTxn(t)) => txn_serializable(t),
+            _ => true,
+        })
 }
 
 fn unexpected(r: Applied) -> Status {
@@ -59,10 +62,16 @@ impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         let r = req.into_inner();
         validate::range(&r)?;
-        if !r.serializable {
+        if r.serializable {
+            self.server.serializable_read().await?;
+        } else {
             self.server.linearizable_read().await?;
         }
-        let view = self.server.store.read().map_err(|e| Error::Apply(e.into()))?;
+        let view = self
+            .server
+            .store
+            .read()
+            .map_err(|e| Error::Apply(e.into()))?;
         let mut resp = ops::range(&view, &r)?;
         drop(view);
         self.fill(&mut resp.header);
@@ -100,10 +109,16 @@ impl Kv for KvService {
         let r = req.into_inner();
         validate::txn(&r, self.server.limits.max_txn_ops)?;
         if ops::is_txn_read_only(&r) {
-            if !txn_serializable(&r) {
+            if txn_serializable(&r) {
+                self.server.serializable_read().await?;
+            } else {
                 self.server.linearizable_read().await?;
             }
-            let mut view = self.server.store.read().map_err(|e| Error::Apply(e.into()))?;
+            let mut view = self
+                .server
+                .store
+                .read()
+                .map_err(|e| Error::Apply(e.into()))?;
             let mut resp = ops::txn(&mut view, &r)?;
             drop(view);
             self.fill(&mut resp.header);

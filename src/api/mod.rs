@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 
 use crate::proto::etcdserverpb::kv_server::KvServer;
@@ -46,10 +45,18 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .accept_http1(true)
-        .tcp_nodelay(true)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        // Our own listener: socket options must be set on the incoming
+        // stream (the builder's tcp_nodelay applies only to its own bind).
+        // Without TCP_NODELAY small responses wait on Nagle + delayed ACK.
+        .serve_with_incoming_shutdown(incoming(listener), async move {
             let _ = shutdown.wait_for(|&s| s).await;
         })
         .await
+}
+
+fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(std::time::Duration::from_secs(30)))
 }

@@ -65,18 +65,66 @@ mod tests {
     #[test]
     fn etcd_codes_and_messages() {
         let cases: Vec<(Status, Code, &str)> = vec![
-            (Invalid::EmptyKey.into(), Code::InvalidArgument, "etcdserver: key is not provided"),
-            (Invalid::ValueProvided.into(), Code::InvalidArgument, "etcdserver: value is provided"),
-            (Invalid::LeaseProvided.into(), Code::InvalidArgument, "etcdserver: lease is provided"),
-            (Invalid::TooManyOps.into(), Code::InvalidArgument, "etcdserver: too many operations in txn request"),
-            (Invalid::DuplicateKey.into(), Code::InvalidArgument, "etcdserver: duplicate key given in txn request"),
-            (ApplyError::KeyNotFound.into(), Code::InvalidArgument, "etcdserver: key not found"),
-            (ApplyError::Compacted.into(), Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted"),
-            (ApplyError::FutureRev.into(), Code::OutOfRange, "etcdserver: mvcc: required revision is a future revision"),
-            (Error::RequestTooLarge.into(), Code::InvalidArgument, "etcdserver: request is too large"),
-            (Error::NoLeader.into(), Code::Unavailable, "etcdserver: no leader"),
-            (Error::Timeout.into(), Code::Unavailable, "etcdserver: request timed out"),
-            (Error::TooManyRequests.into(), Code::ResourceExhausted, "etcdserver: too many requests"),
+            (
+                Invalid::EmptyKey.into(),
+                Code::InvalidArgument,
+                "etcdserver: key is not provided",
+            ),
+            (
+                Invalid::ValueProvided.into(),
+                Code::InvalidArgument,
+                "etcdserver: value is provided",
+            ),
+            (
+                Invalid::LeaseProvided.into(),
+                Code::InvalidArgument,
+                "etcdserver: lease is provided",
+            ),
+            (
+                Invalid::TooManyOps.into(),
+                Code::InvalidArgument,
+                "etcdserver: too many operations in txn request",
+            ),
+            (
+                Invalid::DuplicateKey.into(),
+                Code::InvalidArgument,
+                "etcdserver: duplicate key given in txn request",
+            ),
+            (
+                ApplyError::KeyNotFound.into(),
+                Code::InvalidArgument,
+                "etcdserver: key not found",
+            ),
+            (
+                ApplyError::Compacted.into(),
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted",
+            ),
+            (
+                ApplyError::FutureRev.into(),
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision",
+            ),
+            (
+                Error::RequestTooLarge.into(),
+                Code::InvalidArgument,
+                "etcdserver: request is too large",
+            ),
+            (
+                Error::NoLeader.into(),
+                Code::Unavailable,
+                "etcdserver: no leader",
+            ),
+            (
+                Error::Timeout.into(),
+                Code::Unavailable,
+                "etcdserver: request timed out",
+            ),
+            (
+                Error::TooManyRequests.into(),
+                Code::ResourceExhausted,
+                "etcdserver: too many requests",
+            ),
         ];
         for (status, code, msg) in cases {
             assert_eq!(status.code(), code, "{msg}");

@@ -5,8 +5,7 @@ use std::collections::HashSet;
 
 use super::status::Invalid;
 use crate::proto::etcdserverpb::{
-    range_request, request_op, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp,
-    TxnRequest,
+    range_request, request_op, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
 
 pub fn range(r: &RangeRequest) -> Result<(), Invalid> {
@@ -158,11 +157,13 @@ mod tests {
 
     fn del_op(k: &str, end: &str) -> RequestOp {
         RequestOp {
-            request: Some(request_op::Request::RequestDeleteRange(DeleteRangeRequest {
-                key: k.into(),
-                range_end: end.into(),
-                ..Default::default()
-            })),
+            request: Some(request_op::Request::RequestDeleteRange(
+                DeleteRangeRequest {
+                    key: k.into(),
+                    range_end: end.into(),
+                    ..Default::default()
+                },
+            )),
         }
     }
 
@@ -172,10 +173,19 @@ mod tests {
             success: ops,
             ..Default::default()
         };
-        assert_eq!(txn(&t(vec![put_op("a"), put_op("a")]), 128), Err(Invalid::DuplicateKey));
-        assert_eq!(txn(&t(vec![put_op("b"), del_op("a", "c")]), 128), Err(Invalid::DuplicateKey));
+        assert_eq!(
+            txn(&t(vec![put_op("a"), put_op("a")]), 128),
+            Err(Invalid::DuplicateKey)
+        );
+        assert_eq!(
+            txn(&t(vec![put_op("b"), del_op("a", "c")]), 128),
+            Err(Invalid::DuplicateKey)
+        );
         assert_eq!(txn(&t(vec![put_op("c"), del_op("a", "c")]), 128), Ok(()));
-        assert_eq!(txn(&t(vec![put_op("a"), del_op("a", "")]), 128), Err(Invalid::DuplicateKey));
+        assert_eq!(
+            txn(&t(vec![put_op("a"), del_op("a", "")]), 128),
+            Err(Invalid::DuplicateKey)
+        );
         let too_many = t((0..129).map(|i| put_op(&format!("k{i}"))).collect());
         assert_eq!(txn(&too_many, 128), Err(Invalid::TooManyOps));
         assert_eq!(txn(&t(vec![put_op("")]), 128), Err(Invalid::EmptyKey));

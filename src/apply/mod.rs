@@ -24,7 +24,6 @@ use crate::proto::internal::{internal_raft_request::Request, InternalRaftRequest
 use crate::server::wait::Wait;
 pub use ops::ApplyError;
 
-
 /// Meta keys written by the apply loop besides the MVCC state.
 pub const META_CLUSTER_VERSION: &[u8] = b"cluster_version";
 pub const META_MEMBER_PREFIX: &str = "member_attr/";
@@ -53,8 +52,11 @@ pub struct Applier {
     pub store: Arc<Store>,
     pub wait: Arc<Wait>,
     pub member_id: u64,
-    /// Index of the last entry visible to readers.
+    /// Index of the last entry visible to readers (committed in LMDB).
     pub applied_tx: watch::Sender<u64>,
+    /// Index of the last entry whose answer has been given; readers that
+    /// must see every answered write wait until `applied` reaches it.
+    pub computed_tx: Arc<watch::Sender<u64>>,
     /// Index up to which the MVCC state is durable on disk; the raft thread
     /// may snapshot and purge the WAL up to here.
     pub durable: Arc<AtomicU64>,
@@ -148,6 +150,18 @@ impl Applier {
                 term: entry.term,
             };
         }
+        // Answer before the commit's fsync: every entry is already durable
+        // in the WAL and applying is deterministic, so a replay gives the
+        // same answers. Readers still see only committed state: they wait
+        // for `applied_tx`, which moves after the commit. Compaction waits
+        // for its commit (its answer promises the old revisions are gone).
+        let (after_commit, now): (Vec<_>, Vec<_>) = results
+            .into_iter()
+            .partition(|(_, r)| matches!(r, Ok(Response::Compaction(_))));
+        self.computed_tx.send_replace(applied.index);
+        for (id, result) in now {
+            self.wait.trigger(id, result.map_err(crate::server::Error::Apply));
+        }
         if let Err(e) = wt.commit(applied) {
             crate::fatal(&format!("commit backend txn: {e}"));
         }
@@ -155,7 +169,7 @@ impl Applier {
         for r in &internal {
             (self.on_internal)(r);
         }
-        for (id, result) in results {
+        for (id, result) in after_commit {
             self.wait.trigger(id, result.map_err(crate::server::Error::Apply));
         }
         applied

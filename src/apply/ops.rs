@@ -110,10 +110,10 @@ fn rev_after<K: Kv + ?Sized>(kv: &K) -> i64 {
 }
 
 pub fn range<K: Kv + ?Sized>(kv: &K, r: &RangeRequest) -> Result<RangeResponse, ApplyError> {
-    let sort_order = range_request::SortOrder::try_from(r.sort_order)
-        .unwrap_or(range_request::SortOrder::None);
-    let sort_target =
-        range_request::SortTarget::try_from(r.sort_target).unwrap_or(range_request::SortTarget::Key);
+    let sort_order =
+        range_request::SortOrder::try_from(r.sort_order).unwrap_or(range_request::SortOrder::None);
+    let sort_target = range_request::SortTarget::try_from(r.sort_target)
+        .unwrap_or(range_request::SortTarget::Key);
     let filtered = r.min_mod_revision != 0
         || r.max_mod_revision != 0
         || r.min_create_revision != 0
@@ -140,10 +140,12 @@ pub fn range<K: Kv + ?Sized>(kv: &K, r: &RangeRequest) -> Result<RangeResponse, 
         rr.kvs.retain(|kv| kv.mod_revision >= r.min_mod_revision);
     }
     if r.max_create_revision != 0 {
-        rr.kvs.retain(|kv| kv.create_revision <= r.max_create_revision);
+        rr.kvs
+            .retain(|kv| kv.create_revision <= r.max_create_revision);
     }
     if r.min_create_revision != 0 {
-        rr.kvs.retain(|kv| kv.create_revision >= r.min_create_revision);
+        rr.kvs
+            .retain(|kv| kv.create_revision >= r.min_create_revision);
     }
     let mut order = sort_order;
     if sort_target != range_request::SortTarget::Key && order == range_request::SortOrder::None {
@@ -235,11 +237,14 @@ pub fn delete_range<K: Kv + ?Sized>(
 /// Whether a txn writes nothing, whichever branch it takes (etcd serves
 /// such txns like reads, outside raft).
 pub fn is_txn_read_only(t: &TxnRequest) -> bool {
-    t.success.iter().chain(&t.failure).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(_)) | None => true,
-        Some(request_op::Request::RequestTxn(t)) => is_txn_read_only(t),
-        Some(_) => false,
-    })
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(_)) | None => true,
+            Some(request_op::Request::RequestTxn(t)) => is_txn_read_only(t),
+            Some(_) => false,
+        })
 }
 
 pub fn txn<K: Kv + ?Sized>(kv: &mut K, t: &TxnRequest) -> Result<TxnResponse, ApplyError> {
@@ -270,10 +275,14 @@ fn compare_path<K: Kv + ?Sized>(
 }
 
 fn compare_holds<K: Kv + ?Sized>(kv: &K, c: &Compare) -> bool {
-    let Ok(rr) = kv.range(&KeyRange::new(&c.key, &c.range_end), RangeOptions::default()) else {
+    let Ok(rr) = kv.range(
+        &KeyRange::new(&c.key, &c.range_end),
+        RangeOptions::default(),
+    ) else {
         return false;
     };
-    let target = compare::CompareTarget::try_from(c.target).unwrap_or(compare::CompareTarget::Version);
+    let target =
+        compare::CompareTarget::try_from(c.target).unwrap_or(compare::CompareTarget::Version);
     if rr.kvs.is_empty() {
         if target == compare::CompareTarget::Value {
             // a missing key has no value to compare

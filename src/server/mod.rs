@@ -57,6 +57,8 @@ pub struct EtcdServer {
     pub raft: RaftHandle,
     pub wait: Arc<Wait>,
     pub applied_rx: watch::Receiver<u64>,
+    /// See `Applier::computed_tx`.
+    pub computed_tx: Arc<watch::Sender<u64>>,
     pub limits: Limits,
     ids: id::RequestIds,
     /// Set once the member has published itself and may serve clients.
@@ -73,6 +75,7 @@ impl EtcdServer {
         raft: RaftHandle,
         wait: Arc<Wait>,
         applied_rx: watch::Receiver<u64>,
+        computed_tx: Arc<watch::Sender<u64>>,
         limits: Limits,
         ready_rx: watch::Receiver<bool>,
     ) -> Self {
@@ -84,6 +87,7 @@ impl EtcdServer {
             raft,
             wait,
             applied_rx,
+            computed_tx,
             limits,
             ids: id::RequestIds::new(member_id),
             ready_rx,
@@ -136,6 +140,22 @@ impl EtcdServer {
         };
         match tokio::time::timeout(self.limits.request_timeout, rx).await {
             Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    /// A serializable read sees every write this member has answered:
+    /// answers go out before their LMDB commit, so wait for that commit.
+    pub async fn serializable_read(&self) -> Result<(), Error> {
+        let answered = *self.computed_tx.borrow();
+        if self.applied_index() >= answered {
+            return Ok(());
+        }
+        let mut applied = self.applied_rx.clone();
+        let wait = async move { applied.wait_for(|&a| a >= answered).await.map(|_| ()) };
+        match tokio::time::timeout(self.limits.request_timeout, wait).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Error::Stopped),
             Err(_) => Err(Error::Timeout),
         }
