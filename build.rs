@@ -5,6 +5,16 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = ["etcdserverpb/rpc.proto", "rsetcd/raft_internal.proto"];
     println!("cargo:rerun-if-changed=proto");
+    // `etcd --version` prints the commit it was built from, when known.
+    if let Ok(out) = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+    {
+        if out.status.success() {
+            let sha = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            println!("cargo:rustc-env=RSETCD_GIT_SHA={sha}");
+        }
+    }
     let fds = protox::compile(protos, ["proto"])?;
     tonic_prost_build::configure()
         .build_server(true)

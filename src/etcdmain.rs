@@ -18,11 +18,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::apply::{Applier, META_CLUSTER_VERSION};
+use crate::config::url_to_string as url_string;
 use crate::mvcc::Store;
 use crate::proto::internal::internal_raft_request::Request as Internal;
 use crate::proto::internal::{ClusterVersionSet, MemberAttributes};
 use crate::raft::node::{NodeOptions, RaftNode};
-use crate::server::id::{self, url_string};
+use crate::server::id;
 use crate::server::wait::Wait;
 use crate::server::{EtcdServer, Limits};
 use crate::storage::backend::{Backend, DEFAULT_MAP_SIZE};
@@ -49,6 +50,28 @@ pub struct ServeOptions {
     pub max_request_bytes: u64,
     pub max_txn_ops: u64,
     pub pre_vote: bool,
+}
+
+impl From<&crate::config::Config> for ServeOptions {
+    fn from(c: &crate::config::Config) -> Self {
+        ServeOptions {
+            name: c.name.clone(),
+            data_dir: c.data_dir.clone(),
+            wal_dir: c.wal_dir.clone(),
+            snapshot_count: c.snapshot_count,
+            heartbeat_interval: Duration::from_millis(c.heartbeat_interval_ms),
+            election_timeout: Duration::from_millis(c.election_timeout_ms),
+            listen_client_urls: c.listen_client_urls.clone(),
+            advertise_client_urls: c.advertise_client_urls.clone(),
+            initial_advertise_peer_urls: c.initial_advertise_peer_urls.clone(),
+            initial_cluster: c.initial_cluster.clone(),
+            initial_cluster_token: c.initial_cluster_token.clone(),
+            initial_cluster_state_new: c.initial_cluster_state == crate::config::ClusterState::New,
+            max_request_bytes: c.max_request_bytes,
+            max_txn_ops: c.max_txn_ops,
+            pre_vote: c.pre_vote,
+        }
+    }
 }
 
 /// Runs a member until SIGTERM/SIGINT. Returns after a clean shutdown.

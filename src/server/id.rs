@@ -5,25 +5,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Go's `url.URL.String()` for the URLs we accept: no trailing slash.
-pub fn url_string(u: &url::Url) -> String {
-    let mut s = format!("{}://", u.scheme());
-    if let Some(h) = u.host_str() {
-        if u.host().is_some_and(|h| matches!(h, url::Host::Ipv6(_))) {
-            s.push_str(&format!("[{h}]"));
-        } else {
-            s.push_str(h);
-        }
-    }
-    if let Some(p) = u.port() {
-        s.push_str(&format!(":{p}"));
-    }
-    if u.path() != "/" {
-        s.push_str(u.path());
-    }
-    s
-}
-
 fn sha1_prefix(bytes: &[u8]) -> u64 {
     let digest = sha1_smol::Sha1::from(bytes).digest().bytes();
     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
@@ -81,13 +62,5 @@ mod tests {
         let id = member_id(&["http://localhost:2380".to_string()], "etcd-cluster");
         assert_eq!(format!("{id:x}"), "8e9e05c52164694d");
         assert_eq!(format!("{:x}", cluster_id(&[id])), "cdf818194e3a8c32");
-    }
-
-    #[test]
-    fn url_strings_like_go() {
-        let u = url::Url::parse("http://localhost:2380").unwrap();
-        assert_eq!(url_string(&u), "http://localhost:2380");
-        let u = url::Url::parse("http://[::1]:2380").unwrap();
-        assert_eq!(url_string(&u), "http://[::1]:2380");
     }
 }
