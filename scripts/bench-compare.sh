@@ -44,6 +44,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# Servers run from their temp dirs, so binary paths must be absolute.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+OURS_ETCD=$(absolute "$OURS_ETCD")
+ETCD_BIN=$(absolute "$ETCD_BIN")
 BENCH=$REPO/target/release/rsetcd-bench
 log() { echo "bench-compare: $*" >&2; }
 
@@ -105,13 +109,15 @@ start_server() {
         peer=$(random_free_port)
         [ "$client" != "$peer" ] || continue
         dir=$(mktemp -d "$WORKDIR/$label.XXXX")
-        "$bin" --name bench --data-dir "$dir/data" \
-            --listen-client-urls "http://127.0.0.1:$client" \
-            --advertise-client-urls "http://127.0.0.1:$client" \
-            --listen-peer-urls "http://127.0.0.1:$peer" \
-            --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-            --initial-cluster "bench=http://127.0.0.1:$peer" \
-            >"$dir/server.log" 2>&1 &
+        # --flag=value form (accepted by every flag parser); run inside the
+        # temp dir so nothing can land in the caller's directory.
+        (cd "$dir" && exec "$bin" --name=bench --data-dir="$dir/data" \
+            --listen-client-urls="http://127.0.0.1:$client" \
+            --advertise-client-urls="http://127.0.0.1:$client" \
+            --listen-peer-urls="http://127.0.0.1:$peer" \
+            --initial-advertise-peer-urls="http://127.0.0.1:$peer" \
+            --initial-cluster="bench=http://127.0.0.1:$peer" \
+            >"$dir/server.log" 2>&1) &
         SERVER_PID=$!
         SERVER_ENDPOINT="127.0.0.1:$client"
         for _ in $(seq 100); do
