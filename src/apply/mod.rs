@@ -160,7 +160,8 @@ impl Applier {
             .partition(|(_, r)| matches!(r, Ok(Response::Compaction(_))));
         self.computed_tx.send_replace(applied.index);
         for (id, result) in now {
-            self.wait.trigger(id, result.map_err(crate::server::Error::Apply));
+            self.wait
+                .trigger(id, result.map_err(crate::server::Error::Apply));
         }
         if let Err(e) = wt.commit(applied) {
             crate::fatal(&format!("commit backend txn: {e}"));
@@ -170,7 +171,8 @@ impl Applier {
             (self.on_internal)(r);
         }
         for (id, result) in after_commit {
-            self.wait.trigger(id, result.map_err(crate::server::Error::Apply));
+            self.wait
+                .trigger(id, result.map_err(crate::server::Error::Apply));
         }
         applied
     }

@@ -352,10 +352,10 @@ fn check_ops<K: Kv + ?Sized>(
                 *at += 1;
                 check_ops(kv, inner, path, at)?;
             }
-            Some(request_op::Request::RequestPut(p)) if p.ignore_value || p.ignore_lease => {
-                if get_one(kv, &p.key)?.is_none() {
-                    return Err(ApplyError::KeyNotFound);
-                }
+            Some(request_op::Request::RequestPut(p))
+                if (p.ignore_value || p.ignore_lease) && get_one(kv, &p.key)?.is_none() =>
+            {
+                return Err(ApplyError::KeyNotFound);
             }
             Some(request_op::Request::RequestRange(r)) if r.revision != 0 => {
                 if r.revision > kv.begin_rev() {

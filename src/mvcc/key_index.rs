@@ -104,7 +104,10 @@ impl KeyIndex {
                 }
             }
             KeyRange::From(s) => {
-                for (k, h) in self.keys.range::<[u8], _>((Bound::Included(s.as_slice()), Bound::Unbounded)) {
+                for (k, h) in self
+                    .keys
+                    .range::<[u8], _>((Bound::Included(s.as_slice()), Bound::Unbounded))
+                {
                     if !emit(k, h) {
                         break;
                     }

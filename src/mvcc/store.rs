@@ -274,6 +274,10 @@ impl ReadView<'_> {
     }
 }
 
+/// A compaction waiting for its commit: the revision and the index
+/// entries it drops.
+type Compaction = (i64, Vec<(Vec<u8>, Revision)>);
+
 /// The apply thread's transaction; one per applied batch of raft entries.
 pub struct WriteTxn<'s> {
     store: &'s Store,
@@ -283,7 +287,7 @@ pub struct WriteTxn<'s> {
     /// Changes made by the request being applied (they share `current + 1`).
     sub: i64,
     /// Index entries to drop once the commit is durable in LMDB.
-    compaction: Option<(i64, Vec<(Vec<u8>, Revision)>)>,
+    compaction: Option<Compaction>,
 }
 
 impl WriteTxn<'_> {
@@ -323,12 +327,7 @@ impl WriteTxn<'_> {
 
     pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Result<(), Error> {
         let main = self.current + 1;
-        let prev = self
-            .store
-            .index
-            .read()
-            .expect("index lock")
-            .get(key, main);
+        let prev = self.store.index.read().expect("index lock").get(key, main);
         let (create_revision, version) = match prev {
             Some(c) => (c.create_revision, c.version + 1),
             None => (main, 1),
@@ -342,10 +341,11 @@ impl WriteTxn<'_> {
             value,
             lease,
         };
-        self.store
-            .backend
-            .kv
-            .put(&mut self.txn, &rev.to_bytes(), &encode_record(RECORD_PUT, &kv))?;
+        self.store.backend.kv.put(
+            &mut self.txn,
+            &rev.to_bytes(),
+            &encode_record(RECORD_PUT, &kv),
+        )?;
         self.store.index.write().expect("index lock").record(
             key,
             Change {
@@ -424,7 +424,11 @@ impl WriteTxn<'_> {
         debug_assert_eq!(self.sub, 0, "end_request before commit");
         let meta = self.store.backend.meta;
         meta.put(&mut self.txn, META_CURRENT_REV, &self.current.to_be_bytes())?;
-        meta.put(&mut self.txn, META_COMPACT_REV, &self.compacted.to_be_bytes())?;
+        meta.put(
+            &mut self.txn,
+            META_COMPACT_REV,
+            &self.compacted.to_be_bytes(),
+        )?;
         meta.put(
             &mut self.txn,
             META_CONSISTENT_INDEX,

@@ -369,7 +369,10 @@ impl RaftNode {
     fn send(&mut self, msgs: Vec<Message>) {
         for m in msgs {
             if m.to != self.member_id {
-                tracing::warn!(to = format!("{:x}", m.to), "no peer transport: dropping raft message");
+                tracing::warn!(
+                    to = format!("{:x}", m.to),
+                    "no peer transport: dropping raft message"
+                );
             }
         }
     }
@@ -388,10 +391,12 @@ impl RaftNode {
 
     fn snapshot(&mut self, index: u64) -> anyhow::Result<()> {
         let term = self.node.store().term(index)?;
-        let mut meta = SnapshotMetadata::default();
-        meta.index = index;
-        meta.term = term;
-        meta.set_conf_state(self.node.store().initial_state()?.conf_state);
+        let meta = SnapshotMetadata {
+            index,
+            term,
+            conf_state: Some(self.node.store().initial_state()?.conf_state).into(),
+            ..Default::default()
+        };
         tracing::info!(
             applied_index = index,
             snapshot_index = self.snapshot_index,
