@@ -50,6 +50,7 @@ pub struct ServeOptions {
     pub max_request_bytes: u64,
     pub max_txn_ops: u64,
     pub pre_vote: bool,
+    pub grpc: crate::api::GrpcOptions,
 }
 
 impl From<&crate::config::Config> for ServeOptions {
@@ -70,6 +71,11 @@ impl From<&crate::config::Config> for ServeOptions {
             max_request_bytes: c.max_request_bytes,
             max_txn_ops: c.max_txn_ops,
             pre_vote: c.pre_vote,
+            grpc: crate::api::GrpcOptions {
+                keepalive_interval: c.grpc_keepalive_interval,
+                keepalive_timeout: c.grpc_keepalive_timeout,
+                max_concurrent_streams: c.max_concurrent_streams,
+            },
         }
     }
 }
@@ -184,6 +190,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         serving.push(tokio::spawn(crate::api::serve(
             l,
             routes.clone(),
+            opts.grpc.clone(),
             shutdown_rx.clone(),
         )));
     }

@@ -36,15 +36,29 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
     Routes::from(router)
 }
 
+/// HTTP/2 settings of the client listeners (etcd's --grpc-keepalive-* and
+/// --max-concurrent-streams).
+#[derive(Debug, Clone)]
+pub struct GrpcOptions {
+    pub keepalive_interval: std::time::Duration,
+    pub keepalive_timeout: std::time::Duration,
+    pub max_concurrent_streams: u32,
+}
+
 /// Serves `routes` on `listener` until `shutdown` turns true; in-flight
 /// requests finish first.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
+    grpc: GrpcOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), tonic::transport::Error> {
+    let nonzero = |d: std::time::Duration| (!d.is_zero()).then_some(d);
     tonic::transport::Server::builder()
         .accept_http1(true)
+        .http2_keepalive_interval(nonzero(grpc.keepalive_interval))
+        .http2_keepalive_timeout(nonzero(grpc.keepalive_timeout))
+        .max_concurrent_streams(grpc.max_concurrent_streams)
         .add_routes(routes)
         // Our own listener: socket options must be set on the incoming
         // stream (the builder's tcp_nodelay applies only to its own bind).
