@@ -5,8 +5,10 @@
 //! `api` validates requests and maps errors; it never opens an LMDB write
 //! transaction and never talks to raft except through `server`.
 
+pub mod auth;
 pub mod http;
 pub mod kv;
+pub mod maintenance;
 pub mod status;
 pub mod validate;
 
@@ -16,7 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::service::Routes;
 
+use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::server::EtcdServer;
 
 /// gRPC framing overhead allowed above --max-request-bytes (etcd's
@@ -29,7 +33,13 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
     let kv = KvServer::new(kv::KvService::new(server.clone()))
         .max_decoding_message_size(max_recv)
         .max_encoding_message_size(usize::MAX);
+    let maintenance = MaintenanceServer::new(maintenance::MaintenanceService::new(server.clone()))
+        .max_decoding_message_size(max_recv)
+        .max_encoding_message_size(usize::MAX);
+    let auth = AuthServer::new(auth::AuthService::new(server.clone()));
     let router = Routes::new(kv)
+        .add_service(maintenance)
+        .add_service(auth)
         .prepare()
         .into_axum_router()
         .merge(http::routes(server));

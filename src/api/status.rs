@@ -36,6 +36,7 @@ pub fn to_status(e: Error) -> Status {
         Error::Apply(a) => match a {
             ApplyError::Compacted | ApplyError::FutureRev => Code::OutOfRange,
             ApplyError::KeyNotFound => Code::InvalidArgument,
+            ApplyError::LeaseNotFound => Code::NotFound,
             ApplyError::Storage(_) => Code::Internal,
         },
         Error::NoLeader | Error::Timeout | Error::Stopped => Code::Unavailable,
@@ -94,6 +95,11 @@ mod tests {
                 ApplyError::KeyNotFound.into(),
                 Code::InvalidArgument,
                 "etcdserver: key not found",
+            ),
+            (
+                ApplyError::LeaseNotFound.into(),
+                Code::NotFound,
+                "etcdserver: requested lease not found",
             ),
             (
                 ApplyError::Compacted.into(),

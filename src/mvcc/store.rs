@@ -155,6 +155,25 @@ impl Store {
         })
     }
 
+    /// Bytes of the backend file, and bytes of it holding live pages
+    /// (etcd's dbSize and dbSizeInUse).
+    pub fn db_size(&self) -> Result<(i64, i64), Error> {
+        let env = self.backend.env;
+        let file = env.real_disk_size()? as i64;
+        let rtxn = env.read_txn()?;
+        let mut pages = 2u64; // LMDB's two meta pages
+        let mut page_size = 4096u64;
+        for st in [
+            self.backend.kv.stat(&rtxn)?,
+            self.backend.meta.stat(&rtxn)?,
+            env.unnamed_database_stat(),
+        ] {
+            page_size = u64::from(st.page_size);
+            pages += (st.branch_pages + st.leaf_pages + st.overflow_pages) as u64;
+        }
+        Ok((file, (pages * page_size) as i64))
+    }
+
     /// Number of live keys (for metrics and tests).
     pub fn live_keys(&self) -> usize {
         self.index.read().expect("index lock").live_keys()

@@ -122,6 +122,16 @@ impl RaftNode {
             meta.set_conf_state(cs.clone());
             wal.save_snapshot(&meta)?;
             storage.initialize_with_conf_state(cs);
+            // etcd bootstraps a member at term 1 (its initial conf-change
+            // entries), so its first election makes term 2; start from the
+            // same term so `raft_term` reads as etcd's does.
+            let hs = raft::eraftpb::HardState {
+                term: 1,
+                ..Default::default()
+            };
+            wal.set_hard_state(&hs)?;
+            wal.sync()?;
+            storage.wl().set_hardstate(hs);
             snapshot_index = 0;
         } else {
             snapshot_index = rec.snapshot.index;

@@ -7,7 +7,7 @@ use crate::flags::{help_flag, FlagKind, FlagSet, FlagSpec};
 use crate::gofmt;
 
 /// etcdctl's own version and the API version it speaks.
-pub const VERSION: &str = "3.5.21";
+pub const VERSION: &str = rsetcd::ETCD_VERSION;
 pub const API_VERSION: &str = "3.5";
 
 /// Every command this etcdctl can run.
