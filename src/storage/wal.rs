@@ -376,11 +376,7 @@ fn apply_record(kind: u8, payload: &[u8], out: &mut Recovered) -> Result<(), Str
             if e.index <= out.snapshot.index {
                 return Ok(());
             }
-            let first = out
-                .entries
-                .first()
-                .map(|f| f.index)
-                .unwrap_or(e.index);
+            let first = out.entries.first().map(|f| f.index).unwrap_or(e.index);
             let next = first + out.entries.len() as u64;
             if e.index > next || e.index < first {
                 // A gap: only legal when the entries before it were purged
