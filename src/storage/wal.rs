@@ -3,6 +3,9 @@
 //!
 //! Layout: `<wal-dir>/<seq:016x>-<first-index:016x>.wal`. A record is
 //! `len: u32 LE | crc32c(kind, payload): u32 LE | kind: u8 | payload`.
+//! Segments are preallocated (fallocate), so an fdatasync after an append
+//! need not also commit a new file size; an all-zero header marks the end
+//! of the written part.
 //! A new segment starts with the latest snapshot marker and hard state, so
 //! that older segments can be deleted once a snapshot covers their entries.
 //!
@@ -21,8 +24,9 @@ use std::path::{Path, PathBuf};
 use protobuf::Message as _;
 use raft::eraftpb::{Entry, HardState, SnapshotMetadata};
 
-/// Segments are rotated once they pass this size.
-const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Segments are preallocated to this size and rotated once full (smaller
+/// in unit tests, which create many).
+const SEGMENT_BYTES: u64 = if cfg!(test) { 4 << 20 } else { 64 << 20 };
 const HEADER_LEN: usize = 9;
 
 const KIND_ENTRY: u8 = 1;
@@ -72,7 +76,8 @@ pub struct Wal {
     dir: PathBuf,
     segments: Vec<Segment>,
     file: File,
-    file_len: u64,
+    /// Offset where the next record goes in the newest segment.
+    end: u64,
     /// Records waiting for the next `sync`, encoded back to back.
     pending: Vec<u8>,
     last_snapshot: SnapshotMetadata,
@@ -88,9 +93,10 @@ impl Wal {
         let mut segments = list_segments(dir)?;
         let mut recovered = Recovered::default();
         let count = segments.len();
+        let mut end = 0;
         for (i, seg) in segments.iter().enumerate() {
             let is_last = i + 1 == count;
-            replay_segment(&seg.path, is_last, &mut recovered)?;
+            end = replay_segment(&seg.path, is_last, &mut recovered)?;
         }
         if let Some(first) = recovered.entries.first() {
             if first.index != recovered.snapshot.index + 1 {
@@ -110,19 +116,17 @@ impl Wal {
                 first_index: 0,
                 path: dir.join(segment_name(0, 0)),
             };
-            File::create(&seg.path).map_err(io_err(format!("create {}", seg.path.display())))?;
+            create_segment(&seg.path)?;
             sync_dir(dir)?;
             segments.push(seg);
         }
         let last = segments.last().expect("at least one segment");
-        let file = OpenOptions::new()
-            .append(true)
+        let mut file = OpenOptions::new()
+            .write(true)
             .open(&last.path)
             .map_err(io_err(format!("open {}", last.path.display())))?;
-        let file_len = file
-            .metadata()
-            .map_err(io_err(format!("stat {}", last.path.display())))?
-            .len();
+        file.seek(SeekFrom::Start(end))
+            .map_err(io_err(format!("seek {}", last.path.display())))?;
         let next_index = recovered
             .entries
             .last()
@@ -132,7 +136,7 @@ impl Wal {
             dir: dir.to_path_buf(),
             segments,
             file,
-            file_len,
+            end,
             pending: Vec::with_capacity(64 * 1024),
             last_snapshot: recovered.snapshot.clone(),
             last_hard_state: recovered.hard_state.clone(),
@@ -183,7 +187,7 @@ impl Wal {
         if self.pending.is_empty() {
             return Ok(());
         }
-        if self.file_len >= SEGMENT_BYTES {
+        if self.end >= SEGMENT_BYTES {
             self.rotate()?;
         }
         let path = &self.segments.last().expect("segment").path;
@@ -193,7 +197,7 @@ impl Wal {
         self.file
             .sync_data()
             .map_err(io_err(format!("fsync {}", path.display())))?;
-        self.file_len += self.pending.len() as u64;
+        self.end += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
     }
@@ -210,11 +214,7 @@ impl Wal {
             first_index: self.next_index,
             path: self.dir.join(segment_name(seq, self.next_index)),
         };
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&seg.path)
-            .map_err(io_err(format!("create {}", seg.path.display())))?;
+        let mut file = create_segment(&seg.path)?;
         // Carry the state that older segments held, so they can be purged.
         let mut head = Vec::new();
         let snap = self
@@ -233,7 +233,7 @@ impl Wal {
             .map_err(io_err(format!("fsync {}", seg.path.display())))?;
         sync_dir(&self.dir)?;
         self.file = file;
-        self.file_len = head.len() as u64;
+        self.end = head.len() as u64;
         self.segments.push(seg);
         Ok(())
     }
@@ -257,6 +257,19 @@ impl Wal {
         }
         Ok(removable)
     }
+}
+
+/// Creates a segment file with its full size allocated up front.
+fn create_segment(path: &Path) -> Result<File, WalError> {
+    let file = OpenOptions::new()
+        .create_new(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(format!("create {}", path.display())))?;
+    nix::fcntl::posix_fallocate(&file, 0, SEGMENT_BYTES as i64)
+        .map_err(|e| io_err(format!("preallocate {}", path.display()))(e.into()))?;
+    Ok(file)
 }
 
 fn segment_name(seq: u64, first_index: u64) -> String {
@@ -306,7 +319,8 @@ fn encode_record(buf: &mut Vec<u8>, kind: u8, payload: &[u8]) {
     buf.extend_from_slice(payload);
 }
 
-fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<(), WalError> {
+/// Replays one segment into `out`; returns where its written part ends.
+fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<u64, WalError> {
     let mut data = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
@@ -319,6 +333,13 @@ fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<(),
     let mut pos = 0usize;
     while pos < data.len() {
         let rest = &data[pos..];
+        if rest.iter().take(HEADER_LEN).all(|&b| b == 0) {
+            // The preallocated, never written part; nothing valid may follow.
+            if has_valid_record_after(&data[pos + 1..]) {
+                return Err(corrupt(pos, "a hole of zeros before valid records".into()));
+            }
+            return Ok(pos as u64);
+        }
         let torn = match decode_record(rest) {
             Ok((kind, payload, len)) => {
                 apply_record(kind, payload, out).map_err(|r| corrupt(pos, r))?;
@@ -329,16 +350,15 @@ fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<(),
         };
         // A damaged record. Only the unacknowledged tail of the newest
         // segment may be cut; anything else is real corruption.
-        let nothing_valid_after = !has_valid_record_after(&data[pos + 1..]);
-        if is_last && nothing_valid_after {
-            let cut = (data.len() - pos) as u64;
-            truncate_file(path, pos as u64)?;
-            out.truncated_tail += cut;
-            return Ok(());
+        if is_last && !has_valid_record_after(&data[pos + 1..]) {
+            let written = data.iter().rposition(|&b| b != 0).map_or(pos, |p| p + 1);
+            zero_range(path, pos as u64, written.saturating_sub(pos))?;
+            out.truncated_tail += written.saturating_sub(pos) as u64;
+            return Ok(pos as u64);
         }
         return Err(corrupt(pos, torn));
     }
-    Ok(())
+    Ok(pos as u64)
 }
 
 /// Decodes one record; returns (kind, payload, total length).
@@ -364,7 +384,12 @@ fn decode_record(buf: &[u8]) -> Result<(u8, &[u8], usize), String> {
 /// Whether any complete, checksummed record starts somewhere in `buf`; used
 /// to tell a torn tail (nothing valid follows) from damage in the middle.
 fn has_valid_record_after(buf: &[u8]) -> bool {
-    (0..buf.len()).any(|i| {
+    // A record holds a non-zero checksum, so it starts before the last
+    // non-zero byte: no need to scan a long preallocated tail.
+    let Some(last) = buf.iter().rposition(|&b| b != 0) else {
+        return false;
+    };
+    (0..=last).any(|i| {
         matches!(decode_record(&buf[i..]), Ok((k, p, _)) if (KIND_ENTRY..=KIND_SNAPSHOT).contains(&k) && !p.is_empty())
     })
 }
@@ -413,15 +438,16 @@ fn apply_record(kind: u8, payload: &[u8], out: &mut Recovered) -> Result<(), Str
     Ok(())
 }
 
-fn truncate_file(path: &Path, len: u64) -> Result<(), WalError> {
+/// Overwrites a torn tail with zeros (keeping the preallocated size).
+fn zero_range(path: &Path, offset: u64, len: usize) -> Result<(), WalError> {
     let mut f = OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(io_err(format!("open {}", path.display())))?;
-    f.set_len(len)
-        .and_then(|_| f.seek(SeekFrom::End(0)).map(|_| ()))
-        .and_then(|_| f.sync_all())
-        .map_err(io_err(format!("truncate {}", path.display())))
+    f.seek(SeekFrom::Start(offset))
+        .and_then(|_| f.write_all(&vec![0u8; len]))
+        .and_then(|_| f.sync_data())
+        .map_err(io_err(format!("cut torn tail of {}", path.display())))
 }
 
 #[cfg(test)]
@@ -477,11 +503,27 @@ mod tests {
             .unwrap()
             .path();
         let full = fs::read(&seg).unwrap();
-        // torn: the last record lost its final bytes
-        fs::write(&seg, &full[..full.len() - 2]).unwrap();
+        assert_eq!(full.len() as u64, SEGMENT_BYTES, "segments are preallocated");
+        let end = full.iter().rposition(|&b| b != 0).unwrap() + 1;
+        // torn inside the preallocated file: the last record's end never landed
+        let mut torn = full.clone();
+        torn[end - 2..end].fill(0);
+        fs::write(&seg, &torn).unwrap();
         let (_w, rec) = Wal::open(dir.path()).unwrap();
         assert_eq!(rec.entries.len(), 1);
         assert!(rec.truncated_tail > 0);
+        drop(_w);
+        // torn at the end of a shorter file (the write extended the file)
+        fs::write(&seg, &full[..end - 2]).unwrap();
+        let (mut w, rec) = Wal::open(dir.path()).unwrap();
+        assert_eq!(rec.entries.len(), 1);
+        // appending after the repair continues the log cleanly
+        w.append_entries(&[entry(2, 2, b"cc")]).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        let (_w, rec) = Wal::open(dir.path()).unwrap();
+        assert_eq!(rec.entries.len(), 2);
+        assert_eq!(rec.entries[1].term, 2);
         // damage in the first record, a valid one after it: refuse, name the file
         let mut bad = full.clone();
         bad[HEADER_LEN + 2] ^= 0xff;
@@ -497,22 +539,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, _) = Wal::open(dir.path()).unwrap();
         let big = vec![7u8; 1024 * 1024];
-        for i in 1..=70 {
+        for i in 1..=10 {
             wal.append_entries(&[entry(i, 1, &big)]).unwrap();
             wal.sync().unwrap();
         }
         assert!(wal.segment_count() >= 2);
         let mut meta = SnapshotMetadata::default();
-        meta.index = 69;
+        meta.index = 9;
         meta.term = 1;
         let removed = wal.save_snapshot(&meta).unwrap();
         assert!(removed >= 1);
         drop(wal);
         let (_w, rec) = Wal::open(dir.path()).unwrap();
-        assert_eq!(rec.snapshot.index, 69);
+        assert_eq!(rec.snapshot.index, 9);
         assert_eq!(
             rec.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
-            vec![70]
+            vec![10]
         );
     }
 
