@@ -502,20 +502,6 @@ fn crashes_reference(t: &TxnRequest) -> bool {
     from_key_delete && ignoring_put
 }
 
-/// KNOWN BUG, tolerated so the rest of the comparison goes on (remove once
-/// `txn_reports_bad_put_before_bad_range` passes): etcd checks every put
-/// of a txn before any range, ours checks ops in order, so a txn with a bad
-/// put after a range at a compacted/future revision gets a different error.
-/// Both refuse the txn, so the stores stay equal.
-fn known_check_order_bug(mine: &Outcome, theirs: &Outcome) -> bool {
-    matches!(
-        (mine, theirs),
-        (
-            Outcome::Error { code: tonic::Code::OutOfRange, .. },
-            Outcome::Error { code: tonic::Code::InvalidArgument, message },
-        ) if message == "etcdserver: key not found"
-    )
-}
 
 /// A server's answer with the member-specific header fields masked.
 #[derive(Debug, Clone, PartialEq)]
@@ -603,9 +589,8 @@ async fn send(kv: &mut KvClient<Channel>, req: &Request) -> Result<Outcome, Stri
         .map_err(|_| format!("no answer within {REQUEST_TIMEOUT:?}"))
 }
 
-/// Runs `ops` against fresh servers; the first difference fails the case,
-/// except a known one when `tolerate_known` (see `known_check_order_bug`).
-async fn run_case(ops: &[Op], tolerate_known: bool) -> Result<(), TestCaseError> {
+/// Runs `ops` against fresh servers; the first difference fails the case.
+async fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
     let fail = |e: anyhow::Error| TestCaseError::fail(format!("{e:#}"));
     let tmp = tempfile::tempdir().map_err(|e| fail(e.into()))?;
     let (our_dir, ref_dir) = (tmp.path().join("ours"), tmp.path().join("etcd"));
@@ -648,14 +633,6 @@ async fn run_case(ops: &[Op], tolerate_known: bool) -> Result<(), TestCaseError>
                 "op #{i}: our server crashed on this request\nrequest: {req:#?}\nlog:\n{}",
                 ours.log_tail()
             )));
-        }
-        if tolerate_known
-            && mine != theirs
-            && matches!(req, Request::Txn(_))
-            && known_check_order_bug(&mine, &theirs)
-        {
-            eprintln!("op #{i}: known difference tolerated (txn check order): ours {mine:?}, etcd {theirs:?}");
-            continue;
         }
         if mine != theirs {
             return Err(TestCaseError::fail(format!(
@@ -708,7 +685,7 @@ proptest! {
             return Ok(());
         }
         let rt = tokio::runtime::Runtime::new().map_err(|e| TestCaseError::fail(e.to_string()))?;
-        rt.block_on(run_case(&ops, true))?;
+        rt.block_on(run_case(&ops))?;
     }
 }
 
@@ -734,7 +711,7 @@ fn run_fixed(ops: Vec<Op>) {
         return;
     }
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    if let Err(e) = rt.block_on(run_case(&ops, false)) {
+    if let Err(e) = rt.block_on(run_case(&ops)) {
         panic!("{e}");
     }
 }

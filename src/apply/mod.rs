@@ -130,7 +130,11 @@ impl Applier {
                 let header = req.header.unwrap_or_default();
                 if let Some(request) = req.request {
                     let result = apply_request(&mut wt, &request);
-                    wt.end_request();
+                    if result.is_ok() {
+                        wt.end_request();
+                    } else if let Err(e) = wt.abort_request() {
+                        crate::fatal(&format!("undo failed entry {}: {e}", entry.index));
+                    }
                     if let Err(ApplyError::Storage(e)) = &result {
                         crate::fatal(&format!("apply entry {}: {e}", entry.index));
                     }

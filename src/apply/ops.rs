@@ -263,7 +263,8 @@ pub fn txn<K: Kv + ?Sized>(kv: &mut K, t: &TxnRequest) -> Result<TxnResponse, Ap
     // Every compare, nested ones included, sees the store before the txn.
     let mut path = Vec::new();
     compare_path(kv, t, &mut path)?;
-    check_ops(kv, t, &path, &mut 0)?;
+    check_ops(kv, t, &path, &mut 0, Check::Puts)?;
+    check_ops(kv, t, &path, &mut 0, Check::Ranges)?;
     let mut at = 0;
     let mut resp = apply_txn(kv, t, &path, &mut at)?;
     resp.header = header(rev_after(kv));
@@ -349,22 +350,32 @@ fn branch<'a>(t: &'a TxnRequest, path: &[bool], at: usize) -> &'a [RequestOp] {
     }
 }
 
+/// Which of etcd's two pre-checks runs: every put first, then every range.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Puts,
+    Ranges,
+}
+
 /// etcd refuses the whole txn before changing anything if an op on the
-/// taken path would fail: ignore_* on a missing key, a bad read revision.
+/// taken path would fail: ignore_* on a missing key, an unknown lease, a
+/// bad read revision. It checks all puts (nested ones too) before any
+/// range, which decides the error when several ops would fail.
 fn check_ops<K: Kv + ?Sized>(
     kv: &K,
     t: &TxnRequest,
     path: &[bool],
     at: &mut usize,
+    check: Check,
 ) -> Result<(), ApplyError> {
     let ops = branch(t, path, *at);
     for op in ops {
         match &op.request {
             Some(request_op::Request::RequestTxn(inner)) => {
                 *at += 1;
-                check_ops(kv, inner, path, at)?;
+                check_ops(kv, inner, path, at, check)?;
             }
-            Some(request_op::Request::RequestPut(p)) => {
+            Some(request_op::Request::RequestPut(p)) if check == Check::Puts => {
                 if (p.ignore_value || p.ignore_lease) && get_one(kv, &p.key)?.is_none() {
                     return Err(ApplyError::KeyNotFound);
                 }
@@ -372,7 +383,9 @@ fn check_ops<K: Kv + ?Sized>(
                     return Err(ApplyError::LeaseNotFound);
                 }
             }
-            Some(request_op::Request::RequestRange(r)) if r.revision != 0 => {
+            Some(request_op::Request::RequestRange(r))
+                if check == Check::Ranges && r.revision != 0 =>
+            {
                 if r.revision > kv.begin_rev() {
                     return Err(ApplyError::FutureRev);
                 }

@@ -151,6 +151,7 @@ impl Store {
             current,
             compacted,
             sub: 0,
+            touched: Vec::new(),
             compaction: None,
         })
     }
@@ -305,6 +306,8 @@ pub struct WriteTxn<'s> {
     compacted: i64,
     /// Changes made by the request being applied (they share `current + 1`).
     sub: i64,
+    /// The keys those changes touched, to undo a request that fails.
+    touched: Vec<Vec<u8>>,
     /// Index entries to drop once the commit is durable in LMDB.
     compaction: Option<Compaction>,
 }
@@ -373,6 +376,7 @@ impl WriteTxn<'_> {
                 version,
             },
         );
+        self.touched.push(key.to_vec());
         self.sub += 1;
         Ok(())
     }
@@ -401,6 +405,7 @@ impl WriteTxn<'_> {
                     version: 0,
                 },
             );
+            self.touched.push(kv.key.clone());
             self.sub += 1;
         }
         Ok(existing)
@@ -412,6 +417,23 @@ impl WriteTxn<'_> {
             self.current += 1;
             self.sub = 0;
         }
+        self.touched.clear();
+    }
+
+    /// Undoes every change of the request being applied: a request either
+    /// applies whole or not at all, even when it fails halfway.
+    pub fn abort_request(&mut self) -> Result<(), Error> {
+        let main = self.current + 1;
+        let touched = std::mem::take(&mut self.touched);
+        let mut dropped = Vec::with_capacity(touched.len());
+        for (sub, key) in touched.into_iter().enumerate() {
+            let rev = Revision::new(main, sub as i64);
+            self.store.backend.kv.delete(&mut self.txn, &rev.to_bytes())?;
+            dropped.push((key, rev));
+        }
+        self.store.index.write().expect("index lock").remove(&dropped);
+        self.sub = 0;
+        Ok(())
     }
 
     /// Compacts history up to `rev`: older versions are deleted in this txn,
