@@ -348,7 +348,12 @@ fn compare_table(
     let dead = format!("127.0.0.1:{}", common::free_port().expect("free port"));
     let mut failures = Vec::new();
     for case in CASES {
-        let expected = mask(run_etcdctl(REFERENCE_ETCDCTL, case, &reference.endpoint(), &dead));
+        let expected = mask(run_etcdctl(
+            REFERENCE_ETCDCTL,
+            case,
+            &reference.endpoint(),
+            &dead,
+        ));
         let actual = mask(run_etcdctl(OUR_ETCDCTL, case, &candidate.endpoint(), &dead));
         if expected != actual {
             failures.push(format!(

@@ -502,7 +502,6 @@ fn crashes_reference(t: &TxnRequest) -> bool {
     from_key_delete && ignoring_put
 }
 
-
 /// A server's answer with the member-specific header fields masked.
 #[derive(Debug, Clone, PartialEq)]
 enum Outcome {

@@ -428,10 +428,17 @@ impl WriteTxn<'_> {
         let mut dropped = Vec::with_capacity(touched.len());
         for (sub, key) in touched.into_iter().enumerate() {
             let rev = Revision::new(main, sub as i64);
-            self.store.backend.kv.delete(&mut self.txn, &rev.to_bytes())?;
+            self.store
+                .backend
+                .kv
+                .delete(&mut self.txn, &rev.to_bytes())?;
             dropped.push((key, rev));
         }
-        self.store.index.write().expect("index lock").remove(&dropped);
+        self.store
+            .index
+            .write()
+            .expect("index lock")
+            .remove(&dropped);
         self.sub = 0;
         Ok(())
     }

@@ -456,11 +456,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = data.to_vec().into();
-        e
+        Entry {
+            index,
+            term,
+            data: data.to_vec().into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -471,9 +472,11 @@ mod tests {
             assert!(rec.entries.is_empty());
             wal.append_entries(&[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c")])
                 .unwrap();
-            let mut hs = HardState::default();
-            hs.term = 1;
-            hs.commit = 2;
+            let hs = HardState {
+                term: 1,
+                commit: 2,
+                ..Default::default()
+            };
             wal.set_hard_state(&hs).unwrap();
             wal.sync().unwrap();
             // raft overwrites index 3 and beyond after a leader change
@@ -503,7 +506,11 @@ mod tests {
             .unwrap()
             .path();
         let full = fs::read(&seg).unwrap();
-        assert_eq!(full.len() as u64, SEGMENT_BYTES, "segments are preallocated");
+        assert_eq!(
+            full.len() as u64,
+            SEGMENT_BYTES,
+            "segments are preallocated"
+        );
         let end = full.iter().rposition(|&b| b != 0).unwrap() + 1;
         // torn inside the preallocated file: the last record's end never landed
         let mut torn = full.clone();
@@ -544,9 +551,11 @@ mod tests {
             wal.sync().unwrap();
         }
         assert!(wal.segment_count() >= 2);
-        let mut meta = SnapshotMetadata::default();
-        meta.index = 9;
-        meta.term = 1;
+        let meta = SnapshotMetadata {
+            index: 9,
+            term: 1,
+            ..Default::default()
+        };
         let removed = wal.save_snapshot(&meta).unwrap();
         assert!(removed >= 1);
         drop(wal);
@@ -568,11 +577,9 @@ mod tests {
             let mut model: Vec<Entry> = Vec::new();
             {
                 let (mut wal, _) = Wal::open(dir.path()).unwrap();
-                let mut term = 1;
-                for (back, n) in ops {
+                for (term, (back, n)) in (2u64..).zip(ops) {
                     let next = model.len() as u64 + 1;
                     let start = next.saturating_sub(back).max(1);
-                    term += 1;
                     let batch: Vec<Entry> = (0..n as u64).map(|k| entry(start + k, term, &[k as u8])).collect();
                     model.truncate((start - 1) as usize);
                     model.extend(batch.iter().cloned());
