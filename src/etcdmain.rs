@@ -396,6 +396,7 @@ fn log_internal(r: &Internal) {
             .unwrap_or(&v.version);
         tracing::info!(cluster_version = short, "set initial cluster version");
         tracing::info!(cluster_version = short, "enabled capabilities for version");
+        tracing::info!(cluster_version = short, "cluster version is updated");
     }
     if let Internal::MemberAttributes(m) = r {
         tracing::debug!(
