@@ -3,7 +3,12 @@
 //! PROTOC is deliberately not set: raft's own build script brings its own.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["etcdserverpb/rpc.proto", "rsetcd/raft_internal.proto"];
+    let protos = [
+        "etcdserverpb/rpc.proto",
+        "v3lockpb/v3lock.proto",
+        "v3electionpb/v3election.proto",
+        "rsetcd/raft_internal.proto",
+    ];
     println!("cargo:rerun-if-changed=proto");
     // `etcd --version` prints the commit it was built from, when known.
     if let Ok(out) = std::process::Command::new("git")

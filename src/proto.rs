@@ -15,6 +15,14 @@ pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");
 }
 
+pub mod v3lockpb {
+    tonic::include_proto!("v3lockpb");
+}
+
+pub mod v3electionpb {
+    tonic::include_proto!("v3electionpb");
+}
+
 /// rsetcd's own raft entry payload (package `rsetcd.internal`).
 pub mod rsetcd {
     pub mod internal {
