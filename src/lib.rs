@@ -14,6 +14,7 @@ pub mod api;
 pub mod apply;
 pub mod config;
 pub mod etcdmain;
+pub mod gofmt;
 pub mod logging;
 pub mod mvcc;
 pub mod proto;

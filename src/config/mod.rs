@@ -11,7 +11,6 @@
 
 mod env;
 mod flags;
-mod goparse;
 mod help;
 mod settings;
 mod table;

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use super::goparse::format_duration;
+use crate::gofmt::format_duration;
+
 use super::settings::{Origin, Settings};
 use super::table::{self, Kind, Setting, Support};
 use super::urls::{self, EtcdUrl};
@@ -322,7 +323,7 @@ pub(crate) fn auto_compaction_retention(
     let amount = match retention.parse::<i64>() {
         Ok(n) if n >= 0 => n as u64,
         _ => {
-            let d = super::goparse::parse_duration(retention).map_err(|e| {
+            let d = super::value::parse_duration(retention).map_err(|e| {
                 ConfigError::invalid(format!("error parsing CompactionRetention: {e}"))
             })?;
             if d.is_zero() {

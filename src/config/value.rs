@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use super::goparse::{self, NumError};
+use crate::gofmt::{self, NumError, NumErrorKind};
+
 use super::table::{Kind, Setting};
 use super::urls::{self, EtcdUrl};
 
@@ -53,26 +54,22 @@ pub(crate) fn parse_flag_value(setting: &Setting, raw: &str) -> Result<Value, Se
     };
     match setting.kind {
         Kind::Str => Ok(Value::Str(raw.to_string())),
-        Kind::Bool => goparse::parse_bool(raw)
+        Kind::Bool => gofmt::parse_bool(raw)
             .map(Value::Bool)
-            .ok_or_else(|| fail("parse error", "expected true or false".into())),
-        Kind::Uint | Kind::Millis => goparse::parse_uint(raw, 64)
+            .map_err(|_| fail("parse error", "expected true or false".into())),
+        Kind::Uint | Kind::Millis => gofmt::parse_uint(raw, 0, 64)
             .map(Value::Uint)
-            .map_err(|e| fail(num_error_text(e), uint_hint(setting.kind))),
-        Kind::Uint32 => goparse::parse_uint(raw, 32).map(Value::Uint).map_err(|e| {
-            let why = match e {
-                NumError::Syntax => "invalid syntax",
-                NumError::Range => "value out of range",
-            };
+            .map_err(|e| fail(num_error_text(&e), uint_hint(setting.kind))),
+        Kind::Uint32 => gofmt::parse_uint(raw, 0, 32).map(Value::Uint).map_err(|e| {
             fail(
-                &format!("strconv.ParseUint: parsing {raw:?}: {why}"),
+                &e.to_string(),
                 format!("expected an integer between 0 and {}", u32::MAX),
             )
         }),
-        Kind::Int => goparse::parse_int(raw)
+        Kind::Int => gofmt::parse_int(raw, 0)
             .map(Value::Int)
-            .map_err(|e| fail(num_error_text(e), "expected an integer".into())),
-        Kind::Duration => goparse::parse_duration(raw)
+            .map_err(|e| fail(num_error_text(&e), "expected an integer".into())),
+        Kind::Duration => parse_duration(raw)
             .map(Value::Duration)
             .map_err(|why| fail("parse error", format!("{why}; {DURATION_HINT}"))),
         Kind::Urls => urls::parse_unique_url_flag(raw)
@@ -149,11 +146,22 @@ pub(crate) fn one_of(valid: &[&str]) -> String {
 
 const DURATION_HINT: &str = "expected a duration such as \"300ms\", \"5s\" or \"10m\"";
 
-fn num_error_text(e: NumError) -> &'static str {
-    match e {
-        NumError::Syntax => "parse error",
-        NumError::Range => "value out of range",
+/// What Go's `flag` package says for a `strconv` failure in its own
+/// integer flags: "parse error" for syntax, `strconv.ErrRange`'s text.
+fn num_error_text(e: &NumError) -> &'static str {
+    match e.kind() {
+        NumErrorKind::Syntax => "parse error",
+        NumErrorKind::Range => "value out of range",
     }
+}
+
+/// `time.ParseDuration`, restricted to non-negative results because the
+/// settings that take durations are all intervals or timeouts.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let nanos = gofmt::parse_duration(s)?;
+    u64::try_from(nanos)
+        .map(Duration::from_nanos)
+        .map_err(|_| format!("negative duration {s:?} is not allowed"))
 }
 
 fn uint_hint(kind: Kind) -> String {
@@ -192,6 +200,17 @@ mod tests {
         assert!(e
             .go
             .starts_with("strconv.ParseUint: parsing \"x\": invalid syntax"));
+    }
+
+    #[test]
+    fn durations_must_not_be_negative() {
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_duration("-1s"),
+            Err("negative duration \"-1s\" is not allowed".to_string())
+        );
+        assert!(parse_duration("10").is_err());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! names may be abbreviated to a unique prefix, a group without a command
 //! prints its help, and unknown commands get cobra's suggestions.
 
+use rsetcd::gofmt;
+
 use crate::flags::{help_flag, FlagKind, FlagSet, FlagSpec};
-use crate::gofmt;
 
 /// etcdctl's own version and the API version it speaks.
 pub const VERSION: &str = rsetcd::ETCD_VERSION;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::gofmt;
+use rsetcd::gofmt;
 
 /// What a flag holds; decides parsing and how its default is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,10 +180,10 @@ impl FlagSet {
             .lookup(name)
             .ok_or_else(|| format!("no such flag -{name}"))?;
         let value = match spec.kind {
-            FlagKind::Bool => FlagValue::Bool(gofmt::parse_bool(raw)?),
+            FlagKind::Bool => FlagValue::Bool(gofmt::parse_bool(raw).map_err(|e| e.to_string())?),
             FlagKind::String => FlagValue::Str(raw.to_string()),
-            FlagKind::Int64 => FlagValue::Int(gofmt::parse_int(raw, 0)?),
-            FlagKind::Duration => FlagValue::Dur(gofmt::parse_duration(raw)?),
+            FlagKind::Int64 => FlagValue::Int(gofmt::parse_int(raw, 0).map_err(|e| e.to_string())?),
+            FlagKind::Duration => FlagValue::Dur(gofmt::parse_duration_saturating(raw)?),
             FlagKind::StringSlice => {
                 let items = split_csv(raw);
                 match (self.changed(spec.name), self.values.get(spec.name)) {
@@ -325,7 +325,7 @@ fn default_value(spec: &FlagSpec) -> FlagValue {
         FlagKind::String => FlagValue::Str(spec.default.to_string()),
         FlagKind::Int64 => FlagValue::Int(gofmt::parse_int(spec.default, 0).unwrap_or(0)),
         FlagKind::Duration => {
-            FlagValue::Dur(gofmt::parse_duration(spec.default).unwrap_or(Duration::ZERO))
+            FlagValue::Dur(gofmt::parse_duration_saturating(spec.default).unwrap_or(Duration::ZERO))
         }
         FlagKind::StringSlice => FlagValue::Slice(split_csv(spec.default)),
     }

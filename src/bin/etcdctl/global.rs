@@ -12,12 +12,12 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
+use rsetcd::gofmt;
 use rsetcd::proto::etcdserverpb::auth_client::AuthClient;
 use rsetcd::proto::etcdserverpb::AuthenticateRequest;
 
 use crate::exit::{CtlResult, ExitError, EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_ERROR};
 use crate::flags::{FlagSet, FlagSpec};
-use crate::gofmt;
 use crate::printer::Printer;
 
 const ENV_PREFIX: &str = "ETCDCTL";

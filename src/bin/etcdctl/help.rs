@@ -4,9 +4,10 @@
 
 use std::fmt::Write as _;
 
+use rsetcd::gofmt;
+
 use crate::cli::{CommandDef, Resolved, API_VERSION, VERSION};
 use crate::flags::{FlagKind, FlagSpec};
-use crate::gofmt;
 use crate::tabwriter;
 
 /// The full usage text of the resolved command.

@@ -4,15 +4,14 @@
 //!
 //! Layout: `cli` (command tree and resolution), `flags` (pflag syntax),
 //! `help` + `tabwriter` (usage text), `global` (environment, connection,
-//! errors), `printer` (output formats), `gofmt` (Go formatting rules),
-//! `exit` (exit codes), `command/*` (one module per command).
+//! errors), `printer` (output formats), `exit` (exit codes), `command/*`
+//! (one module per command). Go's formatting rules are `rsetcd::gofmt`.
 
 mod cli;
 mod command;
 mod exit;
 mod flags;
 mod global;
-mod gofmt;
 mod help;
 mod printer;
 mod tabwriter;

@@ -10,6 +10,7 @@ use std::io::Write as _;
 use base64::Engine as _;
 use prost::Message;
 
+use rsetcd::gofmt;
 use rsetcd::proto::etcdserverpb::{
     response_op, DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader, StatusResponse,
     TxnResponse,
@@ -18,7 +19,6 @@ use rsetcd::proto::mvccpb::KeyValue;
 
 use crate::exit::{CtlResult, ExitError};
 use crate::flags::FlagSet;
-use crate::gofmt;
 
 /// The `--write-out` formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
-
-use crate::go_format::parse_duration;
+use rsetcd::gofmt::parse_duration_saturating;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,7 +62,7 @@ pub struct GlobalArgs {
     pub target_leader: bool,
 
     /// dial timeout for client connections
-    #[arg(long, global = true, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, global = true, default_value = "0s", value_parser = parse_duration_saturating)]
     pub dial_timeout: Duration,
 
     /// also print one JSON line with requests_per_sec, latency percentiles
@@ -113,7 +112,7 @@ pub struct PutArgs {
     /// Interval to compact database (do not duplicate this with etcd's
     /// 'auto-compaction-retention' flag) (e.g. --compact-interval=5m
     /// compacts every 5-minute)
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = parse_duration_saturating)]
     pub compact_interval: Duration,
 
     /// Delta between current revision and compact revision (e.g. current

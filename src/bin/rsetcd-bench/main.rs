@@ -4,7 +4,6 @@
 
 mod cli;
 mod conn;
-mod go_format;
 mod put;
 mod range;
 mod rate_limit;

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::go_format::format_g;
+use rsetcd::gofmt::format_g;
+
 use crate::timeseries::TimeSeries;
 
 /// etcd's percentiles, in the order the report prints them.

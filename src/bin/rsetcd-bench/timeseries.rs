@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::go_format::format_duration;
+use rsetcd::gofmt::format_duration;
 
 /// One successful request: when it started (Unix nanoseconds) and how long
 /// it took.

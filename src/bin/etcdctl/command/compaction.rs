@@ -1,18 +1,19 @@
 //! `etcdctl compaction [--physical] <revision>`: compacts the key history.
 
+use rsetcd::gofmt;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::CompactionRequest;
 
 use crate::command::Invocation;
 use crate::exit::{CtlResult, ExitError};
 use crate::global::{self, Client};
-use crate::gofmt;
 
 pub async fn run(mut inv: Invocation) -> CtlResult {
     if inv.args.len() != 1 {
         return Err(ExitError::bad_args("compaction command needs 1 argument"));
     }
-    let revision = gofmt::parse_int(&inv.args[0], 10).map_err(ExitError::error)?;
+    let revision =
+        gofmt::parse_int(&inv.args[0], 10).map_err(|e| ExitError::error(e.to_string()))?;
     let request = CompactionRequest {
         revision,
         physical: inv.flags.bool("physical"),

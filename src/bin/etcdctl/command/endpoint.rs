@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use rsetcd::gofmt;
 use rsetcd::proto::etcdserverpb::alarm_request::AlarmAction;
 use rsetcd::proto::etcdserverpb::cluster_client::ClusterClient;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
@@ -16,7 +17,6 @@ use rsetcd::proto::etcdserverpb::{
 use crate::command::Invocation;
 use crate::exit::{CtlResult, ExitError};
 use crate::global::{self, Client, ClientConfig};
-use crate::gofmt;
 use crate::printer::{EndpointHealth, EndpointStatus};
 
 pub async fn health(mut inv: Invocation) -> CtlResult {

@@ -1,5 +1,6 @@
 //! `etcdctl get [options] <key> [range_end]`: reads a key or a range.
 
+use rsetcd::gofmt;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use rsetcd::proto::etcdserverpb::RangeRequest;
@@ -8,7 +9,6 @@ use crate::command::{prefix_end, Invocation};
 use crate::exit::{CtlResult, ExitError};
 use crate::flags::FlagSet;
 use crate::global::{self, Client};
-use crate::gofmt;
 use crate::printer::Format;
 
 pub async fn run(mut inv: Invocation) -> CtlResult {

@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use rsetcd::gofmt;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::PutRequest;
 
@@ -10,7 +11,6 @@ use crate::command::Invocation;
 use crate::exit::{CtlResult, ExitError};
 use crate::flags::FlagSet;
 use crate::global::{self, Client};
-use crate::gofmt;
 
 const NEEDS_ARGS: &str = "put command needs 1 argument and input from stdin or 2 arguments";
 

@@ -5,6 +5,7 @@
 
 use std::io::BufRead;
 
+use rsetcd::gofmt;
 use rsetcd::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::request_op::Request as Op;
@@ -15,7 +16,6 @@ use crate::command::{del, get, put, Invocation};
 use crate::exit::{CtlResult, ExitError};
 use crate::flags::{FlagSet, FlagSpec};
 use crate::global::{self, Client};
-use crate::gofmt;
 
 pub async fn run(mut inv: Invocation) -> CtlResult {
     if !inv.args.is_empty() {
