@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod apply;
+pub mod client;
 pub mod config;
 pub mod etcdmain;
 pub mod gofmt;

@@ -12,6 +12,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
+use rsetcd::client::{endpoint_host_port, grpc_status_string, status_text};
 use rsetcd::gofmt;
 use rsetcd::proto::etcdserverpb::auth_client::AuthClient;
 use rsetcd::proto::etcdserverpb::AuthenticateRequest;
@@ -167,45 +168,6 @@ fn auth_from_flags(flags: &FlagSet) -> CtlResult<Option<(String, String)>> {
     }
 }
 
-/// Turns a gRPC status into the text etcdctl prints: etcd's own errors by
-/// their message, anything else as grpc-go formats a status.
-pub fn status_text(status: &Status) -> String {
-    if status.message().starts_with("etcdserver: ") {
-        return status.message().to_string();
-    }
-    grpc_status_string(status)
-}
-
-fn grpc_status_string(status: &Status) -> String {
-    format!(
-        "rpc error: code = {} desc = {}",
-        code_name(status.code()),
-        status.message()
-    )
-}
-
-fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "Canceled",
-        Code::Unknown => "Unknown",
-        Code::InvalidArgument => "InvalidArgument",
-        Code::DeadlineExceeded => "DeadlineExceeded",
-        Code::NotFound => "NotFound",
-        Code::AlreadyExists => "AlreadyExists",
-        Code::PermissionDenied => "PermissionDenied",
-        Code::ResourceExhausted => "ResourceExhausted",
-        Code::FailedPrecondition => "FailedPrecondition",
-        Code::Aborted => "Aborted",
-        Code::OutOfRange => "OutOfRange",
-        Code::Unimplemented => "Unimplemented",
-        Code::Internal => "Internal",
-        Code::Unavailable => "Unavailable",
-        Code::DataLoss => "DataLoss",
-        Code::Unauthenticated => "Unauthenticated",
-    }
-}
-
 /// The message etcdctl prints when the command's deadline passes.
 pub const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
 
@@ -350,7 +312,8 @@ impl Client {
 
     async fn connect(&self, index: usize) -> Result<Channel, String> {
         let raw = &self.config.endpoints[index];
-        let host_port = endpoint_host_port(raw)?;
+        let host_port = endpoint_host_port(raw)
+            .map_err(|_| format!("unsupported endpoint scheme in {raw:?}"))?;
         let endpoint = Endpoint::from_shared(format!("http://{host_port}"))
             .map_err(|e| format!("invalid endpoint {raw:?}: {e}"))?
             .connect_timeout(self.config.dial_timeout)
@@ -435,17 +398,6 @@ impl Client {
             ],
         );
     }
-}
-
-/// `127.0.0.1:2379` from `127.0.0.1:2379` or `http://127.0.0.1:2379`.
-fn endpoint_host_port(raw: &str) -> Result<&str, String> {
-    if let Some(rest) = raw.strip_prefix("http://") {
-        return Ok(rest.trim_end_matches('/'));
-    }
-    if raw.contains("://") {
-        return Err(format!("unsupported endpoint scheme in {raw:?}"));
-    }
-    Ok(raw)
 }
 
 /// The innermost cause of a transport error (e.g. "connection refused").

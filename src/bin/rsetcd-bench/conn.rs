@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use rsetcd::client::{endpoint_host_port, EndpointError};
 use rsetcd::proto::etcdserverpb::cluster_client::ClusterClient;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
@@ -28,16 +29,15 @@ pub fn endpoint_url(endpoint: &str) -> Result<String> {
     if endpoint.is_empty() {
         bail!("empty endpoint in --endpoints");
     }
-    if let Some(rest) = endpoint.strip_prefix("http://") {
-        return Ok(format!("http://{rest}"));
+    match endpoint_host_port(endpoint) {
+        Ok(host_port) => Ok(format!("http://{host_port}")),
+        Err(EndpointError::Tls) => {
+            bail!("{endpoint}: TLS endpoints are not supported by rsetcd-bench")
+        }
+        Err(EndpointError::UnsupportedScheme) => {
+            bail!("{endpoint}: unsupported endpoint scheme (use host:port or http://host:port)")
+        }
     }
-    if endpoint.starts_with("https://") || endpoint.starts_with("unixs://") {
-        bail!("{endpoint}: TLS endpoints are not supported by rsetcd-bench");
-    }
-    if endpoint.contains("://") {
-        bail!("{endpoint}: unsupported endpoint scheme (use host:port or http://host:port)");
-    }
-    Ok(format!("http://{endpoint}"))
 }
 
 async fn dial(url: &str, dial_timeout: Duration) -> Result<Channel> {

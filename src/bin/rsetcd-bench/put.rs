@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
+use rsetcd::client::status_text;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::{CompactionRequest, PutRequest, RangeRequest};
 use tokio::task::JoinHandle;
@@ -12,7 +13,7 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::cli::PutArgs;
-use crate::runner::{describe_error, Workload};
+use crate::runner::Workload;
 
 pub struct PutWorkload {
     key_size: usize,
@@ -94,7 +95,7 @@ pub fn spawn_compactor(
         loop {
             tokio::time::sleep(interval).await;
             if let Err(status) = compact_once(kv.clone(), delta).await {
-                eprintln!("compaction failed: {}", describe_error(&status));
+                eprintln!("compaction failed: {}", status_text(&status));
             }
         }
     }))

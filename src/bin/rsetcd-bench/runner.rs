@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use rsetcd::client::status_text;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use tokio::time::Instant;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::Status;
 
 use crate::rate_limit::RateLimiter;
 use crate::timeseries::Sample;
@@ -106,7 +107,7 @@ pub async fn run<W: Workload>(
                             start_offset_nanos: nanos(request_start - start),
                             latency_nanos: nanos(latency),
                         }),
-                        Err(status) => *errors.entry(describe_error(&status)).or_default() += 1,
+                        Err(status) => *errors.entry(status_text(&status)).or_default() += 1,
                     }
                 }
                 (records, errors)
@@ -133,60 +134,4 @@ pub async fn run<W: Workload>(
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// The text etcd's benchmark shows for a failed request: etcd's own errors
-/// ("etcdserver: ...") as the client library surfaces them, anything else in
-/// grpc-go's "rpc error: code = X desc = Y" form.
-pub fn describe_error(status: &Status) -> String {
-    if status.message().starts_with("etcdserver: ") {
-        return status.message().to_string();
-    }
-    format!(
-        "rpc error: code = {} desc = {}",
-        go_code_name(status.code()),
-        status.message()
-    )
-}
-
-/// grpc-go's names for status codes.
-fn go_code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "Canceled",
-        Code::Unknown => "Unknown",
-        Code::InvalidArgument => "InvalidArgument",
-        Code::DeadlineExceeded => "DeadlineExceeded",
-        Code::NotFound => "NotFound",
-        Code::AlreadyExists => "AlreadyExists",
-        Code::PermissionDenied => "PermissionDenied",
-        Code::ResourceExhausted => "ResourceExhausted",
-        Code::FailedPrecondition => "FailedPrecondition",
-        Code::Aborted => "Aborted",
-        Code::OutOfRange => "OutOfRange",
-        Code::Unimplemented => "Unimplemented",
-        Code::Internal => "Internal",
-        Code::Unavailable => "Unavailable",
-        Code::DataLoss => "DataLoss",
-        Code::Unauthenticated => "Unauthenticated",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_read_like_etcds_client() {
-        let too_large = Status::invalid_argument("etcdserver: request is too large");
-        assert_eq!(
-            describe_error(&too_large),
-            "etcdserver: request is too large"
-        );
-        let refused = Status::cancelled("connection closed");
-        assert_eq!(
-            describe_error(&refused),
-            "rpc error: code = Canceled desc = connection closed"
-        );
-    }
 }
