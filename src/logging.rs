@@ -113,7 +113,7 @@ impl<S: Subscriber> Layer<S> for ZapLayer {
                 .trim_start_matches("/"),
             meta.line().unwrap_or(0)
         );
-        let ts = timestamp();
+        let ts = utc_timestamp(TimestampPrecision::Micros);
         let line = match self.format {
             Format::Json => {
                 let mut m = serde_json::Map::new();
@@ -152,8 +152,18 @@ impl<S: Subscriber> Layer<S> for ZapLayer {
     }
 }
 
-/// RFC 3339 UTC with microseconds, computed without a date crate.
-fn timestamp() -> String {
+/// How many decimals of a second a timestamp shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampPrecision {
+    /// `.123`: zap's ISO8601 encoder, as etcd's client tools log.
+    Millis,
+    /// `.123456`: the server's log lines.
+    Micros,
+}
+
+/// The current time as RFC 3339 UTC (`2026-11-21T10:42:00.123456Z`),
+/// computed without a date crate.
+pub fn utc_timestamp(precision: TimestampPrecision) -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -169,21 +179,28 @@ fn timestamp() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
+    let fraction = match precision {
+        TimestampPrecision::Millis => format!("{:03}", d.subsec_millis()),
+        TimestampPrecision::Micros => format!("{:06}", d.subsec_micros()),
+    };
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        d.subsec_micros()
     )
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{utc_timestamp, TimestampPrecision};
+
     #[test]
     fn timestamp_shape() {
-        let ts = super::timestamp();
+        let ts = utc_timestamp(TimestampPrecision::Micros);
         assert_eq!(ts.len(), "2026-11-21T10:42:00.123456Z".len(), "{ts}");
         assert!(ts.starts_with("20"), "{ts}");
+        let ts = utc_timestamp(TimestampPrecision::Millis);
+        assert_eq!(ts.len(), "2026-11-21T10:42:00.123Z".len(), "{ts}");
     }
 }

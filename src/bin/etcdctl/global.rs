@@ -5,7 +5,7 @@
 //! into etcdctl's messages.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
@@ -14,6 +14,7 @@ use tonic::{Code, Request, Response, Status};
 
 use rsetcd::client::{endpoint_host_port, grpc_status_string, status_text};
 use rsetcd::gofmt;
+use rsetcd::logging::{utc_timestamp, TimestampPrecision};
 use rsetcd::proto::etcdserverpb::auth_client::AuthClient;
 use rsetcd::proto::etcdserverpb::AuthenticateRequest;
 
@@ -427,7 +428,7 @@ pub fn log_line(
     let mut line = format!(
         "{{\"level\":{},\"ts\":{}",
         gofmt::json_string(level),
-        gofmt::json_string(&iso8601_now()),
+        gofmt::json_string(&utc_timestamp(TimestampPrecision::Millis)),
     );
     if let Some(name) = logger {
         line.push_str(&format!(",\"logger\":{}", gofmt::json_string(name)));
@@ -446,32 +447,6 @@ pub fn log_line(
     }
     line.push('}');
     eprintln!("{line}");
-}
-
-/// The current UTC time as zap's ISO8601 encoder prints it.
-fn iso8601_now() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    let (days, day_secs) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        day_secs / 3600,
-        (day_secs % 3600) / 60,
-        day_secs % 60,
-        now.subsec_millis()
-    )
 }
 
 /// Whether a failed call means the server refused on permissions (which
