@@ -4,7 +4,7 @@
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::DeleteRangeRequest;
 
-use crate::command::{prefix_end, Invocation};
+use crate::command::{Invocation, KeyRangeFlags};
 use crate::exit::{CtlResult, ExitError};
 use crate::flags::FlagSet;
 use crate::global::{self, Client};
@@ -28,37 +28,7 @@ pub fn delete_request(flags: &FlagSet, args: &[Vec<u8>]) -> CtlResult<DeleteRang
             "del command needs one argument as key and an optional argument as range_end",
         ));
     }
-    let prefix = flags.bool("prefix");
-    let from_key = flags.bool("from-key");
-    if prefix && from_key {
-        return Err(ExitError::bad_args(
-            "`--prefix` and `--from-key` cannot be set at the same time, choose one",
-        ));
-    }
-    let mut key = args[0].clone();
-    let mut range_end = Vec::new();
-    if let Some(end) = args.get(1) {
-        if prefix || from_key {
-            return Err(ExitError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-            ));
-        }
-        range_end = end.clone();
-    }
-    if prefix {
-        if key.is_empty() {
-            key = vec![0];
-            range_end = vec![0];
-        } else {
-            range_end = prefix_end(&key);
-        }
-    }
-    if from_key {
-        if key.is_empty() {
-            key = vec![0];
-        }
-        range_end = vec![0];
-    }
+    let (key, range_end) = KeyRangeFlags::from_flags(flags)?.key_range(&args[0], args.get(1))?;
     Ok(DeleteRangeRequest {
         key,
         range_end,

@@ -5,7 +5,7 @@ use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use rsetcd::proto::etcdserverpb::RangeRequest;
 
-use crate::command::{prefix_end, Invocation};
+use crate::command::{Invocation, KeyRangeFlags};
 use crate::exit::{CtlResult, ExitError};
 use crate::flags::FlagSet;
 use crate::global::{self, Client};
@@ -43,13 +43,7 @@ pub fn range_request(flags: &FlagSet, args: &[Vec<u8>]) -> CtlResult<RangeReques
             "get command needs one argument as key and an optional argument as range_end",
         ));
     };
-    let prefix = flags.bool("prefix");
-    let from_key = flags.bool("from-key");
-    if prefix && from_key {
-        return Err(ExitError::bad_args(
-            "`--prefix` and `--from-key` cannot be set at the same time, choose one",
-        ));
-    }
+    let key_range_flags = KeyRangeFlags::from_flags(flags)?;
     let keys_only = flags.bool("keys-only");
     let count_only = flags.bool("count-only");
     if keys_only && count_only {
@@ -68,16 +62,7 @@ pub fn range_request(flags: &FlagSet, args: &[Vec<u8>]) -> CtlResult<RangeReques
             )))
         }
     };
-    let mut key = first.clone();
-    let mut range_end = Vec::new();
-    if let Some(end) = args.get(1) {
-        if prefix || from_key {
-            return Err(ExitError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-            ));
-        }
-        range_end = end.clone();
-    }
+    let (key, range_end) = key_range_flags.key_range(first, args.get(1))?;
     let order_flag = flags.string("order");
     let mut order = match order_flag.to_uppercase().as_str() {
         "ASCEND" => SortOrder::Ascend,
@@ -105,20 +90,6 @@ pub fn range_request(flags: &FlagSet, args: &[Vec<u8>]) -> CtlResult<RangeReques
     // The server already returns keys in ascending order (clientv3 WithSort).
     if target == SortTarget::Key && order == SortOrder::Ascend {
         order = SortOrder::None;
-    }
-    if prefix {
-        if key.is_empty() {
-            key = vec![0];
-            range_end = vec![0];
-        } else {
-            range_end = prefix_end(&key);
-        }
-    }
-    if from_key {
-        if key.is_empty() {
-            key = vec![0];
-        }
-        range_end = vec![0];
     }
     let revision = flags.int("rev");
     Ok(RangeRequest {

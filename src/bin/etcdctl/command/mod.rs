@@ -10,7 +10,7 @@ pub mod txn;
 pub mod version;
 
 use crate::cli::{self, CommandId, Resolved};
-use crate::exit::CtlResult;
+use crate::exit::{CtlResult, ExitError};
 use crate::flags::{FlagSet, FlagSpec};
 use crate::help;
 
@@ -79,6 +79,62 @@ pub fn prefix_end(key: &[u8]) -> Vec<u8> {
         }
     }
     vec![0]
+}
+
+/// `--prefix` and `--from-key`, which widen `<key>` into a range (`get`
+/// and `del`).
+pub struct KeyRangeFlags {
+    prefix: bool,
+    from_key: bool,
+}
+
+impl KeyRangeFlags {
+    /// Reads the two flags, which etcdctl refuses together.
+    pub fn from_flags(flags: &FlagSet) -> CtlResult<Self> {
+        let prefix = flags.bool("prefix");
+        let from_key = flags.bool("from-key");
+        if prefix && from_key {
+            return Err(ExitError::bad_args(
+                "`--prefix` and `--from-key` cannot be set at the same time, choose one",
+            ));
+        }
+        Ok(KeyRangeFlags { prefix, from_key })
+    }
+
+    /// The request's key and range end from `<key> [range_end]`, as
+    /// clientv3's `WithRange`, `WithPrefix` and `WithFromKey` set them (an
+    /// empty key with either flag means every key).
+    pub fn key_range(
+        &self,
+        key: &[u8],
+        range_end: Option<&Vec<u8>>,
+    ) -> CtlResult<(Vec<u8>, Vec<u8>)> {
+        let mut key = key.to_vec();
+        let mut end = Vec::new();
+        if let Some(range_end) = range_end {
+            if self.prefix || self.from_key {
+                return Err(ExitError::bad_args(
+                    "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
+                ));
+            }
+            end = range_end.clone();
+        }
+        if self.prefix {
+            if key.is_empty() {
+                key = vec![0];
+                end = vec![0];
+            } else {
+                end = prefix_end(&key);
+            }
+        }
+        if self.from_key {
+            if key.is_empty() {
+                key = vec![0];
+            }
+            end = vec![0];
+        }
+        Ok((key, end))
+    }
 }
 
 #[cfg(test)]
