@@ -85,47 +85,35 @@ impl Printer {
     }
 
     pub fn put(&self, resp: &PutResponse) -> CtlResult {
-        let mut out = Vec::new();
-        match self.format {
-            Format::Simple => self.simple_put(&mut out, resp),
-            Format::Json => out.extend(json_line(&json_put(resp))),
-            Format::Fields => fields_put(&mut out, resp),
-            Format::Protobuf => out.extend(resp.encode_to_vec()),
-            Format::Table => return Err(self.unsupported()),
-        }
-        write_stdout(&out)
+        self.kv_response(resp, Self::simple_put, json_put, fields_put)
     }
 
     pub fn get(&self, resp: &RangeResponse) -> CtlResult {
-        let mut out = Vec::new();
-        match self.format {
-            Format::Simple => self.simple_get(&mut out, resp),
-            Format::Json => out.extend(json_line(&json_range(resp))),
-            Format::Fields => fields_get(&mut out, resp),
-            Format::Protobuf => out.extend(resp.encode_to_vec()),
-            Format::Table => return Err(self.unsupported()),
-        }
-        write_stdout(&out)
+        self.kv_response(resp, Self::simple_get, json_range, fields_get)
     }
 
     pub fn del(&self, resp: &DeleteRangeResponse) -> CtlResult {
-        let mut out = Vec::new();
-        match self.format {
-            Format::Simple => self.simple_del(&mut out, resp),
-            Format::Json => out.extend(json_line(&json_delete(resp))),
-            Format::Fields => fields_del(&mut out, resp),
-            Format::Protobuf => out.extend(resp.encode_to_vec()),
-            Format::Table => return Err(self.unsupported()),
-        }
-        write_stdout(&out)
+        self.kv_response(resp, Self::simple_del, json_delete, fields_del)
     }
 
     pub fn txn(&self, resp: &TxnResponse) -> CtlResult {
+        self.kv_response(resp, Self::simple_txn, json_txn, fields_txn)
+    }
+
+    /// The KV responses print alike: one function per format, no table
+    /// form, and protobuf is the response message itself.
+    fn kv_response<R: Message>(
+        &self,
+        resp: &R,
+        simple: fn(&Self, &mut Vec<u8>, &R),
+        json: fn(&R) -> String,
+        fields: fn(&mut Vec<u8>, &R),
+    ) -> CtlResult {
         let mut out = Vec::new();
         match self.format {
-            Format::Simple => self.simple_txn(&mut out, resp),
-            Format::Json => out.extend(json_line(&json_txn(resp))),
-            Format::Fields => fields_txn(&mut out, resp),
+            Format::Simple => simple(self, &mut out, resp),
+            Format::Json => out.extend(json_line(&json(resp))),
+            Format::Fields => fields(&mut out, resp),
             Format::Protobuf => out.extend(resp.encode_to_vec()),
             Format::Table => return Err(self.unsupported()),
         }
