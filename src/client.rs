@@ -1,6 +1,7 @@
 //! What rsetcd's client programs (etcdctl, rsetcd-bench) share about
-//! reaching a cluster: the endpoint forms etcd's client accepts, and the
-//! text etcd's client library and grpc-go give a failed call.
+//! reaching a cluster: the endpoint forms etcd's client accepts, clientv3's
+//! prefix ranges, and the text etcd's client library and grpc-go give a
+//! failed call.
 
 use tonic::{Code, Status};
 
@@ -26,6 +27,19 @@ pub fn endpoint_host_port(raw: &str) -> Result<&str, EndpointError> {
         return Err(EndpointError::UnsupportedScheme);
     }
     Ok(raw)
+}
+
+/// The smallest key greater than every key with this prefix (clientv3's
+/// `GetPrefixRangeEnd`); `\0` (to the end) when there is none.
+pub fn prefix_end(key: &[u8]) -> Vec<u8> {
+    let mut end = key.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
 }
 
 /// What etcd's client shows for a failed call: etcd's own errors
@@ -90,6 +104,13 @@ mod tests {
             endpoint_host_port("unix://sock"),
             Err(EndpointError::UnsupportedScheme)
         );
+    }
+
+    #[test]
+    fn prefix_end_like_clientv3() {
+        assert_eq!(prefix_end(b"foo"), b"fop");
+        assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
+        assert_eq!(prefix_end(&[0xff, 0xff]), vec![0]);
     }
 
     #[test]

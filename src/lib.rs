@@ -9,6 +9,8 @@
 //! - `mvcc`: revisions, the key index, reads and writes on LMDB.
 //! - `storage`: the data dir, the WAL and the LMDB environment.
 //! - `logging`: etcd's zap-style structured logs.
+//! - `metrics`: Prometheus metrics under etcd's names.
+//! - `notify`: systemd's readiness and watchdog notifications.
 
 pub mod api;
 pub mod apply;
@@ -16,12 +18,16 @@ pub mod client;
 pub mod config;
 pub mod etcdmain;
 pub mod gofmt;
+pub mod lease;
 pub mod logging;
+pub mod metrics;
 pub mod mvcc;
+pub mod notify;
 pub mod proto;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod watch;
 
 /// The etcd release whose API and behaviour we implement.
 pub const ETCD_VERSION: &str = "3.5.17";

@@ -18,9 +18,13 @@ use prost::Message as _;
 use raft::eraftpb::{Entry, EntryType};
 use tokio::sync::watch;
 
+use crate::lease::Lessor;
 use crate::mvcc::{Applied, Store, WriteTxn};
-use crate::proto::etcdserverpb::{CompactionResponse, ResponseHeader};
+use crate::proto::etcdserverpb::{
+    CompactionResponse, LeaseGrantResponse, LeaseRevokeResponse, ResponseHeader,
+};
 use crate::proto::internal::{internal_raft_request::Request, InternalRaftRequest};
+use crate::proto::mvccpb::event::EventType;
 use crate::server::wait::Wait;
 pub use ops::ApplyError;
 
@@ -35,6 +39,8 @@ pub enum Response {
     DeleteRange(crate::proto::etcdserverpb::DeleteRangeResponse),
     Txn(crate::proto::etcdserverpb::TxnResponse),
     Compaction(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
     /// Internal requests (member attributes, cluster version).
     Done,
 }
@@ -62,6 +68,9 @@ pub struct Applier {
     pub durable: Arc<AtomicU64>,
     /// Called after commit with the internal requests that were applied.
     pub on_internal: Box<dyn Fn(&Request) + Send>,
+    pub lessor: Arc<Lessor>,
+    /// Receives each committed revision's events, for watchers.
+    pub hub: Arc<crate::watch::Hub>,
 }
 
 impl Applier {
@@ -129,8 +138,20 @@ impl Applier {
                 };
                 let header = req.header.unwrap_or_default();
                 if let Some(request) = req.request {
-                    let result = apply_request(&mut wt, &request);
+                    let result = apply_request(&mut wt, &self.lessor, &request);
                     if result.is_ok() {
+                        // keys follow their lease: a put moves the key to
+                        // its new lease (or none), a delete frees it
+                        for e in wt.request_events() {
+                            if let Some(kv) = &e.kv {
+                                let lease = if e.r#type == EventType::Put as i32 {
+                                    kv.lease
+                                } else {
+                                    0
+                                };
+                                self.lessor.attach(&kv.key, lease);
+                            }
+                        }
                         wt.end_request();
                     } else if let Err(e) = wt.abort_request() {
                         crate::fatal(&format!("undo failed entry {}: {e}", entry.index));
@@ -167,10 +188,12 @@ impl Applier {
             self.wait
                 .trigger(id, result.map_err(crate::server::Error::Apply));
         }
-        if let Err(e) = wt.commit(applied) {
-            crate::fatal(&format!("commit backend txn: {e}"));
-        }
+        let events = match wt.commit(applied) {
+            Ok(events) => events,
+            Err(e) => crate::fatal(&format!("commit backend txn: {e}")),
+        };
         self.applied_tx.send_replace(applied.index);
+        self.hub.publish(events);
         for r in &internal {
             (self.on_internal)(r);
         }
@@ -182,19 +205,21 @@ impl Applier {
     }
 }
 
-fn apply_request(wt: &mut WriteTxn<'_>, request: &Request) -> ApplyResult {
+fn apply_request(wt: &mut WriteTxn<'_>, lessor: &Lessor, request: &Request) -> ApplyResult {
+    let header = |wt: &WriteTxn<'_>| {
+        Some(ResponseHeader {
+            revision: wt.current_rev(),
+            ..Default::default()
+        })
+    };
+    let mut kv = ops::Leased { txn: wt, lessor };
     Ok(match request {
-        Request::Put(p) => Response::Put(ops::put(wt, p)?),
-        Request::DeleteRange(d) => Response::DeleteRange(ops::delete_range(wt, d)?),
-        Request::Txn(t) => Response::Txn(ops::txn(wt, t)?),
+        Request::Put(p) => Response::Put(ops::put(&mut kv, p)?),
+        Request::DeleteRange(d) => Response::DeleteRange(ops::delete_range(&mut kv, d)?),
+        Request::Txn(t) => Response::Txn(ops::txn(&mut kv, t)?),
         Request::Compaction(c) => {
             wt.compact(c.revision)?;
-            Response::Compaction(CompactionResponse {
-                header: Some(ResponseHeader {
-                    revision: wt.current_rev(),
-                    ..Default::default()
-                }),
-            })
+            Response::Compaction(CompactionResponse { header: header(wt) })
         }
         Request::MemberAttributes(m) => {
             let key = format!("{META_MEMBER_PREFIX}{:016x}", m.id);
@@ -203,6 +228,35 @@ fn apply_request(wt: &mut WriteTxn<'_>, request: &Request) -> ApplyResult {
         }
         Request::ClusterVersion(v) => {
             wt.put_meta(META_CLUSTER_VERSION, v.version.as_bytes())?;
+            Response::Done
+        }
+        Request::LeaseGrant(g) => {
+            let record = lessor.grant(g.id, g.ttl)?;
+            wt.put_lease(&record)?;
+            Response::LeaseGrant(LeaseGrantResponse {
+                header: header(wt),
+                id: record.id,
+                ttl: record.ttl,
+                error: String::new(),
+            })
+        }
+        Request::LeaseRevoke(r) => {
+            // every key of the lease goes in one revision
+            for key in lessor.revoke(r.id)? {
+                wt.delete_range(&crate::mvcc::KeyRange::Single(key))?;
+            }
+            wt.delete_lease(r.id)?;
+            Response::LeaseRevoke(LeaseRevokeResponse {
+                header: Some(ResponseHeader {
+                    revision: wt.current_rev() + i64::from(wt.has_changes()),
+                    ..Default::default()
+                }),
+            })
+        }
+        Request::LeaseCheckpoint(c) => {
+            for record in lessor.checkpoint(&c.checkpoints) {
+                wt.put_lease(&record)?;
+            }
             Response::Done
         }
     })

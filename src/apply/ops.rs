@@ -28,9 +28,23 @@ pub enum ApplyError {
     KeyNotFound,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     /// The backend failed; the member cannot go on.
     #[error("etcdserver: storage failure: {0}")]
     Storage(String),
+}
+
+impl From<crate::lease::Error> for ApplyError {
+    fn from(e: crate::lease::Error) -> Self {
+        match e {
+            crate::lease::Error::NotFound => ApplyError::LeaseNotFound,
+            crate::lease::Error::Exists => ApplyError::LeaseExists,
+            crate::lease::Error::TtlTooLarge => ApplyError::LeaseTtlTooLarge,
+        }
+    }
 }
 
 impl From<mvcc::Error> for ApplyError {
@@ -53,26 +67,38 @@ pub trait Kv {
     fn changed(&self) -> bool;
     fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Result<(), ApplyError>;
     fn delete_range(&mut self, range: &KeyRange) -> Result<Vec<KeyValue>, ApplyError>;
+    /// Whether a put may name lease `id`.
+    fn lease_exists(&self, id: i64) -> bool;
 }
 
-impl Kv for WriteTxn<'_> {
+/// The apply thread's view: the write txn plus the lessor, so puts can
+/// check their lease.
+pub struct Leased<'a, 's> {
+    pub txn: &'a mut WriteTxn<'s>,
+    pub lessor: &'a crate::lease::Lessor,
+}
+
+impl Kv for Leased<'_, '_> {
     fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, mvcc::Error> {
-        WriteTxn::range(self, range, opts)
+        WriteTxn::range(self.txn, range, opts)
     }
     fn begin_rev(&self) -> i64 {
-        self.current_rev()
+        self.txn.current_rev()
     }
     fn compacted_rev(&self) -> i64 {
-        WriteTxn::compacted_rev(self)
+        WriteTxn::compacted_rev(self.txn)
     }
     fn changed(&self) -> bool {
-        self.has_changes()
+        self.txn.has_changes()
     }
     fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Result<(), ApplyError> {
-        Ok(WriteTxn::put(self, key, value, lease)?)
+        Ok(WriteTxn::put(self.txn, key, value, lease)?)
     }
     fn delete_range(&mut self, range: &KeyRange) -> Result<Vec<KeyValue>, ApplyError> {
-        Ok(WriteTxn::delete_range(self, range)?)
+        Ok(WriteTxn::delete_range(self.txn, range)?)
+    }
+    fn lease_exists(&self, id: i64) -> bool {
+        self.lessor.exists(id)
     }
 }
 
@@ -96,6 +122,9 @@ impl Kv for ReadView<'_> {
     }
     fn delete_range(&mut self, _: &KeyRange) -> Result<Vec<KeyValue>, ApplyError> {
         Err(ApplyError::Storage("write in a read-only request".into()))
+    }
+    fn lease_exists(&self, _: i64) -> bool {
+        false
     }
 }
 
@@ -196,15 +225,8 @@ fn get_one<K: Kv + ?Sized>(kv: &K, key: &[u8]) -> Result<Option<KeyValue>, Apply
         .pop())
 }
 
-/// Whether lease `id` is granted. The lease service (grant, keep-alive,
-/// expiry) is not built yet, so no lease exists and, as etcd does for an
-/// unknown lease, every put naming one is refused.
-fn lease_exists(_id: i64) -> bool {
-    false
-}
-
 pub fn put<K: Kv + ?Sized>(kv: &mut K, p: &PutRequest) -> Result<PutResponse, ApplyError> {
-    if p.lease != 0 && !lease_exists(p.lease) {
+    if p.lease != 0 && !kv.lease_exists(p.lease) {
         return Err(ApplyError::LeaseNotFound);
     }
     let mut value = p.value.clone();
@@ -379,7 +401,7 @@ fn check_ops<K: Kv + ?Sized>(
                 if (p.ignore_value || p.ignore_lease) && get_one(kv, &p.key)?.is_none() {
                     return Err(ApplyError::KeyNotFound);
                 }
-                if p.lease != 0 && !lease_exists(p.lease) {
+                if p.lease != 0 && !kv.lease_exists(p.lease) {
                     return Err(ApplyError::LeaseNotFound);
                 }
             }

@@ -9,7 +9,7 @@ pub mod revision;
 pub mod store;
 
 pub use key_index::KeyRange;
-pub use store::{Applied, RangeOptions, RangeResult, ReadView, Store, WriteTxn};
+pub use store::{Applied, RangeOptions, RangeResult, ReadView, RevEvents, Store, WriteTxn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -10,6 +10,7 @@
 //! entries only after its LMDB commit, and a reader whose snapshot predates
 //! a compaction retries once.
 
+use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::RwLock;
 
@@ -19,7 +20,8 @@ use prost::Message as _;
 use super::key_index::{Change, KeyIndex, KeyRange};
 use super::revision::Revision;
 use super::Error;
-use crate::proto::mvccpb::KeyValue;
+use crate::proto::internal::LeaseRecord;
+use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 use crate::storage::backend::Backend;
 
 const RECORD_PUT: u8 = 0;
@@ -35,6 +37,17 @@ pub struct Store {
     index: RwLock<KeyIndex>,
     /// Highest compacted revision whose index entries are gone.
     index_compacted: AtomicI64,
+    /// Live keys attached to a lease, found by the startup scan; taken once
+    /// by the lessor.
+    leased_keys: std::sync::Mutex<Vec<(Vec<u8>, i64)>>,
+}
+
+/// All changes one request made, at one revision: what watchers receive
+/// together.
+#[derive(Debug, Clone)]
+pub struct RevEvents {
+    pub rev: i64,
+    pub events: Vec<Event>,
 }
 
 /// What the apply loop needs to resume after a restart.
@@ -65,6 +78,7 @@ pub struct RangeResult {
 impl Store {
     pub fn open(backend: Backend) -> Result<Store, Error> {
         let mut index = KeyIndex::default();
+        let mut leases: std::collections::HashMap<Vec<u8>, i64> = Default::default();
         {
             let rtxn = backend.env.read_txn()?;
             for item in backend.kv.iter(&rtxn)? {
@@ -85,6 +99,11 @@ impl Store {
                         version: kv.version,
                     }
                 };
+                if deleted || kv.lease == 0 {
+                    leases.remove(&kv.key);
+                } else {
+                    leases.insert(kv.key.clone(), kv.lease);
+                }
                 index.record(&kv.key, change);
             }
         }
@@ -92,6 +111,7 @@ impl Store {
             backend,
             index: RwLock::new(index),
             index_compacted: AtomicI64::new(0),
+            leased_keys: std::sync::Mutex::new(leases.into_iter().collect()),
         };
         let compacted = {
             let rtxn = store.backend.env.read_txn()?;
@@ -112,6 +132,25 @@ impl Store {
             index: self.meta_i64(&rtxn, META_CONSISTENT_INDEX, 0)? as u64,
             term: self.meta_i64(&rtxn, META_TERM, 0)? as u64,
         })
+    }
+
+    /// Live keys with their lease, as found at startup (once).
+    pub fn take_leased_keys(&self) -> Vec<(Vec<u8>, i64)> {
+        std::mem::take(&mut *self.leased_keys.lock().expect("leased keys lock"))
+    }
+
+    /// Every lease in the lease table.
+    pub fn leases(&self) -> Result<Vec<LeaseRecord>, Error> {
+        let rtxn = self.backend.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.backend.lease.iter(&rtxn)? {
+            let (_, v) = item?;
+            out.push(
+                LeaseRecord::decode(v)
+                    .map_err(|e| Error::Corrupt(format!("bad lease record: {e}")))?,
+            );
+        }
+        Ok(out)
     }
 
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
@@ -152,6 +191,8 @@ impl Store {
             compacted,
             sub: 0,
             touched: Vec::new(),
+            request_events: Vec::new(),
+            events: Vec::new(),
             compaction: None,
         })
     }
@@ -292,6 +333,74 @@ impl ReadView<'_> {
             rev: self.current,
         })
     }
+
+    /// The changes to keys in `range` at revisions `from..=current`, whole
+    /// revisions at a time, stopping after the revision where `max_events`
+    /// is reached. Returns them grouped by revision and the next revision to
+    /// read from. `from` must not be compacted.
+    pub fn history(
+        &self,
+        range: &KeyRange,
+        from: i64,
+        max_events: usize,
+    ) -> Result<(Vec<RevEvents>, i64), Error> {
+        if from < self.compacted {
+            return Err(Error::Compacted);
+        }
+        let mut out: Vec<RevEvents> = Vec::new();
+        let mut count = 0usize;
+        let start = Revision::new(from.max(0), 0).to_bytes();
+        let bounds = (Bound::Included(&start[..]), Bound::Unbounded);
+        for item in self.store.backend.kv.range(&self.txn, &bounds)? {
+            let (k, v) = item?;
+            let rev = Revision::from_bytes(k)
+                .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
+            if rev.main > self.current {
+                break;
+            }
+            if count >= max_events && out.last().is_some_and(|r| r.rev != rev.main) {
+                // stop at a revision boundary: a revision is never split
+                return Ok((out, rev.main));
+            }
+            let (deleted, kv) = decode_record(v)?;
+            if !range.contains(&kv.key) {
+                continue;
+            }
+            let event = Event {
+                r#type: if deleted {
+                    EventType::Delete as i32
+                } else {
+                    EventType::Put as i32
+                },
+                kv: Some(kv),
+                prev_kv: None,
+            };
+            count += 1;
+            match out.last_mut() {
+                Some(r) if r.rev == rev.main => r.events.push(event),
+                _ => out.push(RevEvents {
+                    rev: rev.main,
+                    events: vec![event],
+                }),
+            }
+        }
+        Ok((out, self.current + 1))
+    }
+
+    /// The key's value just before revision `rev` (for watchers' prev_kv).
+    pub fn prev_kv(&self, key: &[u8], rev: i64) -> Result<Option<KeyValue>, Error> {
+        if rev - 1 < self.compacted || rev - 1 <= 0 {
+            return Ok(None);
+        }
+        let opts = RangeOptions {
+            rev: rev - 1,
+            ..Default::default()
+        };
+        let (mut kvs, _) =
+            self.store
+                .range_at(&self.txn, &KeyRange::Single(key.to_vec()), rev - 1, &opts)?;
+        Ok(kvs.pop())
+    }
 }
 
 /// A compaction waiting for its commit: the revision and the index
@@ -308,6 +417,10 @@ pub struct WriteTxn<'s> {
     sub: i64,
     /// The keys those changes touched, to undo a request that fails.
     touched: Vec<Vec<u8>>,
+    /// Events of the request being applied.
+    request_events: Vec<Event>,
+    /// Events of the requests applied in this txn, one entry per revision.
+    events: Vec<RevEvents>,
     /// Index entries to drop once the commit is durable in LMDB.
     compaction: Option<Compaction>,
 }
@@ -368,6 +481,11 @@ impl WriteTxn<'_> {
             &rev.to_bytes(),
             &encode_record(RECORD_PUT, &kv),
         )?;
+        self.request_events.push(Event {
+            r#type: EventType::Put as i32,
+            kv: Some(kv),
+            prev_kv: None,
+        });
         self.store.index.write().expect("index lock").record(
             key,
             Change {
@@ -397,6 +515,11 @@ impl WriteTxn<'_> {
                 &rev.to_bytes(),
                 &encode_record(RECORD_DELETE, &tomb),
             )?;
+            self.request_events.push(Event {
+                r#type: EventType::Delete as i32,
+                kv: Some(tomb),
+                prev_kv: None,
+            });
             self.store.index.write().expect("index lock").record(
                 &kv.key,
                 Change {
@@ -416,8 +539,17 @@ impl WriteTxn<'_> {
         if self.sub > 0 {
             self.current += 1;
             self.sub = 0;
+            self.events.push(RevEvents {
+                rev: self.current,
+                events: std::mem::take(&mut self.request_events),
+            });
         }
         self.touched.clear();
+    }
+
+    /// The events of the request being applied so far (for the lessor).
+    pub fn request_events(&self) -> &[Event] {
+        &self.request_events
     }
 
     /// Undoes every change of the request being applied: a request either
@@ -440,6 +572,7 @@ impl WriteTxn<'_> {
             .expect("index lock")
             .remove(&dropped);
         self.sub = 0;
+        self.request_events.clear();
         Ok(())
     }
 
@@ -468,7 +601,8 @@ impl WriteTxn<'_> {
 
     /// Commits the batch together with the raft position it reflects, so a
     /// restart applies every entry exactly once.
-    pub fn commit(mut self, applied: Applied) -> Result<(), Error> {
+    /// Returns the events of the committed requests, for watchers.
+    pub fn commit(mut self, applied: Applied) -> Result<Vec<RevEvents>, Error> {
         debug_assert_eq!(self.sub, 0, "end_request before commit");
         let meta = self.store.backend.meta;
         meta.put(&mut self.txn, META_CURRENT_REV, &self.current.to_be_bytes())?;
@@ -489,11 +623,29 @@ impl WriteTxn<'_> {
         )?;
         let store = self.store;
         let compaction = self.compaction.take();
+        let events = std::mem::take(&mut self.events);
         self.txn.commit()?;
         if let Some((rev, dropped)) = compaction {
             store.index.write().expect("index lock").remove(&dropped);
             store.index_compacted.store(rev, Ordering::Release);
         }
+        Ok(events)
+    }
+
+    pub fn put_lease(&mut self, lease: &LeaseRecord) -> Result<(), Error> {
+        self.store.backend.lease.put(
+            &mut self.txn,
+            &lease.id.to_be_bytes(),
+            &lease.encode_to_vec(),
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_lease(&mut self, id: i64) -> Result<(), Error> {
+        self.store
+            .backend
+            .lease
+            .delete(&mut self.txn, &id.to_be_bytes())?;
         Ok(())
     }
 

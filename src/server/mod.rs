@@ -4,6 +4,7 @@
 //! `server` does not know gRPC; `api` maps `server::Error` to etcd's codes.
 
 pub mod id;
+pub mod lease;
 pub mod wait;
 
 use std::sync::atomic::Ordering;
@@ -63,6 +64,11 @@ pub struct EtcdServer {
     ids: id::RequestIds,
     /// Set once the member has published itself and may serve clients.
     pub ready_rx: watch::Receiver<bool>,
+    pub lessor: Arc<crate::lease::Lessor>,
+    pub hub: Arc<crate::watch::Hub>,
+    /// How often watchers asking for progress get it (etcd's
+    /// --experimental-watch-progress-notify-interval).
+    pub watch_progress_interval: Duration,
 }
 
 impl EtcdServer {
@@ -78,6 +84,9 @@ impl EtcdServer {
         computed_tx: Arc<watch::Sender<u64>>,
         limits: Limits,
         ready_rx: watch::Receiver<bool>,
+        lessor: Arc<crate::lease::Lessor>,
+        hub: Arc<crate::watch::Hub>,
+        watch_progress_interval: Duration,
     ) -> Self {
         EtcdServer {
             member_id,
@@ -91,6 +100,9 @@ impl EtcdServer {
             limits,
             ids: id::RequestIds::new(member_id),
             ready_rx,
+            lessor,
+            hub,
+            watch_progress_interval,
         }
     }
 
@@ -102,6 +114,12 @@ impl EtcdServer {
             revision,
             raft_term: self.raft.shared.term.load(Ordering::Acquire),
         }
+    }
+
+    /// A fresh lease id: positive, unique (etcd takes it from the request
+    /// id generator).
+    pub fn next_lease_id(&self) -> i64 {
+        (self.ids.next() & (i64::MAX as u64)) as i64
     }
 
     pub fn applied_index(&self) -> u64 {

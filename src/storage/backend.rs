@@ -23,6 +23,8 @@ pub struct Backend {
     pub kv: Database<'static, Bytes, Bytes>,
     /// named scalars: consistent index, current/compacted revision, ids.
     pub meta: Database<'static, Bytes, Bytes>,
+    /// lease id (8 bytes BE) → `LeaseRecord`.
+    pub lease: Database<'static, Bytes, Bytes>,
 }
 
 /// Virtual address space reserved for the map; LMDB grows the file lazily.
@@ -48,13 +50,19 @@ impl Backend {
         .with_context(|| format!("open backend {}", path.display()))?;
         let env: &'static Env<WithoutTls> = Box::leak(Box::new(env));
         let wtxn = env.write_txn()?;
-        let (kv, meta) = env
+        let (kv, meta, lease) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
                 let kv = opener.create_database::<Bytes, Bytes>(wtxn, Some("key"))?;
                 let meta = opener.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?;
-                Ok(heed::CommitOrAbort::<_, ()>::Commit((kv, meta)))
+                let lease = opener.create_database::<Bytes, Bytes>(wtxn, Some("lease"))?;
+                Ok(heed::CommitOrAbort::<_, ()>::Commit((kv, meta, lease)))
             })?
             .unwrap_commit();
-        Ok(Backend { env, kv, meta })
+        Ok(Backend {
+            env,
+            kv,
+            meta,
+            lease,
+        })
     }
 }

@@ -9,6 +9,9 @@ pub mod put;
 pub mod txn;
 pub mod version;
 
+// Re-exported: commands name it `command::prefix_end`.
+pub use rsetcd::client::prefix_end;
+
 use crate::cli::{self, CommandId, Resolved};
 use crate::exit::{CtlResult, ExitError};
 use crate::flags::{FlagSet, FlagSpec};
@@ -68,19 +71,6 @@ fn help_command(args: &[String]) -> CtlResult {
     Ok(())
 }
 
-/// The smallest key greater than every key with this prefix (clientv3's
-/// `GetPrefixRangeEnd`); `\0` (to the end) when there is none.
-pub fn prefix_end(key: &[u8]) -> Vec<u8> {
-    let mut end = key.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
-
 /// `--prefix` and `--from-key`, which widen `<key>` into a range (`get`
 /// and `del`).
 pub struct KeyRangeFlags {
@@ -134,17 +124,5 @@ impl KeyRangeFlags {
             end = vec![0];
         }
         Ok((key, end))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_end_like_clientv3() {
-        assert_eq!(prefix_end(b"foo"), b"fop");
-        assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
-        assert_eq!(prefix_end(&[0xff, 0xff]), vec![0]);
     }
 }

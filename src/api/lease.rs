@@ -1,0 +1,152 @@
+//! The Lease service (etcd's v3rpc/lease.go): grant and revoke go through
+//! raft; keep-alive renews on the leader; time-to-live and the list read the
+//! lessor after a linearizable read.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::apply::Response as Applied;
+use crate::proto::etcdserverpb::{
+    lease_server::Lease, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
+    LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
+use crate::proto::internal::internal_raft_request::Request as Internal;
+use crate::server::{Error, EtcdServer};
+
+pub struct LeaseService {
+    server: Arc<EtcdServer>,
+}
+
+impl LeaseService {
+    pub fn new(server: Arc<EtcdServer>) -> Self {
+        LeaseService { server }
+    }
+}
+
+fn current_rev(server: &EtcdServer) -> Result<i64, Status> {
+    Ok(server
+        .store
+        .read()
+        .map_err(|e| Error::Apply(e.into()))?
+        .current_rev())
+}
+
+fn unexpected(r: Applied) -> Status {
+    Status::internal(format!("etcdserver: unexpected apply result {r:?}"))
+}
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        req: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let mut r = req.into_inner();
+        if r.id == 0 {
+            r.id = self.server.next_lease_id();
+        }
+        match self.server.propose(Internal::LeaseGrant(r)).await? {
+            Applied::LeaseGrant(mut resp) => {
+                let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
+                resp.header = Some(self.server.header(rev));
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn lease_revoke(
+        &self,
+        req: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        match self
+            .server
+            .propose(Internal::LeaseRevoke(req.into_inner()))
+            .await?
+        {
+            Applied::LeaseRevoke(mut resp) => {
+                let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
+                resp.header = Some(self.server.header(rev));
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    type LeaseKeepAliveStream =
+        Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+    async fn lease_keep_alive(
+        &self,
+        req: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut requests = req.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let server = self.server.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(r)) = requests.message().await {
+                // An unknown or expired lease answers TTL 0, as etcd.
+                let ttl = server.lessor.renew(r.id).unwrap_or(0);
+                let resp = current_rev(&server).map(|rev| LeaseKeepAliveResponse {
+                    header: Some(server.header(rev)),
+                    id: r.id,
+                    ttl,
+                });
+                if tx.send(resp).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let r = req.into_inner();
+        self.server.linearizable_read().await?;
+        let header = Some(self.server.header(current_rev(&self.server)?));
+        let resp = match self.server.lessor.time_to_live(r.id) {
+            Ok(t) => LeaseTimeToLiveResponse {
+                header,
+                id: r.id,
+                ttl: t.remaining,
+                granted_ttl: t.granted_ttl,
+                keys: if r.keys { t.keys } else { Vec::new() },
+            },
+            // etcd answers an unknown lease with TTL -1, not an error
+            Err(_) => LeaseTimeToLiveResponse {
+                header,
+                id: r.id,
+                ttl: -1,
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(resp))
+    }
+
+    async fn lease_leases(
+        &self,
+        _: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        self.server.linearizable_read().await?;
+        let leases = self
+            .server
+            .lessor
+            .ids()
+            .into_iter()
+            .map(|id| LeaseStatus { id })
+            .collect();
+        Ok(Response::new(LeaseLeasesResponse {
+            header: Some(self.server.header(current_rev(&self.server)?)),
+            leases,
+        }))
+    }
+}

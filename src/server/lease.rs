@@ -1,0 +1,69 @@
+//! The leader's side of leases: keep the lessor's clocks running while this
+//! member leads, propose the revocation of expired leases, and checkpoint
+//! remaining TTLs through raft.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::EtcdServer;
+use crate::proto::etcdserverpb::LeaseRevokeRequest;
+use crate::proto::internal::internal_raft_request::Request;
+use crate::proto::internal::LeaseCheckpointRequest;
+
+/// How often expiry is checked (etcd: 500 ms).
+const EXPIRY_TICK: Duration = Duration::from_millis(500);
+/// How often remaining TTLs are checkpointed. etcd's default is 5 minutes;
+/// a shorter period keeps a restart from giving leases back more than a
+/// few seconds.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+/// Revocations proposed per tick at most (etcd: leaseRevokeRate 1000/s).
+const MAX_REVOKES_PER_TICK: usize = 500;
+/// Leases per checkpoint entry (etcd: maxLeaseCheckpointBatchSize).
+const CHECKPOINT_BATCH: usize = 1000;
+
+pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
+    let mut tick = tokio::time::interval(EXPIRY_TICK);
+    let mut last_checkpoint = Instant::now();
+    let mut was_leader = false;
+    loop {
+        tick.tick().await;
+        let leader = server.raft.shared.is_leader.load(Ordering::Acquire);
+        if leader && !was_leader {
+            // A new leader gives every lease at least an election timeout
+            // more, so none expires during the handover.
+            server.lessor.promote(election_timeout);
+        } else if !leader && was_leader {
+            server.lessor.demote();
+        }
+        was_leader = leader;
+        if !leader {
+            continue;
+        }
+        for id in server.lessor.expired(MAX_REVOKES_PER_TICK) {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let r = server
+                    .propose(Request::LeaseRevoke(LeaseRevokeRequest { id }))
+                    .await;
+                match r {
+                    Ok(_) => tracing::debug!(lease_id = format!("{id:x}"), "revoked expired lease"),
+                    Err(e) => {
+                        tracing::warn!(lease_id = format!("{id:x}"), error = %e, "failed to revoke expired lease")
+                    }
+                }
+            });
+        }
+        if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+            last_checkpoint = Instant::now();
+            for chunk in server.lessor.checkpoints().chunks(CHECKPOINT_BATCH) {
+                let req = LeaseCheckpointRequest {
+                    checkpoints: chunk.to_vec(),
+                };
+                if let Err(e) = server.propose(Request::LeaseCheckpoint(req)).await {
+                    tracing::warn!(error = %e, "failed to checkpoint leases");
+                }
+            }
+        }
+    }
+}

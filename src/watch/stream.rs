@@ -1,0 +1,352 @@
+//! One client watch stream (etcd's serverWatchStream): its watchers, their
+//! cursors, and the loop that answers create/cancel/progress requests and
+//! catches every watcher up to the newest revision.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::Hub;
+use crate::mvcc::{self, KeyRange, RevEvents};
+use crate::proto::etcdserverpb::{
+    watch_create_request::FilterType, watch_request, ResponseHeader, WatchCreateRequest,
+    WatchRequest, WatchResponse,
+};
+use crate::proto::mvccpb::event::EventType;
+use crate::proto::mvccpb::Event;
+use crate::server::EtcdServer;
+
+/// etcd's InvalidWatchID: answers not tied to one watcher.
+const INVALID_WATCH_ID: i64 = -1;
+/// How many events one catch-up step reads before yielding to the others.
+const EVENTS_PER_STEP: usize = 1000;
+
+struct Watcher {
+    range: KeyRange,
+    /// The next revision this watcher must see.
+    next: i64,
+    no_put: bool,
+    no_delete: bool,
+    prev_kv: bool,
+    progress_notify: bool,
+    fragment: bool,
+}
+
+pub struct WatchStream {
+    server: Arc<EtcdServer>,
+    hub: Arc<Hub>,
+    tx: mpsc::Sender<Result<WatchResponse, Status>>,
+    watchers: BTreeMap<i64, Watcher>,
+    next_id: i64,
+    /// A progress request waits until every watcher has caught up.
+    progress_pending: bool,
+}
+
+impl WatchStream {
+    pub fn new(
+        server: Arc<EtcdServer>,
+        hub: Arc<Hub>,
+        tx: mpsc::Sender<Result<WatchResponse, Status>>,
+    ) -> Self {
+        WatchStream {
+            server,
+            hub,
+            tx,
+            watchers: BTreeMap::new(),
+            next_id: 0,
+            progress_pending: false,
+        }
+    }
+
+    fn header(&self, revision: i64) -> Option<ResponseHeader> {
+        Some(self.server.header(revision))
+    }
+
+    /// The store's current revision.
+    fn store_rev(&self) -> i64 {
+        self.server
+            .store
+            .read()
+            .map(|v| v.current_rev())
+            .unwrap_or_else(|_| self.hub.current())
+    }
+
+    /// Runs until the client closes its side or goes away.
+    pub async fn run(
+        mut self,
+        mut requests: tonic::Streaming<WatchRequest>,
+        progress_interval: Duration,
+    ) {
+        let mut revs = self.hub.subscribe();
+        let mut ticker = tokio::time::interval(progress_interval);
+        ticker.tick().await;
+        loop {
+            if self.catch_up().await.is_err() {
+                return; // the client is gone
+            }
+            let behind = self.watchers.values().any(|w| w.next <= self.hub.current());
+            if behind {
+                // more to send: take requests without waiting for a revision
+                tokio::select! {
+                    biased;
+                    req = requests.message() => match req {
+                        Ok(Some(r)) => { if self.handle(r).await.is_err() { return; } }
+                        _ => return,
+                    },
+                    _ = std::future::ready(()) => {}
+                }
+                continue;
+            }
+            tokio::select! {
+                req = requests.message() => match req {
+                    Ok(Some(r)) => { if self.handle(r).await.is_err() { return; } }
+                    _ => return,
+                },
+                changed = revs.changed() => { if changed.is_err() { return; } }
+                _ = ticker.tick() => {
+                    if self.progress_notify().await.is_err() { return; }
+                }
+            }
+        }
+    }
+
+    async fn send(&self, r: WatchResponse) -> Result<(), ()> {
+        self.tx.send(Ok(r)).await.map_err(|_| ())
+    }
+
+    async fn handle(&mut self, req: WatchRequest) -> Result<(), ()> {
+        match req.request_union {
+            Some(watch_request::RequestUnion::CreateRequest(c)) => self.create(c).await,
+            Some(watch_request::RequestUnion::CancelRequest(c)) => {
+                if self.watchers.remove(&c.watch_id).is_some() {
+                    let rev = self.store_rev();
+                    self.send(WatchResponse {
+                        header: self.header(rev),
+                        watch_id: c.watch_id,
+                        canceled: true,
+                        ..Default::default()
+                    })
+                    .await?;
+                }
+                Ok(())
+            }
+            Some(watch_request::RequestUnion::ProgressRequest(_)) => {
+                // Answered once every watcher has caught up (etcd #15220:
+                // never report a revision some watcher has not reached).
+                self.progress_pending = true;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn create(&mut self, mut c: WatchCreateRequest) -> Result<(), ()> {
+        if c.key.is_empty() {
+            c.key = vec![0]; // "\0" is the smallest key
+        }
+        let range = KeyRange::new(&c.key, &c.range_end);
+        let current = self.store_rev();
+        let error = if matches!(&range, KeyRange::Until(s, e) if s >= e) {
+            Some("mvcc: watcher range is empty")
+        } else if c.watch_id != 0 && self.watchers.contains_key(&c.watch_id) {
+            Some("mvcc: duplicate watch ID provided on the WatchStream")
+        } else {
+            None
+        };
+        if let Some(reason) = error {
+            return self
+                .send(WatchResponse {
+                    header: self.header(current),
+                    watch_id: INVALID_WATCH_ID,
+                    created: true,
+                    canceled: true,
+                    cancel_reason: reason.to_string(),
+                    ..Default::default()
+                })
+                .await;
+        }
+        let id = if c.watch_id != 0 {
+            c.watch_id
+        } else {
+            while self.watchers.contains_key(&self.next_id) {
+                self.next_id += 1;
+            }
+            self.next_id += 1;
+            self.next_id - 1
+        };
+        let has = |f: FilterType| c.filters.contains(&(f as i32));
+        self.watchers.insert(
+            id,
+            Watcher {
+                range,
+                next: if c.start_revision > 0 {
+                    c.start_revision
+                } else {
+                    current + 1
+                },
+                no_put: has(FilterType::Noput),
+                no_delete: has(FilterType::Nodelete),
+                prev_kv: c.prev_kv,
+                progress_notify: c.progress_notify,
+                fragment: c.fragment,
+            },
+        );
+        self.send(WatchResponse {
+            header: self.header(current),
+            watch_id: id,
+            created: true,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Brings each watcher up to the newest published revision, one bounded
+    /// step each; answers a pending progress request once all are synced.
+    async fn catch_up(&mut self) -> Result<(), ()> {
+        let target = self.hub.current();
+        let ids: Vec<i64> = self.watchers.keys().copied().collect();
+        for id in ids {
+            let Some(w) = self.watchers.get(&id) else {
+                continue;
+            };
+            if w.next > target {
+                continue;
+            }
+            let (next, batch) = match self.hub.recent(&w.range, w.next, EVENTS_PER_STEP) {
+                Some((batch, next)) => (next, batch),
+                None => match self.history(&w.range, w.next) {
+                    Ok((batch, next)) => (next, batch),
+                    Err(compacted) => {
+                        self.watchers.remove(&id);
+                        self.send(WatchResponse {
+                            header: self.header(0),
+                            watch_id: id,
+                            canceled: true,
+                            compact_revision: compacted,
+                            ..Default::default()
+                        })
+                        .await?;
+                        continue;
+                    }
+                },
+            };
+            let events = self.filter(id, batch);
+            if let Some(w) = self.watchers.get_mut(&id) {
+                w.next = next;
+            }
+            if !events.is_empty() {
+                self.send_events(id, events, target).await?;
+            }
+        }
+        if self.progress_pending && self.watchers.values().all(|w| w.next > target) {
+            self.progress_pending = false;
+            self.send(WatchResponse {
+                header: self.header(target),
+                watch_id: INVALID_WATCH_ID,
+                ..Default::default()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Reads history from the store; `Err(compact_revision)` when the
+    /// cursor is already compacted away.
+    fn history(&self, range: &KeyRange, from: i64) -> Result<(Vec<RevEvents>, i64), i64> {
+        let view = match self.server.store.read() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "watch: cannot read the store");
+                return Ok((Vec::new(), from));
+            }
+        };
+        match view.history(range, from, EVENTS_PER_STEP) {
+            Ok(r) => Ok(r),
+            Err(mvcc::Error::Compacted) => Err(view.compacted_rev()),
+            Err(e) => {
+                tracing::error!(error = %e, "watch: cannot read history");
+                Ok((Vec::new(), from))
+            }
+        }
+    }
+
+    /// Applies the watcher's filters and fills prev_kv.
+    fn filter(&self, id: i64, batch: Vec<RevEvents>) -> Vec<Event> {
+        let Some(w) = self.watchers.get(&id) else {
+            return Vec::new();
+        };
+        let view = if w.prev_kv {
+            self.server.store.read().ok()
+        } else {
+            None
+        };
+        let mut out = Vec::new();
+        for r in batch {
+            for mut e in r.events {
+                let is_put = e.r#type == EventType::Put as i32;
+                if (is_put && w.no_put) || (!is_put && w.no_delete) {
+                    continue;
+                }
+                if let (Some(view), Some(kv)) = (&view, &e.kv) {
+                    e.prev_kv = view.prev_kv(&kv.key, r.rev).ok().flatten();
+                }
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    async fn send_events(&self, id: i64, events: Vec<Event>, rev: i64) -> Result<(), ()> {
+        let fragment = self.watchers.get(&id).is_some_and(|w| w.fragment);
+        let resp = WatchResponse {
+            header: self.header(rev),
+            watch_id: id,
+            events,
+            ..Default::default()
+        };
+        let limit = self.server.limits.max_request_bytes as usize;
+        if !fragment || resp.encoded_len() < limit || resp.events.len() < 2 {
+            return self.send(resp).await;
+        }
+        // etcd's sendFragments: fill each part up to the limit, mark all but
+        // the last as a fragment.
+        let mut rest = resp.events.into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut part = WatchResponse {
+                header: resp.header.clone(),
+                watch_id: id,
+                fragment: true,
+                ..Default::default()
+            };
+            while let Some(e) = rest.peek() {
+                if !part.events.is_empty() && part.encoded_len() + e.encoded_len() >= limit {
+                    break;
+                }
+                part.events.extend(rest.next());
+            }
+            part.fragment = rest.peek().is_some();
+            self.send(part).await?;
+        }
+        Ok(())
+    }
+
+    /// Periodic progress for watchers that asked for it and are caught up.
+    async fn progress_notify(&self) -> Result<(), ()> {
+        let target = self.hub.current();
+        for (id, w) in &self.watchers {
+            if w.progress_notify && w.next > target {
+                self.send(WatchResponse {
+                    header: self.header(target),
+                    watch_id: *id,
+                    ..Default::default()
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
