@@ -9,7 +9,7 @@ pub mod put;
 pub mod txn;
 pub mod version;
 
-// Re-exported: commands name it `command::prefix_end`.
+// Commands use it as `command::prefix_end`; clientv3's rule is shared.
 pub use rsetcd::client::prefix_end;
 
 use crate::cli::{self, CommandId, Resolved};
