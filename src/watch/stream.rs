@@ -317,7 +317,7 @@ impl WatchStream {
         let mut rest = resp.events.into_iter().peekable();
         while rest.peek().is_some() {
             let mut part = WatchResponse {
-                header: resp.header.clone(),
+                header: resp.header,
                 watch_id: id,
                 fragment: true,
                 ..Default::default()
