@@ -51,6 +51,12 @@ pub struct ServeOptions {
     pub max_txn_ops: u64,
     pub pre_vote: bool,
     pub grpc: crate::api::GrpcOptions,
+    /// `--metrics`: basic or extensive.
+    pub metrics: crate::metrics::Level,
+    /// Extra listeners for /metrics and the health endpoints.
+    pub listen_metrics_urls: Vec<url::Url>,
+    /// `--quota-backend-bytes`: 0 is etcd's default, negative disables it.
+    pub quota_backend_bytes: i64,
 }
 
 impl From<&crate::config::Config> for ServeOptions {
@@ -71,6 +77,9 @@ impl From<&crate::config::Config> for ServeOptions {
             max_request_bytes: c.max_request_bytes,
             max_txn_ops: c.max_txn_ops,
             pre_vote: c.pre_vote,
+            metrics: crate::metrics::Level::from_flag(&c.metrics),
+            listen_metrics_urls: c.listen_metrics_urls.clone(),
+            quota_backend_bytes: c.quota_backend_bytes,
             grpc: crate::api::GrpcOptions {
                 keepalive_interval: c.grpc_keepalive_interval,
                 keepalive_timeout: c.grpc_keepalive_timeout,
@@ -89,16 +98,25 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         rsetcd_version = env!("CARGO_PKG_VERSION"),
         "starting an etcd server"
     );
+    let notifier = crate::notify::Notifier::from_env();
+    crate::metrics::init(opts.metrics);
+    set_quota_metric(opts.quota_backend_bytes);
     let data_dir = DataDir::open(&opts.data_dir, opts.wal_dir.as_deref())?;
     // Bind before the (possibly long) replay, so a taken port fails at once.
     let mut listeners = Vec::new();
     for u in &opts.listen_client_urls {
         listeners.push(bind(u).await?);
     }
+    let mut metrics_listeners = Vec::new();
+    for u in &opts.listen_metrics_urls {
+        metrics_listeners.push((u.clone(), bind(u).await?));
+    }
+    notifier.status("opening the backend and replaying the write-ahead log");
 
     let backend = Backend::open(&data_dir.db_path, DEFAULT_MAP_SIZE)?;
     let store = Arc::new(Store::open(backend).context("open backend")?);
     let (member_id, cluster_id) = identity(&store, &opts)?;
+    crate::metrics::server().set_member_id(member_id);
     let applied = store.applied()?;
     tracing::info!(
         local_member_id = format!("{member_id:x}"),
@@ -139,6 +157,13 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let raft_thread = std::thread::Builder::new()
         .name("raft".into())
         .spawn(move || opened.node.run())?;
+    if let Some(every) = crate::notify::watchdog_interval() {
+        tokio::spawn(ping_watchdog(
+            notifier.clone(),
+            raft_handle.shared.clone(),
+            every,
+        ));
+    }
 
     let (applied_tx, applied_rx) = watch::channel(applied.index);
     let computed_tx = Arc::new(watch::Sender::new(applied.index));
@@ -174,15 +199,19 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         ready_rx,
     ));
 
+    notifier.status("waiting for a leader; publishing this member through raft");
     publish(&server, &opts).await?;
     let _ = ready_tx.send(true);
+    register_scrape_hooks(&server);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let routes = crate::api::routes(server.clone());
     let mut serving = Vec::new();
+    let mut client_addrs = Vec::new();
     tracing::info!("ready to serve client requests");
     for l in listeners {
         let addr = l.local_addr()?;
+        client_addrs.push(addr);
         tracing::warn!(
             address = addr.to_string(),
             "serving client traffic insecurely; this is strongly discouraged!"
@@ -194,12 +223,31 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             shutdown_rx.clone(),
         )));
     }
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let mut metrics_serving = Vec::new();
+    for (u, l) in metrics_listeners {
+        tracing::info!(address = url_string(&u).as_str(), "serving metrics");
+        metrics_serving.push(tokio::spawn(serve_metrics(
+            l,
+            server.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    let readiness = tokio::spawn(notify_when_ready(
+        server.clone(),
+        client_addrs,
+        notifier.clone(),
+    ));
 
     wait_for_signal().await;
     tracing::info!(name = opts.name.as_str(), "received signal; shutting down");
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    readiness.abort();
+    notifier.stopping("shutting down");
     let _ = shutdown_tx.send(true);
+    for s in metrics_serving {
+        if let Ok(Err(e)) = s.await {
+            tracing::warn!(error = %e, "metrics listener stopped with an error");
+        }
+    }
     for s in serving {
         match s.await {
             Ok(Ok(())) => {}
@@ -359,6 +407,7 @@ async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow::Result<()>
     let stored = server.store.get_meta(META_CLUSTER_VERSION)?;
     if let Some(v) = &stored {
         let v = String::from_utf8_lossy(v);
+        crate::metrics::server().set_cluster_version(&v);
         let short = v.rsplit_once('.').map(|(a, _)| a).unwrap_or(&v).to_string();
         tracing::info!(
             cluster_version = short.as_str(),
@@ -389,6 +438,7 @@ async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow::Result<()>
 /// Called by the apply thread after an internal request is committed.
 fn log_internal(r: &Internal) {
     if let Internal::ClusterVersion(v) = r {
+        crate::metrics::server().set_cluster_version(&v.version);
         let short = v
             .version
             .rsplit_once('.')
@@ -418,5 +468,167 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// etcd's default backend quota (2 GiB) and the size past which it warns.
+const DEFAULT_QUOTA_BYTES: i64 = 2 * 1024 * 1024 * 1024;
+const MAX_QUOTA_BYTES: i64 = 8 * 1024 * 1024 * 1024;
+
+/// `etcd_server_quota_backend_bytes` as etcd sets it: the default for 0,
+/// nothing for a negative (disabled) quota.
+fn set_quota_metric(quota: i64) {
+    let gauge = &crate::metrics::server().quota_backend_bytes;
+    match quota {
+        q if q < 0 => {}
+        0 => gauge.set(DEFAULT_QUOTA_BYTES),
+        q => {
+            gauge.set(q);
+            if q > MAX_QUOTA_BYTES {
+                tracing::warn!(
+                    quota_size_bytes = q,
+                    quota_maximum_size_bytes = MAX_QUOTA_BYTES,
+                    "quota exceeds the maximum value"
+                );
+            }
+        }
+    }
+}
+
+/// Values read from the member's state when Prometheus scrapes.
+fn register_scrape_hooks(server: &Arc<EtcdServer>) {
+    // Weak: the registry lives for the process, the server does not.
+    let server = Arc::downgrade(server);
+    crate::metrics::on_scrape(move || {
+        let Some(s) = server.upgrade() else { return };
+        crate::metrics::server()
+            .proposals_applied
+            .set(s.applied_index() as i64);
+        let mvcc = crate::metrics::mvcc();
+        if let Ok((total, in_use)) = s.store.db_size() {
+            mvcc.db_total_size_in_bytes.set(total);
+            mvcc.db_total_size_in_use_in_bytes.set(in_use);
+        }
+        mvcc.keys_total.set(s.store.live_keys() as i64);
+        if let Ok(view) = s.store.read() {
+            mvcc.current_revision.set(view.current_rev());
+            mvcc.compact_revision.set(view.compacted_rev());
+        };
+    });
+}
+
+/// A `--listen-metrics-urls` listener: /metrics and the health endpoints
+/// over plain HTTP, until shutdown.
+async fn serve_metrics(
+    listener: TcpListener,
+    server: Arc<EtcdServer>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = crate::api::http::metrics_listener_routes(server);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|&s| s).await;
+        })
+        .await
+}
+
+/// Tells systemd READY=1 once the member has caught up with the commit
+/// index it learned on joining and a client listener answers a
+/// linearizable read, end to end over gRPC.
+async fn notify_when_ready(
+    server: Arc<EtcdServer>,
+    client_addrs: Vec<SocketAddr>,
+    notifier: crate::notify::Notifier,
+) {
+    let committed = server
+        .raft
+        .shared
+        .committed
+        .load(std::sync::atomic::Ordering::Acquire);
+    notifier.status(&format!(
+        "catching up: applied {} of {committed} committed entries",
+        server.applied_index()
+    ));
+    let mut applied = server.applied_rx.clone();
+    if applied.wait_for(|&a| a >= committed).await.is_err() {
+        return;
+    }
+    let Some(&addr) = client_addrs.first() else {
+        return;
+    };
+    let target = reachable(addr);
+    notifier.status(&format!("checking a linearizable read on {target}"));
+    let mut attempt = 0u32;
+    loop {
+        match linearizable_read_via(target).await {
+            Ok(()) => break,
+            Err(e) => {
+                attempt += 1;
+                if attempt % 10 == 1 {
+                    tracing::warn!(address = %target, error = %e, "readiness check: linearizable read failed; retrying");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let addrs: Vec<String> = client_addrs.iter().map(|a| a.to_string()).collect();
+    notifier.ready(&format!("serving client requests on {}", addrs.join(", ")));
+}
+
+/// A listener bound to a wildcard address is reached over loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// One linearizable Range through the client port, as a client sees it.
+async fn linearizable_read_via(addr: SocketAddr) -> anyhow::Result<()> {
+    use crate::proto::etcdserverpb::kv_client::KvClient;
+    use crate::proto::etcdserverpb::RangeRequest;
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(5));
+    let mut client = KvClient::new(endpoint.connect().await?);
+    client
+        .range(RangeRequest {
+            key: b"\0".to_vec(),
+            limit: 1,
+            keys_only: true,
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
+
+/// WATCHDOG=1 every `every` while the raft thread keeps ticking; a raft
+/// loop stuck for longer than a ping interval (plus a second of grace for
+/// a slow fsync) stops the pings, so that systemd restarts the member.
+async fn ping_watchdog(
+    notifier: crate::notify::Notifier,
+    raft: Arc<crate::raft::RaftShared>,
+    every: Duration,
+) {
+    let ticks = || raft.ticks.load(std::sync::atomic::Ordering::Relaxed);
+    let (mut last_ticks, mut last_advance) = (ticks(), tokio::time::Instant::now());
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now_ticks = ticks();
+        if now_ticks != last_ticks {
+            (last_ticks, last_advance) = (now_ticks, tokio::time::Instant::now());
+        }
+        if last_advance.elapsed() <= every + Duration::from_secs(1) {
+            notifier.watchdog();
+        } else {
+            tracing::warn!(
+                stalled_for = ?last_advance.elapsed(),
+                "raft loop is not ticking; not pinging the systemd watchdog"
+            );
+        }
     }
 }

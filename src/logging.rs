@@ -1,17 +1,23 @@
 //! etcd's logs: zap-style JSON lines by default
 //! (`{"level":"info","ts":"…","caller":"…","msg":"…",…}`), or zap's console
-//! format, to stderr, stdout or files. Tooling greps these lines ("ready to
-//! serve client requests"), so message texts follow etcd's.
+//! format, to stderr, stdout, files or journald (`systemd/journal`, see
+//! `journal`). Tooling greps these lines ("ready to serve client
+//! requests"), so message texts follow etcd's. The level can change at run
+//! time (`set_level`, on SIGHUP).
+
+mod journal;
 
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
@@ -26,28 +32,82 @@ pub enum Output {
     Stderr,
     Stdout,
     File(PathBuf),
+    /// journald's native protocol (etcd's `systemd/journal`).
+    Journal,
+}
+
+enum Sink {
+    Stream(Box<dyn Write + Send>),
+    Journal(journal::Journal),
 }
 
 struct ZapLayer {
     format: Format,
-    min: Level,
-    sinks: Mutex<Vec<Box<dyn Write + Send>>>,
+    sinks: Mutex<Vec<Sink>>,
+    has_journal: bool,
+    /// `SYSLOG_IDENTIFIER` of journal entries: the program's name.
+    identifier: String,
 }
 
-/// Installs the global logger. Call once, before anything logs.
+/// The most verbose level logged, as `level_rank`; changes at run time.
+static MIN_LEVEL: AtomicU8 = AtomicU8::new(3);
+
+fn level_rank(l: Level) -> u8 {
+    match l {
+        Level::ERROR => 1,
+        Level::WARN => 2,
+        Level::INFO => 3,
+        Level::DEBUG => 4,
+        Level::TRACE => 5,
+    }
+}
+
+/// Changes the level of the installed logger; returns the previous one.
+pub fn set_level(level: Level) -> Level {
+    let previous = current_level();
+    MIN_LEVEL.store(level_rank(level), Ordering::Relaxed);
+    previous
+}
+
+pub fn current_level() -> Level {
+    match MIN_LEVEL.load(Ordering::Relaxed) {
+        1 => Level::ERROR,
+        2 => Level::WARN,
+        3 => Level::INFO,
+        4 => Level::DEBUG,
+        _ => Level::TRACE,
+    }
+}
+
+/// Installs the global logger. Call once, before anything logs. An output
+/// that cannot be opened is an error whose text is etcd's (journald:
+/// "can't find journal (…)").
 pub fn init(level: Level, format: Format, outputs: &[Output]) -> std::io::Result<()> {
-    let mut sinks: Vec<Box<dyn Write + Send>> = Vec::new();
+    let mut sinks = Vec::new();
     for o in outputs {
         sinks.push(match o {
-            Output::Stderr => Box::new(std::io::stderr()),
-            Output::Stdout => Box::new(std::io::stdout()),
-            Output::File(p) => Box::new(OpenOptions::new().create(true).append(true).open(p)?),
+            Output::Stderr => Sink::Stream(Box::new(std::io::stderr())),
+            Output::Stdout => Sink::Stream(Box::new(std::io::stdout())),
+            Output::File(p) => Sink::Stream(Box::new(
+                OpenOptions::new().create(true).append(true).open(p)?,
+            )),
+            Output::Journal => Sink::Journal(journal::Journal::connect(journal::SOCKET.as_ref())?),
         });
     }
+    set_level(level);
+    let identifier = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "etcd".to_string());
     let layer = ZapLayer {
         format,
-        min: level,
+        has_journal: sinks.iter().any(|s| matches!(s, Sink::Journal(_))),
         sinks: Mutex::new(sinks),
+        identifier,
     };
     // A second init (tests) keeps the first logger.
     let _ = tracing_subscriber::registry().with(layer).try_init();
@@ -95,10 +155,68 @@ fn level_name(l: &Level) -> &'static str {
     }
 }
 
+/// journald's priority for a level, as etcd maps zap's levels.
+fn journal_priority(l: &Level) -> &'static str {
+    match *l {
+        Level::ERROR => "3",
+        Level::WARN => "4",
+        Level::INFO => "6",
+        Level::DEBUG | Level::TRACE => "7",
+    }
+}
+
+impl ZapLayer {
+    /// etcd's journal entry: the whole log line as MESSAGE, its priority,
+    /// the caller's package and the program name; plus each structured
+    /// field under its own journal field name, and the source location.
+    fn journal_fields(
+        &self,
+        meta: &Metadata<'_>,
+        line: &str,
+        caller: &str,
+        rest: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<(String, String)> {
+        let package = caller.rsplit_once('/').map_or(".", |(dir, _)| dir);
+        let mut fields = vec![
+            ("MESSAGE".to_string(), line.trim_end().to_string()),
+            (
+                "PRIORITY".to_string(),
+                journal_priority(meta.level()).to_string(),
+            ),
+            ("PACKAGE".to_string(), package.to_string()),
+            ("SYSLOG_IDENTIFIER".to_string(), self.identifier.clone()),
+            (
+                "CODE_FILE".to_string(),
+                meta.file().unwrap_or("?").to_string(),
+            ),
+            (
+                "CODE_LINE".to_string(),
+                meta.line().unwrap_or(0).to_string(),
+            ),
+        ];
+        for (name, value) in rest {
+            let name = journal::field_name(name);
+            if fields.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let value = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            fields.push((name, value));
+        }
+        fields
+    }
+}
+
 impl<S: Subscriber> Layer<S> for ZapLayer {
-    fn enabled(&self, meta: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
-        // tracing orders levels by verbosity: ERROR < WARN < … < TRACE
-        *meta.level() <= self.min
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        // The level can change at run time: ask `enabled` every time.
+        Interest::sometimes()
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>, _: Context<'_, S>) -> bool {
+        level_rank(*meta.level()) <= MIN_LEVEL.load(Ordering::Relaxed)
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
@@ -114,6 +232,12 @@ impl<S: Subscriber> Layer<S> for ZapLayer {
             meta.line().unwrap_or(0)
         );
         let ts = utc_timestamp(TimestampPrecision::Micros);
+        let rest_for_journal = self.has_journal.then(|| f.rest.clone());
+        let caller_for_journal = if self.has_journal {
+            caller.clone()
+        } else {
+            String::new()
+        };
         let line = match self.format {
             Format::Json => {
                 let mut m = serde_json::Map::new();
@@ -142,11 +266,24 @@ impl<S: Subscriber> Layer<S> for ZapLayer {
                 s
             }
         };
-        // A logger that cannot write has nowhere to report it.
+        let journal_entry = rest_for_journal
+            .map(|rest| self.journal_fields(meta, &line, &caller_for_journal, &rest));
+        // A logger that cannot write has nowhere to report it; journald
+        // gone away falls back to stderr, as etcd's journal writer does.
         if let Ok(mut sinks) = self.sinks.lock() {
-            for w in sinks.iter_mut() {
-                let _ = w.write_all(line.as_bytes());
-                let _ = w.flush();
+            for sink in sinks.iter_mut() {
+                match sink {
+                    Sink::Stream(w) => {
+                        let _ = w.write_all(line.as_bytes());
+                        let _ = w.flush();
+                    }
+                    Sink::Journal(j) => {
+                        let sent = journal_entry.as_ref().map(|fields| j.send(fields));
+                        if !matches!(sent, Some(Ok(()))) {
+                            let _ = std::io::stderr().write_all(line.as_bytes());
+                        }
+                    }
+                }
             }
         }
     }

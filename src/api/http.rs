@@ -1,11 +1,10 @@
-//! Plain HTTP on the client listeners, as etcd serves it: `/version` and
-//! `/health` (etcd 3.5's JSON bodies).
+//! Plain HTTP on the client listeners, as etcd serves it: `/version`,
+//! `/metrics` and the health endpoints (`health.rs`); and the routes of
+//! `--listen-metrics-urls` listeners.
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,8 +15,26 @@ use crate::server::EtcdServer;
 pub fn routes(server: Arc<EtcdServer>) -> Router {
     Router::new()
         .route("/version", get(version))
-        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .merge(super::health::routes())
         .with_state(server)
+}
+
+/// What a `--listen-metrics-urls` listener serves: metrics and health.
+pub fn metrics_listener_routes(server: Arc<EtcdServer>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .merge(super::health::routes())
+        .with_state(server)
+}
+
+async fn metrics() -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(),
+    )
+        .into_response()
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {
@@ -40,30 +57,5 @@ async fn version(State(server): State<Arc<EtcdServer>>) -> Response {
     json(
         StatusCode::OK,
         serde_json::json!({"etcdserver": crate::ETCD_VERSION, "etcdcluster": cluster}),
-    )
-}
-
-async fn health(
-    State(server): State<Arc<EtcdServer>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let unhealthy = |reason: &str| {
-        json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"health": "false", "reason": reason}),
-        )
-    };
-    if server.raft.shared.leader.load(Ordering::Acquire) == 0 {
-        return unhealthy("RAFT NO LEADER");
-    }
-    let serializable = q.get("serializable").is_some_and(|v| v == "true");
-    if !serializable {
-        if let Err(e) = server.linearizable_read().await {
-            return unhealthy(&format!("QGET ERROR:{e}"));
-        }
-    }
-    json(
-        StatusCode::OK,
-        serde_json::json!({"health": "true", "reason": ""}),
     )
 }

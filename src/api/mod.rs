@@ -6,6 +6,7 @@
 //! transaction and never talks to raft except through `server`.
 
 pub mod auth;
+pub mod health;
 pub mod http;
 pub mod kv;
 pub mod maintenance;
@@ -42,6 +43,8 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
         .add_service(auth)
         .prepare()
         .into_axum_router()
+        // grpc_server_* metrics for every gRPC service above.
+        .layer(axum::middleware::from_fn(crate::metrics::grpc::record))
         .merge(http::routes(server));
     Routes::from(router)
 }

@@ -1,5 +1,7 @@
 //! The `etcd` daemon: parse etcd's flags, env vars or YAML file, set up
-//! logging, and run the member until SIGTERM.
+//! logging, and run the member until SIGTERM. SIGHUP re-reads the
+//! configuration and applies what can change without a restart (the log
+//! level).
 
 use rsetcd::config::{self, Command, ConfigErrorKind, LogFormat, LogLevel, LogOutput};
 use rsetcd::{etcdmain, logging};
@@ -15,7 +17,7 @@ fn main() {
             )
         })
         .collect();
-    let cfg = match config::parse(args, env) {
+    let cfg = match config::parse(args.clone(), env.clone()) {
         Ok(Command::Run(cfg)) => cfg,
         Ok(Command::Exit {
             code,
@@ -42,14 +44,7 @@ fn main() {
         }
     };
 
-    let level = match cfg.log_level {
-        LogLevel::Debug => tracing::Level::DEBUG,
-        LogLevel::Info => tracing::Level::INFO,
-        LogLevel::Warn => tracing::Level::WARN,
-        LogLevel::Error | LogLevel::DPanic | LogLevel::Panic | LogLevel::Fatal => {
-            tracing::Level::ERROR
-        }
-    };
+    let level = tracing_level(cfg.log_level);
     let format = match cfg.log_format {
         LogFormat::Json => logging::Format::Json,
         LogFormat::Console => logging::Format::Console,
@@ -60,11 +55,16 @@ fn main() {
         .map(|o| match o {
             LogOutput::Stderr => logging::Output::Stderr,
             LogOutput::Stdout => logging::Output::Stdout,
+            LogOutput::Journal => logging::Output::Journal,
             LogOutput::File(p) => logging::Output::File(p.clone()),
         })
         .collect();
     if let Err(e) = logging::init(level, format, &outputs) {
-        eprintln!("etcd: cannot open log output: {e}");
+        // etcd checks its log outputs while verifying its flags.
+        eprintln!(
+            "{}",
+            serde_json::json!({"level": "warn", "msg": "failed to verify flags", "error": e.to_string()})
+        );
         std::process::exit(1);
     }
     for i in &cfg.infos {
@@ -85,9 +85,119 @@ fn main() {
             std::process::exit(1);
         }
     };
+    reload_on_sighup(&runtime, args, env, (*cfg).clone());
     if let Err(e) = runtime.block_on(etcdmain::run(etcdmain::ServeOptions::from(&*cfg))) {
         tracing::error!(error = format!("{e:#}"), "etcd stopped with an error");
         eprintln!("etcd: {e:#}");
         std::process::exit(1);
     }
+}
+
+fn tracing_level(level: LogLevel) -> tracing::Level {
+    match level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error | LogLevel::DPanic | LogLevel::Panic | LogLevel::Fatal => {
+            tracing::Level::ERROR
+        }
+    }
+}
+
+/// Installs the SIGHUP handler now (SIGHUP would otherwise end the
+/// process) and reloads on every signal.
+fn reload_on_sighup(
+    runtime: &tokio::runtime::Runtime,
+    args: Vec<std::ffi::OsString>,
+    env: Vec<(String, String)>,
+    mut current: config::Config,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let _entered = runtime.enter();
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle SIGHUP; reloading is off");
+            return;
+        }
+    };
+    runtime.spawn(async move {
+        while hangup.recv().await.is_some() {
+            if let Some(next) = reload(&args, &env, &current) {
+                current = next;
+            }
+        }
+    });
+}
+
+/// Re-reads flags, environment and config file; applies the log level and
+/// names the settings that need a restart. Returns the new configuration,
+/// or None (and keeps the running one) when it does not parse.
+fn reload(
+    args: &[std::ffi::OsString],
+    env: &[(String, String)],
+    current: &config::Config,
+) -> Option<config::Config> {
+    tracing::info!("received SIGHUP; reloading the configuration");
+    let next = match config::parse(args.to_vec(), env.to_vec()) {
+        Ok(Command::Run(cfg)) => *cfg,
+        Ok(Command::Exit { .. }) => return None,
+        Err(e) => {
+            tracing::warn!(
+                error = e.message(),
+                "cannot reload the configuration; keeping the running one"
+            );
+            return None;
+        }
+    };
+    let level = tracing_level(next.log_level);
+    let previous = logging::set_level(level);
+    if previous != level {
+        tracing::info!(
+            previous = previous.to_string().to_lowercase(),
+            current = level.to_string().to_lowercase(),
+            "changed the log level"
+        );
+    }
+    let mut unchanged_level = next.clone();
+    unchanged_level.log_level = current.log_level;
+    let pending = changed_settings(current, &unchanged_level);
+    if !pending.is_empty() {
+        tracing::warn!(
+            settings = pending.join(","),
+            "these settings changed but take effect only at restart"
+        );
+    }
+    if previous == level && pending.is_empty() {
+        tracing::info!("configuration reloaded; nothing changed");
+    }
+    Some(next)
+}
+
+/// Names (as flags) of the top-level settings that differ, read from the
+/// configurations' pretty debug forms.
+fn changed_settings(a: &config::Config, b: &config::Config) -> Vec<String> {
+    fn fields(c: &config::Config) -> Vec<(String, String)> {
+        let text = format!("{c:#?}");
+        let mut out: Vec<(String, String)> = Vec::new();
+        for line in text.lines().skip(1) {
+            let top = line.strip_prefix("    ").filter(|l| !l.starts_with(' '));
+            match top.and_then(|l| l.split_once(':')) {
+                Some((name, _)) => out.push((name.to_string(), line.to_string())),
+                None => {
+                    if let Some(last) = out.last_mut() {
+                        last.1.push_str(line);
+                    }
+                }
+            }
+        }
+        out
+    }
+    let (fa, fb) = (fields(a), fields(b));
+    fa.iter()
+        .zip(fb.iter())
+        .filter(|(x, y)| x != y)
+        .map(|(x, _)| x.0.replace('_', "-"))
+        .filter(|name| name != "warnings" && name != "infos")
+        .collect()
 }

@@ -144,6 +144,8 @@ pub enum LogOutput {
     /// `stderr`, and etcd's `default`.
     Stderr,
     Stdout,
+    /// `systemd/journal`: journald's native protocol.
+    Journal,
     /// Any other value: a file the logs are appended to.
     File(PathBuf),
 }
@@ -705,6 +707,7 @@ fn log_outputs(outputs: &[String]) -> Vec<LogOutput> {
         .map(|o| match o.as_str() {
             "default" | "stderr" => LogOutput::Stderr,
             "stdout" => LogOutput::Stdout,
+            "systemd/journal" => LogOutput::Journal,
             path => LogOutput::File(PathBuf::from(path)),
         })
         .collect()

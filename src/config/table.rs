@@ -583,12 +583,12 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "'false'",
         "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"",
     ),
-    Setting::new("metrics", Str, "basic").help(
+    Setting::new("metrics", Str, "basic").supported().help(
         Monitoring,
         "'basic'",
         "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.",
     ),
-    Setting::new("listen-metrics-urls", Urls, "").help(
+    Setting::new("listen-metrics-urls", Urls, "").supported().help(
         Monitoring,
         "''",
         "List of URLs to listen on for the /metrics and /health endpoints. For https, the client URL TLS info is used.",

@@ -273,10 +273,10 @@ fn unsupported_settings_fail_unless_default() {
         e.message(),
         "--listen-client-urls with a \"https\" URL is not supported yet (https://127.0.0.1:2379)"
     );
-    let e = error(&["--log-outputs=systemd/journal"], &[]);
+    let e = error(&["--listen-metrics-urls=https://127.0.0.1:2381"], &[]);
     assert_eq!(
         e.message(),
-        "--log-outputs=systemd/journal is not supported yet"
+        "--listen-metrics-urls with a \"https\" URL is not supported yet (https://127.0.0.1:2381)"
     );
     config(&["--backend-bbolt-freelist-type=map"], &[]);
 }
@@ -300,6 +300,8 @@ fn logging_settings() {
             LogOutput::Stdout
         ]
     );
+    let c = config(&["--log-outputs=systemd/journal"], &[]);
+    assert_eq!(c.log_outputs, [LogOutput::Journal]);
     let e = error(&["--log-outputs=default,stdout"], &[]);
     assert_eq!(
         e.message(),

@@ -358,7 +358,11 @@ fn check_supported(s: &Settings) -> Result<(), ConfigError> {
             )));
         }
     }
-    for name in ["listen-client-urls", "listen-peer-urls"] {
+    for name in [
+        "listen-client-urls",
+        "listen-peer-urls",
+        "listen-metrics-urls",
+    ] {
         if let Some(u) = s.urls(name).iter().find(|u| u.scheme != "http") {
             return Err(ConfigError::invalid(format!(
                 "--{name} with a {:?} URL is not supported yet ({}){}",
@@ -367,12 +371,6 @@ fn check_supported(s: &Settings) -> Result<(), ConfigError> {
                 s.origin(name).describe()
             )));
         }
-    }
-    if s.list("log-outputs").iter().any(|o| o == "systemd/journal") {
-        return Err(ConfigError::invalid(format!(
-            "--log-outputs=systemd/journal is not supported yet{}",
-            s.origin("log-outputs").describe()
-        )));
     }
     Ok(())
 }

@@ -45,6 +45,8 @@ pub struct RaftShared {
     pub is_leader: AtomicBool,
     pub committed: AtomicU64,
     pub raft_index: AtomicU64,
+    /// Raft ticks so far: the watchdog pings systemd only while it moves.
+    pub ticks: AtomicU64,
 }
 
 /// How the rest of the server talks to the raft thread.
@@ -239,6 +241,7 @@ impl RaftNode {
             }
             if Instant::now() >= next_tick {
                 self.node.tick();
+                self.shared.ticks.fetch_add(1, Ordering::Relaxed);
                 next_tick += self.tick;
                 if next_tick < Instant::now() {
                     next_tick = Instant::now() + self.tick;
@@ -265,6 +268,7 @@ impl RaftNode {
             RaftMsg::Propose { id, data } => {
                 if let Err(e) = self.node.propose(vec![], data) {
                     tracing::debug!(error = %e, "proposal dropped");
+                    crate::metrics::server().proposals_failed.inc();
                     self.wait.trigger(id, Err(ServerError::NoLeader));
                 }
             }
@@ -330,6 +334,9 @@ impl RaftNode {
         self.shared
             .committed
             .store(status.hs.commit, Ordering::Release);
+        crate::metrics::server()
+            .proposals_committed
+            .set(status.hs.commit as i64);
         self.shared
             .raft_index
             .store(self.node.raft.raft_log.last_index(), Ordering::Release);
@@ -341,6 +348,7 @@ impl RaftNode {
         self.shared
             .is_leader
             .store(role == StateRole::Leader, Ordering::Release);
+        crate::metrics::server().observe_leader(prev, leader, role == StateRole::Leader);
         if prev != leader {
             let term = self.node.raft.term;
             self.shared.term.store(term, Ordering::Release);

@@ -175,7 +175,11 @@ impl Wal {
             .map_err(|e| io_err("encode snapshot")(io::Error::other(e)))?;
         encode_record(&mut self.pending, KIND_SNAPSHOT, &bytes);
         self.last_snapshot = meta.clone();
+        let started = std::time::Instant::now();
         self.sync()?;
+        crate::metrics::disk()
+            .snap_fsync_duration
+            .observe(started.elapsed().as_secs_f64());
         // A fresh segment lets whole older segments go as soon as the
         // snapshot covers their entries.
         self.rotate()?;
@@ -191,12 +195,20 @@ impl Wal {
             self.rotate()?;
         }
         let path = &self.segments.last().expect("segment").path;
+        let disk = crate::metrics::disk();
+        let started = std::time::Instant::now();
         self.file
             .write_all(&self.pending)
             .map_err(io_err(format!("write {}", path.display())))?;
+        let written = std::time::Instant::now();
+        disk.wal_write_duration
+            .observe((written - started).as_secs_f64());
+        disk.wal_write_bytes.add(self.pending.len() as i64);
         self.file
             .sync_data()
             .map_err(io_err(format!("fsync {}", path.display())))?;
+        disk.wal_fsync_duration
+            .observe(written.elapsed().as_secs_f64());
         self.end += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
