@@ -57,6 +57,7 @@ pub struct ServeOptions {
     pub listen_metrics_urls: Vec<url::Url>,
     /// `--quota-backend-bytes`: 0 is etcd's default, negative disables it.
     pub quota_backend_bytes: i64,
+    pub watch_progress_notify_interval: Duration,
 }
 
 impl From<&crate::config::Config> for ServeOptions {
@@ -80,6 +81,7 @@ impl From<&crate::config::Config> for ServeOptions {
             metrics: crate::metrics::Level::from_flag(&c.metrics),
             listen_metrics_urls: c.listen_metrics_urls.clone(),
             quota_backend_bytes: c.quota_backend_bytes,
+            watch_progress_notify_interval: c.experimental.watch_progress_notify_interval,
             grpc: crate::api::GrpcOptions {
                 keepalive_interval: c.grpc_keepalive_interval,
                 keepalive_timeout: c.grpc_keepalive_timeout,
@@ -165,6 +167,14 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         ));
     }
 
+    let lessor = Arc::new(crate::lease::Lessor::new(opts.election_timeout));
+    lessor.recover(store.leases()?, store.take_leased_keys());
+    let view = store.read()?;
+    let hub = Arc::new(crate::watch::Hub::new(
+        view.current_rev(),
+        view.compacted_rev(),
+    ));
+    drop(view);
     let (applied_tx, applied_rx) = watch::channel(applied.index);
     let computed_tx = Arc::new(watch::Sender::new(applied.index));
     let applier = Applier {
@@ -175,6 +185,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         computed_tx: computed_tx.clone(),
         durable,
         on_internal: Box::new(log_internal),
+        lessor: lessor.clone(),
+        hub: hub.clone(),
     };
     let apply_thread = std::thread::Builder::new()
         .name("apply".into())
@@ -197,6 +209,13 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             request_timeout,
         },
         ready_rx,
+        lessor,
+        hub,
+        opts.watch_progress_notify_interval,
+    ));
+    tokio::spawn(crate::server::lease::run(
+        server.clone(),
+        opts.election_timeout,
     ));
 
     notifier.status("waiting for a leader; publishing this member through raft");

@@ -183,6 +183,7 @@ impl Applier {
         let (after_commit, now): (Vec<_>, Vec<_>) = results
             .into_iter()
             .partition(|(_, r)| matches!(r, Ok(Response::Compaction(_))));
+        let compacted = wt.compacted_rev();
         self.computed_tx.send_replace(applied.index);
         for (id, result) in now {
             self.wait
@@ -193,6 +194,7 @@ impl Applier {
             Err(e) => crate::fatal(&format!("commit backend txn: {e}")),
         };
         self.applied_tx.send_replace(applied.index);
+        self.hub.set_compacted(compacted);
         self.hub.publish(events);
         for r in &internal {
             (self.on_internal)(r);

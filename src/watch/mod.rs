@@ -12,6 +12,7 @@
 pub mod stream;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use prost::Message as _;
@@ -27,6 +28,9 @@ pub struct Hub {
     ring: RwLock<Ring>,
     /// Newest revision whose events are in the ring.
     current: watch::Sender<i64>,
+    /// The store's compaction revision: a watcher whose cursor is below it
+    /// is canceled, even when the ring still holds its events (as etcd).
+    compacted: AtomicI64,
 }
 
 #[derive(Default)]
@@ -41,11 +45,21 @@ fn size_of(r: &RevEvents) -> usize {
 }
 
 impl Hub {
-    pub fn new(current_rev: i64) -> Self {
+    pub fn new(current_rev: i64, compacted_rev: i64) -> Self {
         Hub {
             ring: RwLock::new(Ring::default()),
             current: watch::Sender::new(current_rev),
+            compacted: AtomicI64::new(compacted_rev),
         }
+    }
+
+    /// Called by the apply thread after a compaction commits.
+    pub fn set_compacted(&self, rev: i64) {
+        self.compacted.fetch_max(rev, Ordering::AcqRel);
+    }
+
+    pub fn compacted(&self) -> i64 {
+        self.compacted.load(Ordering::Acquire)
     }
 
     /// Called by the apply thread after its commit, in revision order.

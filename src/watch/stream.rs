@@ -216,6 +216,19 @@ impl WatchStream {
             if w.next > target {
                 continue;
             }
+            let compacted = self.hub.compacted();
+            if w.next < compacted {
+                self.watchers.remove(&id);
+                self.send(WatchResponse {
+                    header: self.header(0),
+                    watch_id: id,
+                    canceled: true,
+                    compact_revision: compacted,
+                    ..Default::default()
+                })
+                .await?;
+                continue;
+            }
             let (next, batch) = match self.hub.recent(&w.range, w.next, EVENTS_PER_STEP) {
                 Some((batch, next)) => (next, batch),
                 None => match self.history(&w.range, w.next) {
