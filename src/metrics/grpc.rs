@@ -21,7 +21,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::Frame;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Registry};
 
 use super::counter_vec;
 
@@ -218,11 +218,13 @@ impl GrpcMetrics {
     }
 }
 
-/// One gRPC call in flight.
+/// One gRPC call in flight, with its message counters looked up once.
 struct Call {
     method: &'static Method,
     start: Instant,
     finished: AtomicBool,
+    received: IntCounter,
+    sent: IntCounter,
 }
 
 impl Call {
@@ -274,15 +276,16 @@ pub async fn record(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown")
         .to_string();
+    let g = super::grpc();
+    let labels = [method.kind, method.service, method.method];
     let call = Arc::new(Call {
         method,
         start: Instant::now(),
         finished: AtomicBool::new(false),
+        received: g.msg_received.with_label_values(&labels),
+        sent: g.msg_sent.with_label_values(&labels),
     });
-    super::grpc()
-        .started
-        .with_label_values(&call.labels())
-        .inc();
+    g.started.with_label_values(&labels).inc();
     let kind = if method.kind == UNARY {
         "unary"
     } else {
@@ -327,20 +330,15 @@ impl Counted {
 
     fn on_data(&mut self, data: &Bytes) {
         let messages = self.frames.feed(data);
-        let labels = self.call.labels();
-        let (g, n) = (super::grpc(), super::network());
+        let n = super::network();
         match self.direction {
             Direction::Received => {
                 n.client_grpc_received_bytes.inc_by(data.len() as u64);
-                if messages > 0 {
-                    g.msg_received.with_label_values(&labels).inc_by(messages);
-                }
+                self.call.received.inc_by(messages);
             }
             Direction::Sent => {
                 n.client_grpc_sent_bytes.inc_by(data.len() as u64);
-                if messages > 0 {
-                    g.msg_sent.with_label_values(&labels).inc_by(messages);
-                }
+                self.call.sent.inc_by(messages);
             }
         }
     }

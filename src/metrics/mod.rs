@@ -26,7 +26,7 @@ pub use grpc::GrpcMetrics;
 pub use lease::LeaseMetrics;
 pub use mvcc::MvccMetrics;
 pub use network::NetworkMetrics;
-pub use server::ServerMetrics;
+pub use server::{PendingProposal, ServerMetrics};
 
 /// Content type of the text exposition format, as etcd's promhttp sends it.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -214,6 +214,11 @@ mod tests {
     fn registry_builds_and_renders_etcd_names() {
         super::init(super::Level::Extensive);
         super::server().has_leader.set(1);
+        {
+            let _pending = super::server().pending_proposal();
+            assert_eq!(super::server().proposals_pending.get(), 1);
+        }
+        assert_eq!(super::server().proposals_pending.get(), 0);
         super::disk().wal_fsync_duration.observe(0.0015);
         let text = super::render();
         assert!(text.contains("# TYPE etcd_server_has_leader gauge\netcd_server_has_leader 1\n"));

@@ -174,6 +174,13 @@ impl ServerMetrics {
         self.cluster_version.with_label_values(&[short]).set(1);
     }
 
+    /// Counts a proposal as pending until the guard drops (etcd increments
+    /// before waiting for the result and decrements when it returns).
+    pub fn pending_proposal(&'static self) -> PendingProposal {
+        self.proposals_pending.inc();
+        PendingProposal(&self.proposals_pending)
+    }
+
     /// Records a change of leader as raft reports it (0 = none).
     pub fn observe_leader(&self, previous: u64, leader: u64, is_leader: bool) {
         self.has_leader.set(i64::from(leader != 0));
@@ -181,5 +188,14 @@ impl ServerMetrics {
         if leader != 0 && leader != previous {
             self.leader_changes_seen.inc();
         }
+    }
+}
+
+/// See `ServerMetrics::pending_proposal`.
+pub struct PendingProposal(&'static IntGauge);
+
+impl Drop for PendingProposal {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
