@@ -17,14 +17,23 @@ pub enum CommandId {
     Root,
     Compaction,
     Del,
+    Elect,
     Endpoint,
     EndpointHealth,
     EndpointStatus,
     Get,
     Help,
+    Lease,
+    LeaseGrant,
+    LeaseKeepAlive,
+    LeaseList,
+    LeaseRevoke,
+    LeaseTimeToLive,
+    Lock,
     Put,
     Txn,
     Version,
+    Watch,
 }
 
 /// One node of the command tree (a cobra.Command).
@@ -245,6 +254,44 @@ const COMPACTION_FLAGS: &[FlagSpec] = &[
     ),
 ];
 
+const WATCH_FLAGS: &[FlagSpec] = &[
+    help_flag("help for watch"),
+    FlagSpec::new("interactive", Bool, "false", "Interactive mode").short('i'),
+    FlagSpec::new(
+        "prefix",
+        Bool,
+        "false",
+        "Watch on a prefix if prefix is set",
+    ),
+    FlagSpec::new("rev", Int64, "0", "Revision to start watching"),
+    FlagSpec::new(
+        "prev-kv",
+        Bool,
+        "false",
+        "get the previous key-value pair before the event happens",
+    ),
+    FlagSpec::new(
+        "progress-notify",
+        Bool,
+        "false",
+        "get periodic watch progress notification from server",
+    ),
+];
+
+/// The flags a `watch` line of `watch -i` may carry (cobra's flag set of
+/// the watch command, before cobra adds `--help`).
+pub const WATCH_LINE_FLAGS: &[FlagSpec] = WATCH_FLAGS.split_at(1).1;
+
+const LOCK_FLAGS: &[FlagSpec] = &[
+    help_flag("help for lock"),
+    FlagSpec::new("ttl", Int64, "10", "timeout for session"),
+];
+
+const ELECT_FLAGS: &[FlagSpec] = &[
+    help_flag("help for elect"),
+    FlagSpec::new("listen", Bool, "false", "observation mode").short('l'),
+];
+
 const ENDPOINT_PERSISTENT: &[FlagSpec] = &[FlagSpec::new(
     "cluster",
     Bool,
@@ -294,6 +341,55 @@ The items in the lists are endpoint, ID, version, db size, is leader, is learner
     },
 ];
 
+const LEASE_CHILDREN: &[CommandDef] = &[
+    leaf(
+        CommandId::LeaseGrant,
+        "grant",
+        "grant <ttl>",
+        "Creates leases",
+        &[help_flag("help for grant")],
+    ),
+    leaf(
+        CommandId::LeaseKeepAlive,
+        "keep-alive",
+        "keep-alive [options] <leaseID>",
+        "Keeps leases alive (renew)",
+        &[
+            help_flag("help for keep-alive"),
+            FlagSpec::new(
+                "once",
+                Bool,
+                "false",
+                "Resets the keep-alive time to its original value and exits immediately",
+            ),
+        ],
+    ),
+    leaf(
+        CommandId::LeaseList,
+        "list",
+        "list",
+        "List all active leases",
+        &[help_flag("help for list")],
+    ),
+    leaf(
+        CommandId::LeaseRevoke,
+        "revoke",
+        "revoke <leaseID>",
+        "Revokes leases",
+        &[help_flag("help for revoke")],
+    ),
+    leaf(
+        CommandId::LeaseTimeToLive,
+        "timetolive",
+        "timetolive <leaseID> [options]",
+        "Get lease information",
+        &[
+            help_flag("help for timetolive"),
+            FlagSpec::new("keys", Bool, "false", "Get keys attached to this lease"),
+        ],
+    ),
+];
+
 const ROOT_CHILDREN: &[CommandDef] = &[
     leaf(
         CommandId::Compaction,
@@ -308,6 +404,13 @@ const ROOT_CHILDREN: &[CommandDef] = &[
         "del [options] <key> [range_end]",
         "Removes the specified key or range of keys [key, range_end)",
         DEL_FLAGS,
+    ),
+    leaf(
+        CommandId::Elect,
+        "elect",
+        "elect <election-name> [proposal]",
+        "Observes and participates in leader election",
+        ELECT_FLAGS,
     ),
     CommandDef {
         id: CommandId::Endpoint,
@@ -339,6 +442,24 @@ Simply type etcdctl help [path to command] for full details.",
         )
     },
     CommandDef {
+        id: CommandId::Lease,
+        name: "lease",
+        usage: "lease <subcommand>",
+        short: "Lease related commands",
+        long: "",
+        flags: &[help_flag("help for lease")],
+        persistent: &[],
+        runnable: false,
+        children: LEASE_CHILDREN,
+    },
+    leaf(
+        CommandId::Lock,
+        "lock",
+        "lock <lockname> [exec-command arg1 arg2 ...]",
+        "Acquires a named lock",
+        LOCK_FLAGS,
+    ),
+    CommandDef {
         long: PUT_LONG,
         ..leaf(
             CommandId::Put,
@@ -361,6 +482,13 @@ Simply type etcdctl help [path to command] for full details.",
         "version",
         "Prints the version of etcdctl",
         &[help_flag("help for version")],
+    ),
+    leaf(
+        CommandId::Watch,
+        "watch",
+        "watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]",
+        "Watches events stream on keys or prefixes",
+        WATCH_FLAGS,
     ),
 ];
 

@@ -10,6 +10,8 @@ pub const EXIT_BAD_CONNECTION: i32 = 2;
 pub const EXIT_INVALID_INPUT: i32 = 3;
 /// A valid flag with an unsupported value (output format, sort order, ...).
 pub const EXIT_BAD_FEATURE: i32 = 4;
+/// A long-running command ended by the server (`watch`).
+pub const EXIT_INTERRUPTED: i32 = 5;
 /// Wrong positional arguments.
 pub const EXIT_BAD_ARGS: i32 = 128;
 

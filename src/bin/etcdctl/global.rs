@@ -5,8 +5,10 @@
 //! into etcdctl's messages.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::error::Elapsed;
 use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
@@ -185,7 +187,8 @@ pub struct RpcError {
 }
 
 impl RpcError {
-    fn new(text: impl Into<String>) -> Self {
+    /// A failure that exits with etcdctl's generic error code.
+    pub fn new(text: impl Into<String>) -> Self {
         RpcError {
             text: text.into(),
             exit_code: EXIT_ERROR,
@@ -199,11 +202,17 @@ impl From<RpcError> for ExitError {
     }
 }
 
+/// One client shared by the parts of a command that run at once (a
+/// session's keep-alive, watches, unary calls), as clientv3 shares one
+/// connection.
+pub type SharedClient = Arc<tokio::sync::Mutex<Client>>;
+
 /// A client of one etcd cluster reached through `endpoints`, bound to one
-/// command's deadline (etcdctl's `--command-timeout` context).
+/// command's deadline (etcdctl's `--command-timeout` context) or, for the
+/// commands etcdctl runs with `context.TODO()`, to none.
 pub struct Client {
     config: ClientConfig,
-    deadline: Instant,
+    deadline: Option<Instant>,
     /// Index of the endpoint in use and its channel.
     connected: Option<(usize, Channel)>,
     /// Where the next connection attempt starts.
@@ -217,8 +226,17 @@ impl Client {
     pub fn new(config: ClientConfig) -> Self {
         let deadline = Instant::now() + config.command_timeout;
         Client {
+            deadline: Some(deadline),
+            ..Client::unbounded(config)
+        }
+    }
+
+    /// A client whose calls wait as long as they must, retrying while the
+    /// cluster is unreachable (clientv3 with a context that never ends).
+    pub fn unbounded(config: ClientConfig) -> Self {
+        Client {
             config,
-            deadline,
+            deadline: None,
             connected: None,
             next_endpoint: 0,
             token: None,
@@ -243,7 +261,7 @@ impl Client {
         loop {
             let channel = self.channel().await?;
             let request = self.request(message.clone());
-            match tokio::time::timeout_at(self.deadline, rpc(channel, request)).await {
+            match self.before_deadline(rpc(channel, request)).await {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
                 Ok(Err(status)) if status.code() == Code::Unavailable && retry_safe => {
                     self.last_connect_error = grpc_status_string(&status);
@@ -260,12 +278,57 @@ impl Client {
 
     fn request<Req>(&self, message: Req) -> Request<Req> {
         let mut request = Request::new(message);
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
-        request.set_timeout(remaining);
+        if let Some(deadline) = self.deadline {
+            request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
         if let Some(token) = &self.token {
             request.metadata_mut().insert("token", token.clone());
         }
         request
+    }
+
+    /// A request for a long-lived stream (watch, lease keep-alive): no
+    /// deadline; `require_leader` is clientv3's `WithRequireLeader`, which
+    /// makes the server end the stream when it loses its leader.
+    pub fn stream_request<Req>(&self, message: Req, require_leader: bool) -> Request<Req> {
+        let mut request = Request::new(message);
+        if let Some(token) = &self.token {
+            request.metadata_mut().insert("token", token.clone());
+        }
+        if require_leader {
+            request
+                .metadata_mut()
+                .insert("hasleader", MetadataValue::from_static("true"));
+        }
+        request
+    }
+
+    /// This client, for sharing.
+    pub fn shared(self) -> SharedClient {
+        Arc::new(tokio::sync::Mutex::new(self))
+    }
+
+    /// The connection streams run on, connecting first if needed.
+    pub async fn connection(&mut self) -> Result<Channel, RpcError> {
+        self.channel().await
+    }
+
+    /// Gives up the connection after a stream failed on it; the next one
+    /// starts at the following endpoint.
+    pub fn reconnect(&mut self) {
+        self.drop_connection();
+    }
+
+    /// Runs `future` until the command's deadline, if it has one.
+    async fn before_deadline<F: Future>(&self, future: F) -> Result<F::Output, Elapsed> {
+        match self.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, future).await,
+            None => Ok(future.await),
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     fn drop_connection(&mut self) {
@@ -288,7 +351,7 @@ impl Client {
             for _ in 0..self.config.endpoints.len() {
                 let index = self.next_endpoint;
                 self.next_endpoint = (index + 1) % self.config.endpoints.len();
-                if Instant::now() >= self.deadline {
+                if self.past_deadline() {
                     return Err(self.deadline_exceeded());
                 }
                 match self.connect(index).await {
@@ -302,11 +365,11 @@ impl Client {
                     Err(err) => self.last_connect_error = err,
                 }
             }
-            let now = Instant::now();
-            if now >= self.deadline {
+            if self.past_deadline() {
                 return Err(self.deadline_exceeded());
             }
-            tokio::time::sleep_until((now + backoff).min(self.deadline)).await;
+            let wake = Instant::now() + backoff;
+            tokio::time::sleep_until(self.deadline.map_or(wake, |d| wake.min(d))).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }
     }
@@ -321,7 +384,8 @@ impl Client {
             .http2_keep_alive_interval(self.config.keepalive_time.max(MIN_KEEPALIVE_TIME))
             .keep_alive_timeout(self.config.keepalive_timeout)
             .tcp_nodelay(true);
-        let limit = self.deadline.min(Instant::now() + self.config.dial_timeout);
+        let dial_limit = Instant::now() + self.config.dial_timeout;
+        let limit = self.deadline.map_or(dial_limit, |d| d.min(dial_limit));
         match tokio::time::timeout_at(limit, endpoint.connect()).await {
             Ok(Ok(channel)) => Ok(channel),
             Ok(Err(err)) => Err(format!(
@@ -341,11 +405,9 @@ impl Client {
             return Ok(());
         };
         let request = self.request(AuthenticateRequest { name, password });
-        let result = tokio::time::timeout_at(
-            self.deadline,
-            AuthClient::new(channel).authenticate(request),
-        )
-        .await;
+        let result = self
+            .before_deadline(AuthClient::new(channel).authenticate(request))
+            .await;
         match result {
             Ok(Ok(response)) => {
                 let token = response.into_inner().token;

@@ -5,16 +5,25 @@
 //! Layout: `cli` (command tree and resolution), `flags` (pflag syntax),
 //! `help` + `tabwriter` (usage text), `global` (environment, connection,
 //! errors), `printer` (output formats), `exit` (exit codes), `command/*`
-//! (one module per command). Go's formatting rules are `rsetcd::gofmt`.
+//! (one module per command). The long-running commands use ports of
+//! clientv3's machinery: `watcher` (watch streams), `lessor` (lease
+//! keep-alive), `concurrency` (session, mutex, election), with `process`
+//! (exec-commands) and `shutdown` (signals). Go's formatting rules are
+//! `rsetcd::gofmt`.
 
 mod cli;
 mod command;
+mod concurrency;
 mod exit;
 mod flags;
 mod global;
 mod help;
+mod lessor;
 mod printer;
+mod process;
+mod shutdown;
 mod tabwriter;
+mod watcher;
 
 use crate::command::Invocation;
 use crate::flags::ParseError;

@@ -20,6 +20,12 @@ use rsetcd::proto::mvccpb::KeyValue;
 use crate::exit::{CtlResult, ExitError};
 use crate::flags::FlagSet;
 
+mod lease;
+mod watch;
+
+pub use lease::lease_id_text;
+pub use watch::event_type_name;
+
 /// The `--write-out` formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

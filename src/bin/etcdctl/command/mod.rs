@@ -3,11 +3,15 @@
 
 pub mod compaction;
 pub mod del;
+pub mod elect;
 pub mod endpoint;
 pub mod get;
+pub mod lease;
+pub mod lock;
 pub mod put;
 pub mod txn;
 pub mod version;
+pub mod watch;
 
 // Commands use it as `command::prefix_end`; clientv3's rule is shared.
 pub use rsetcd::client::prefix_end;
@@ -45,9 +49,17 @@ pub async fn run(resolved: &Resolved, invocation: Invocation) -> CtlResult {
         CommandId::Version => version::run(),
         CommandId::EndpointHealth => endpoint::health(invocation).await,
         CommandId::EndpointStatus => endpoint::status(invocation).await,
+        CommandId::Watch => watch::run(invocation).await,
+        CommandId::LeaseGrant => lease::grant(invocation).await,
+        CommandId::LeaseRevoke => lease::revoke(invocation).await,
+        CommandId::LeaseTimeToLive => lease::time_to_live(invocation).await,
+        CommandId::LeaseList => lease::list(invocation).await,
+        CommandId::LeaseKeepAlive => lease::keep_alive(invocation).await,
+        CommandId::Lock => lock::run(invocation).await,
+        CommandId::Elect => elect::run(invocation).await,
         CommandId::Help => help_command(&invocation.args),
         // Groups are not runnable: main prints their help instead.
-        CommandId::Root | CommandId::Endpoint => {
+        CommandId::Root | CommandId::Endpoint | CommandId::Lease => {
             print!("{}", help::usage(resolved));
             Ok(())
         }
