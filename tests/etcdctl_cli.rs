@@ -7,7 +7,13 @@
 //! so even revisions and protobuf bytes match. Only what varies between any
 //! two runs is masked: the server's address, durations in `endpoint health`,
 //! the backend file size in `endpoint status` (bbolt grows it by timing),
-//! and client log lines (JSON with timestamps and pointers).
+//! client log lines (JSON with timestamps and pointers), lease IDs (each
+//! server makes its own from the clock) and the seconds a lease has left.
+//!
+//! `@LEASE` in a case stands for the lease the last `lease grant` of that
+//! etcdctl returned; the streaming commands (`watch` with events, `lock`,
+//! `elect`, `lease keep-alive` of a live lease) are compared in
+//! `etcdctl_watch_lock.rs`.
 //!
 //! Not compared, on purpose: single-quoted words in txn requests (etcd's
 //! `Argify` cuts them by the number of words on the line, a bug we do not
@@ -15,13 +21,15 @@
 //! panics on them).
 //!
 //! Where etcd 3.5 (our target) differs from 3.4 (version, `get
-//! --count-only`, the root help listing every etcdctl command), the case is
-//! left out of the table and checked against 3.5's behaviour directly.
+//! --count-only`, the root help listing every etcdctl command, the group
+//! help's API version, `watch --progress-notify`), the case is left out of
+//! the table and checked against 3.5's behaviour directly.
 
 mod common;
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{ServerOptions, TestServer, REFERENCE_ETCDCTL};
 
@@ -156,6 +164,95 @@ const CASES: &[Case] = &[
     case(&["--endpoints=@EP", "compaction", "abc"]),
     case(&["--endpoints=@EP", "compaction"]),
     case(&["--endpoints=@EP", "get", "k1", "--rev=2"]),
+    // watch: argument errors, and a start revision compacted away
+    case(&["--endpoints=@EP", "watch", "k1", "--rev=2"]),
+    case(&["--endpoints=@EP", "watch", "k", "--prefix", "--rev=2", "-w", "json"]),
+    case(&["--endpoints=@EP", "watch", "k1", "--rev=2", "--prev-kv", "-w", "fields"]),
+    case(&["--endpoints=@EP", "watch", "k1", "--rev=2", "-w", "protobuf"]),
+    case(&["--endpoints=@EP", "watch"]),
+    case(&["--endpoints=@EP", "watch", "a", "b", "--prefix"]),
+    case(&["--endpoints=@EP", "watch", "a", "--"]),
+    case(&["--endpoints=@EP", "watch", "--"]),
+    case(&["--endpoints=@EP", "watch", "-w", "xml", "a"]),
+    with_env(&["--endpoints=@EP", "watch", "a"], &[("ETCDCTL_WATCH_KEY", "k")]),
+    with_env(
+        &["--endpoints=@EP", "watch", "a", "--", "echo"],
+        &[("ETCDCTL_WATCH_KEY", "k")],
+    ),
+    with_env(&["--endpoints=@EP", "watch", "a"], &[("ETCDCTL_WATCH_RANGE_END", "z")]),
+    txn(
+        &["--endpoints=@EP", "watch", "-i"],
+        "\nfoo\nwatch\nwatch a b --prefix\nwatch k1 --rev=2\nwatch --rev=zz x\n",
+    ),
+    txn(&["--endpoints=@EP", "watch", "-i"], "bogus x\nwatch k1"),
+    // lease
+    case(&["--endpoints=@EP", "lease", "grant", "1000"]),
+    case(&["--endpoints=@EP", "lease", "grant", "1000", "-w", "json"]),
+    case(&["--endpoints=@EP", "lease", "grant", "1000", "-w", "fields"]),
+    case(&["--endpoints=@EP", "lease", "grant", "1000", "-w", "protobuf"]),
+    case(&["--endpoints=@EP", "lease", "grant", "1000", "-w", "table"]),
+    case(&["--endpoints=@EP", "lease", "grant"]),
+    case(&["--endpoints=@EP", "lease", "grant", "abc"]),
+    case(&["--endpoints=@EP", "lease", "grant", "1000"]),
+    case(&["--endpoints=@EP", "put", "lk1", "v", "--lease=@LEASE"]),
+    // (One key per lease: etcd lists a lease's keys in map order.)
+    case(&["--endpoints=@EP", "put", "lk1", "v", "--lease=@LEASE", "-w", "json"]),
+    case(&["--endpoints=@EP", "get", "lk1", "-w", "json"]),
+    case(&["--endpoints=@EP", "get", "lk1", "-w", "fields"]),
+    case(&["--endpoints=@EP", "put", "lk1", "v2", "--ignore-lease", "--prev-kv", "-w", "fields"]),
+    case(&["--endpoints=@EP", "lease", "timetolive", "@LEASE"]),
+    case(&["--endpoints=@EP", "lease", "timetolive", "@LEASE", "--keys"]),
+    case(&["--endpoints=@EP", "lease", "timetolive", "@LEASE", "--keys", "-w", "json"]),
+    case(&["--endpoints=@EP", "lease", "timetolive", "@LEASE", "--keys", "-w", "fields"]),
+    case(&["--endpoints=@EP", "lease", "timetolive", "@LEASE", "-w", "protobuf"]),
+    case(&["--endpoints=@EP", "lease", "timetolive", "@LEASE", "-w", "table"]),
+    case(&["--endpoints=@EP", "lease", "timetolive", "1234"]),
+    case(&["--endpoints=@EP", "lease", "timetolive", "1234", "--keys", "-w", "json"]),
+    case(&["--endpoints=@EP", "lease", "timetolive", "zz"]),
+    case(&["--endpoints=@EP", "lease", "timetolive"]),
+    case(&["--endpoints=@EP", "lease", "keep-alive", "--once", "@LEASE"]),
+    case(&["--endpoints=@EP", "lease", "keep-alive", "--once", "@LEASE", "-w", "json"]),
+    case(&["--endpoints=@EP", "lease", "keep-alive", "--once", "@LEASE", "-w", "fields"]),
+    case(&["--endpoints=@EP", "lease", "keep-alive", "--once", "@LEASE", "-w", "protobuf"]),
+    case(&["--endpoints=@EP", "lease", "keep-alive", "--once", "@LEASE", "-w", "table"]),
+    case(&["--endpoints=@EP", "lease", "keep-alive", "--once", "1234"]),
+    case(&["--endpoints=@EP", "lease", "keep-alive", "1234"]),
+    case(&["--endpoints=@EP", "lease", "keep-alive", "1234", "-w", "json"]),
+    case(&["--endpoints=@EP", "lease", "keep-alive", "zz"]),
+    case(&["--endpoints=@EP", "lease", "keep-alive"]),
+    case(&["--endpoints=@EP", "lease", "list"]),
+    case(&["--endpoints=@EP", "lease", "list", "-w", "json"]),
+    case(&["--endpoints=@EP", "lease", "list", "-w", "fields"]),
+    case(&["--endpoints=@EP", "lease", "list", "-w", "protobuf"]),
+    case(&["--endpoints=@EP", "lease", "list", "-w", "table"]),
+    case(&["--endpoints=@EP", "lease", "revoke", "@LEASE", "-w", "fields"]),
+    case(&["--endpoints=@EP", "get", "lk", "--prefix"]),
+    case(&["--endpoints=@EP", "lease", "timetolive", "@LEASE"]),
+    case(&["--endpoints=@EP", "lease", "revoke", "@LEASE"]),
+    case(&["--endpoints=@EP", "put", "lk3", "v", "--lease=@LEASE"]),
+    case(&["--endpoints=@EP", "lease", "grant", "1000"]),
+    case(&["--endpoints=@EP", "lease", "revoke", "@LEASE", "-w", "json"]),
+    case(&["--endpoints=@EP", "lease", "grant", "1000"]),
+    case(&["--endpoints=@EP", "lease", "revoke", "@LEASE", "-w", "protobuf"]),
+    case(&["--endpoints=@EP", "lease", "grant", "1000"]),
+    case(&["--endpoints=@EP", "lease", "revoke", "@LEASE", "-w", "table"]),
+    case(&["--endpoints=@EP", "lease", "revoke", "zz"]),
+    case(&["--endpoints=@EP", "lease", "revoke"]),
+    case(&["--endpoints=@EP", "lease", "list"]),
+    case(&["--endpoints=@EP", "lease", "grant", "-h"]),
+    case(&["--endpoints=@EP", "lease", "timetolive", "--help"]),
+    case(&["--endpoints=@EP", "lease", "keep-alive", "-h"]),
+    case(&["--endpoints=@EP", "lease", "list", "-h"]),
+    case(&["--endpoints=@EP", "lease", "revoke", "-h"]),
+    // lock and elect: argument errors and help
+    case(&["--endpoints=@EP", "lock"]),
+    case(&["--endpoints=@EP", "lock", "-h"]),
+    case(&["--endpoints=@EP", "lock", "--ttl=x", "l"]),
+    case(&["--endpoints=@EP", "elect"]),
+    case(&["--endpoints=@EP", "elect", "e"]),
+    case(&["--endpoints=@EP", "elect", "-l", "e", "p"]),
+    case(&["--endpoints=@EP", "elect", "e", "p", "q"]),
+    case(&["--endpoints=@EP", "elect", "--help"]),
     // global flags, environment, connection
     with_env(&["get", "k1"], &[("ETCDCTL_ENDPOINTS", "@EP")]),
     with_env(&["--endpoints=@EP", "get", "k1"], &[("ETCDCTL_WRITE_OUT", "json")]),
@@ -193,8 +290,24 @@ struct Outcome {
     code: Option<i32>,
 }
 
-fn run_etcdctl(binary: &str, case: &Case, endpoint: &str, dead: &str) -> Outcome {
-    let fill = |s: &str| s.replace("@EP", endpoint).replace("@DEAD", dead);
+/// How long one etcdctl run may take; a run still going is killed and
+/// reported without an exit code.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs one case. `lease` is the lease `@LEASE` stands for; a `lease
+/// grant` replaces it with the lease it granted.
+fn run_etcdctl(
+    binary: &str,
+    case: &Case,
+    endpoint: &str,
+    dead: &str,
+    lease: &mut String,
+) -> Outcome {
+    let fill = |s: &str| {
+        s.replace("@EP", endpoint)
+            .replace("@DEAD", dead)
+            .replace("@LEASE", lease)
+    };
     let mut command = Command::new(binary);
     command
         .args(case.args.iter().map(|a| fill(a)))
@@ -208,16 +321,53 @@ fn run_etcdctl(binary: &str, case: &Case, endpoint: &str, dead: &str) -> Outcome
     }
     let mut child = command.spawn().expect("spawn etcdctl");
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(case.stdin.as_bytes())
-            .expect("write etcdctl stdin");
+        // A command that exits before reading stdin closes the pipe.
+        let _ = stdin.write_all(case.stdin.as_bytes());
     }
-    let output = child.wait_with_output().expect("wait for etcdctl");
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    let started = Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait for etcdctl") {
+            break status.code();
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stdout = String::from_utf8_lossy(&stdout.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+    if let Some(granted) = granted_lease(&stdout) {
+        *lease = granted;
+    }
     Outcome {
-        stdout: normalize(&String::from_utf8_lossy(&output.stdout), endpoint),
-        stderr: normalize(&String::from_utf8_lossy(&output.stderr), endpoint),
-        code: output.status.code(),
+        stdout: normalize(&stdout, endpoint),
+        stderr: normalize(&stderr, endpoint),
+        code,
     }
+}
+
+fn read_in_background(
+    pipe: Option<impl std::io::Read + Send + 'static>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
+/// The ID in `lease 694d5765fc71500b granted with TTL(10s)`.
+fn granted_lease(stdout: &str) -> Option<String> {
+    let rest = stdout.strip_prefix("lease ")?;
+    let (id, tail) = rest.split_once(' ')?;
+    tail.starts_with("granted with TTL(")
+        .then(|| id.to_string())
 }
 
 /// Masks what differs between any two runs against the same server.
@@ -228,7 +378,8 @@ fn normalize(text: &str, endpoint: &str) -> String {
             if line.starts_with("{\"level\":") {
                 return "<client log line>".to_string();
             }
-            let mut line = mask_after(line, "took = ", "\n");
+            let mut line = mask_lease(line);
+            line = mask_after(&line, "took = ", "\n");
             line = mask_after(&line, "\"took\":\"", "\"");
             for marker in ["\"dbSize\":", "\"dbSizeInUse\":", "\"DBSize\" : "] {
                 line = mask_number(&line, marker);
@@ -245,6 +396,56 @@ fn normalize(text: &str, endpoint: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Lease IDs (hex in text, decimal in JSON and fields; 0, "no lease",
+/// stays) and the seconds a lease has left.
+fn mask_lease(line: &str) -> String {
+    let is_hex_id = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    // `lease list`: one ID per line.
+    if is_hex_id(line) {
+        return "<lease>".to_string();
+    }
+    let mut line = line.to_string();
+    if let Some(rest) = line.strip_prefix("lease ") {
+        if rest.get(..16).is_some_and(is_hex_id) {
+            line = format!("lease <lease>{}", &rest[16..]);
+        }
+    }
+    for marker in [
+        "\"ID\":",
+        "\"id\":",
+        "\"ID\" : ",
+        "\"lease\":",
+        "\"Lease\" : ",
+        "\"PrevLease\" : ",
+    ] {
+        line = mask_nonzero(&line, marker, "<lease>");
+    }
+    // `lease timetolive`: what is left depends on when it ran.
+    line = mask_nonzero(&line, "remaining(", "<ttl>");
+    line = mask_nonzero(&line, "\"ttl\":", "<ttl>");
+    line
+}
+
+/// Replaces each number after `marker` that is not 0 with `mask`.
+fn mask_nonzero(line: &str, marker: &str, mask: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find(marker) {
+        let start = at + marker.len();
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '-')
+            .unwrap_or(rest.len());
+        if digits > 0 && &rest[..digits] != "0" {
+            out.push_str(mask);
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Replaces the digits after each `marker` with `<n>`.
@@ -348,18 +549,21 @@ fn compare_table(
 ) -> Vec<String> {
     let dead = format!("127.0.0.1:{}", common::free_port().expect("free port"));
     let mut failures = Vec::new();
+    let (mut reference_lease, mut candidate_lease) = (String::new(), String::new());
     for case in CASES {
         let expected = mask(run_etcdctl(
             REFERENCE_ETCDCTL,
             case,
             &reference.endpoint(),
             &dead,
+            &mut reference_lease,
         ));
         let actual = mask(run_etcdctl(
             candidate_ctl,
             case,
             &candidate.endpoint(),
             &dead,
+            &mut candidate_lease,
         ));
         if expected != actual {
             failures.push(format!(
@@ -411,6 +615,7 @@ fn etcdctl_matches_real_etcdctl() {
             },
             &twin.endpoint(),
             dead,
+            &mut String::new(),
         )
     };
     let version = ours(&["version"], &[]);
@@ -443,6 +648,23 @@ fn etcdctl_matches_real_etcdctl() {
     assert_eq!(
         count_simple.stderr,
         "Error: --count-only is only for `--write-out=fields`\n"
+    );
+
+    // etcd 3.5's watch has --progress-notify; its groups show API 3.5.
+    let watch_help = ours(&["watch", "-h"], &[]);
+    assert!(
+        watch_help.stdout.contains(
+            "--progress-notify[=false]\tget periodic watch progress notification from server"
+        ),
+        "{watch_help:?}"
+    );
+    let lease_help = ours(&["lease"], &[]);
+    assert!(
+        lease_help.stdout.contains("API VERSION:\n\t3.5\n")
+            && lease_help
+                .stdout
+                .contains("\tkeep-alive\tKeeps leases alive (renew)\n"),
+        "{lease_help:?}"
     );
 
     let v2 = ours(&["version"], &[("ETCDCTL_API", "2")]);
