@@ -6,9 +6,12 @@
 //! transaction and never talks to raft except through `server`.
 
 pub mod auth;
+pub mod concurrency;
+pub mod election;
 pub mod health;
 pub mod http;
 pub mod kv;
+pub mod lock;
 pub mod maintenance;
 pub mod status;
 pub mod validate;
@@ -22,6 +25,8 @@ use tonic::service::Routes;
 use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::v3electionpb::election_server::ElectionServer;
+use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::server::EtcdServer;
 
 /// gRPC framing overhead allowed above --max-request-bytes (etcd's
@@ -38,9 +43,17 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
         .max_decoding_message_size(max_recv)
         .max_encoding_message_size(usize::MAX);
     let auth = AuthServer::new(auth::AuthService::new(server.clone()));
+    let lock = LockServer::new(lock::LockService::new(server.clone()))
+        .max_decoding_message_size(max_recv)
+        .max_encoding_message_size(usize::MAX);
+    let election = ElectionServer::new(election::ElectionService::new(server.clone()))
+        .max_decoding_message_size(max_recv)
+        .max_encoding_message_size(usize::MAX);
     let router = Routes::new(kv)
         .add_service(maintenance)
         .add_service(auth)
+        .add_service(lock)
+        .add_service(election)
         .prepare()
         .into_axum_router()
         // grpc_server_* metrics for every gRPC service above.

@@ -1,0 +1,139 @@
+//! The Lock service (etcd's v3lock server with concurrency.Mutex): Lock
+//! puts the caller's key `<name>/<lease hex>` on its lease and returns once
+//! every older key under the name is gone; Unlock deletes the key.
+//!
+//! Unlike etcd 3.4, a lock is never granted to an expired lease: after the
+//! wait the key and the lease are checked (etcd 3.5 checks the key only).
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::concurrency::{self as cc, Standing, Turn, WithdrawOnDrop};
+use super::validate;
+use crate::apply::Response as Applied;
+use crate::proto::etcdserverpb::{DeleteRangeRequest, TxnRequest};
+use crate::proto::internal::internal_raft_request::Request as Internal;
+use crate::proto::v3lockpb::{
+    lock_server::Lock, LockRequest, LockResponse, UnlockRequest, UnlockResponse,
+};
+use crate::server::EtcdServer;
+
+/// concurrency.ErrSessionExpired (etcd 3.5's text).
+const SESSION_EXPIRED: &str = "mutex: session is expired";
+
+pub struct LockService {
+    server: Arc<EtcdServer>,
+}
+
+impl LockService {
+    pub fn new(server: Arc<EtcdServer>) -> Self {
+        LockService { server }
+    }
+
+    async fn acquire(&self, r: LockRequest) -> Result<LockResponse, Status> {
+        let server = &self.server;
+        let lease = cc::session_lease(server, r.lease).await?;
+        let mut prefix = r.name;
+        prefix.push(b'/');
+        let key = cc::contender_key(&prefix, lease);
+
+        // Queue up (or find our key from an earlier call on the same
+        // lease) and learn the current holder, in one request.
+        let resp = cc::txn(
+            server,
+            TxnRequest {
+                compare: vec![cc::create_revision_is(&key, 0)],
+                success: vec![
+                    cc::put_op(&key, Vec::new(), lease),
+                    cc::first_created_op(&prefix),
+                ],
+                failure: vec![cc::get_op(&key), cc::first_created_op(&prefix)],
+            },
+        )
+        .await?;
+        let my_rev = if resp.succeeded {
+            resp.header.as_ref().map(|h| h.revision).unwrap_or(0)
+        } else {
+            match cc::range_kvs(&resp, 0).first() {
+                Some(kv) => kv.create_revision,
+                // deleted between compare and read cannot happen in one txn
+                None => return Err(cc::go_error(SESSION_EXPIRED)),
+            }
+        };
+        let guard = WithdrawOnDrop::new(server.clone(), key.clone(), my_rev);
+        let owner_rev = cc::range_kvs(&resp, 1).first().map(|kv| kv.create_revision);
+
+        let standing = if owner_rev.is_none_or(|rev| rev == my_rev) {
+            // Ours at once, unless the lease expired just before the put
+            // (its revocation not applied yet).
+            if server.lessor.alive(lease) {
+                Standing::Held(resp.header.unwrap_or_default())
+            } else {
+                Standing::LeaseExpired
+            }
+        } else if cc::wait_turn(server, &prefix, &key, my_rev).await? == Turn::Lost {
+            Standing::KeyLost
+        } else {
+            cc::standing(server, &key, my_rev, lease).await?
+        };
+        match standing {
+            Standing::Held(header) => {
+                guard.disarm();
+                Ok(LockResponse {
+                    header: Some(header),
+                    key,
+                })
+            }
+            Standing::KeyLost => {
+                guard.disarm();
+                Err(cc::go_error(SESSION_EXPIRED))
+            }
+            Standing::LeaseExpired => {
+                cc::withdraw(server, &key, my_rev).await?;
+                guard.disarm();
+                Err(cc::go_error(SESSION_EXPIRED))
+            }
+        }
+    }
+
+    /// A plain delete of the key, whoever holds it (as etcd).
+    async fn release(&self, r: UnlockRequest) -> Result<UnlockResponse, Status> {
+        let delete = DeleteRangeRequest {
+            key: r.key,
+            ..Default::default()
+        };
+        validate::delete_range(&delete)?;
+        match self.server.propose(Internal::DeleteRange(delete)).await? {
+            Applied::DeleteRange(resp) => {
+                let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
+                Ok(UnlockResponse {
+                    header: Some(self.server.header(rev)),
+                })
+            }
+            other => Err(Status::internal(format!(
+                "etcdserver: unexpected apply result {other:?}"
+            ))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Lock for LockService {
+    async fn lock(&self, req: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        self.acquire(req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(cc::as_go_error)
+    }
+
+    async fn unlock(
+        &self,
+        req: Request<UnlockRequest>,
+    ) -> Result<Response<UnlockResponse>, Status> {
+        self.release(req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(cc::as_go_error)
+    }
+}
