@@ -470,8 +470,11 @@ impl WatchStream {
 }
 
 /// clientv3's `isHaltErr`: a failure retrying will not fix. Unavailable
-/// and Internal mean the connection broke; anything else is the server's
-/// final answer.
+/// and Internal mean the connection broke, and so does a status tonic made
+/// from a transport error (it carries the error as its source, where grpc-go
+/// would say Unavailable); anything else is the server's final answer.
 pub fn is_halt_error(status: &Status) -> bool {
-    !matches!(status.code(), Code::Unavailable | Code::Internal)
+    use std::error::Error as _;
+    let transport_failure = status.source().is_some();
+    !transport_failure && !matches!(status.code(), Code::Unavailable | Code::Internal)
 }
