@@ -64,17 +64,23 @@ fn create(key: &str, end: &str, start: i64, prev_kv: bool, filters: Vec<FilterTy
 /// Sends `requests` on one stream and collects `n` responses, masked.
 async fn watch(channel: Channel, requests: Vec<WatchRequest>, n: usize) -> Vec<WatchResponse> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
+    // etcd sends the response headers only with its first message, so the
+    // requests must flow while the call is being set up.
+    let sender = tokio::spawn(async move {
+        for r in requests {
+            tx.send(r).await.unwrap();
+            // one request at a time, so both servers see the same order
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tx
+    });
     let mut stream = WatchClient::new(channel)
         .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await
         .unwrap()
         .into_inner();
+    let _keep_open = sender.await.unwrap();
     let mut out = Vec::new();
-    for r in requests {
-        tx.send(r).await.unwrap();
-        // one request at a time, so both servers see the same order
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     while out.len() < n {
         match tokio::time::timeout(Duration::from_secs(5), stream.message()).await {
             Ok(Ok(Some(mut r))) => {

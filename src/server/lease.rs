@@ -26,8 +26,18 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
     let mut tick = tokio::time::interval(EXPIRY_TICK);
     let mut last_checkpoint = Instant::now();
     let mut was_leader = false;
+    let mut leader_changes = server.raft.leader_rx.clone();
     loop {
-        tick.tick().await;
+        // React to a leadership change at once: a lease granted just after
+        // election must not get the handover grace.
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = leader_changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
         let leader = server.raft.shared.is_leader.load(Ordering::Acquire);
         if leader && !was_leader {
             // A new leader gives every lease at least an election timeout
