@@ -754,11 +754,13 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "'false'",
         "Skip verification of SAN field in client certificate for peer connections.",
     ),
-    Setting::new("experimental-watch-progress-notify-interval", Duration, "10m").help(
-        Experimental,
-        "'10m'",
-        "Duration of periodical watch progress notification.",
-    ),
+    Setting::new("experimental-watch-progress-notify-interval", Duration, "10m")
+        .help(
+            Experimental,
+            "'10m'",
+            "Duration of periodical watch progress notification.",
+        )
+        .supported(),
     Setting::new("experimental-downgrade-check-time", Duration, "5s").help(
         Experimental,
         "",

@@ -52,6 +52,7 @@ impl WatchStream {
         hub: Arc<Hub>,
         tx: mpsc::Sender<Result<WatchResponse, Status>>,
     ) -> Self {
+        crate::metrics::mvcc().watch_stream_total.inc();
         WatchStream {
             server,
             hub,
@@ -114,6 +115,15 @@ impl WatchStream {
         }
     }
 
+    /// Removes a watcher (canceled by the client or by compaction).
+    fn remove(&mut self, id: i64) -> bool {
+        let gone = self.watchers.remove(&id).is_some();
+        if gone {
+            crate::metrics::mvcc().watcher_total.dec();
+        }
+        gone
+    }
+
     async fn send(&self, r: WatchResponse) -> Result<(), ()> {
         self.tx.send(Ok(r)).await.map_err(|_| ())
     }
@@ -122,7 +132,7 @@ impl WatchStream {
         match req.request_union {
             Some(watch_request::RequestUnion::CreateRequest(c)) => self.create(c).await,
             Some(watch_request::RequestUnion::CancelRequest(c)) => {
-                if self.watchers.remove(&c.watch_id).is_some() {
+                if self.remove(c.watch_id) {
                     let rev = self.store_rev();
                     self.send(WatchResponse {
                         header: self.header(rev),
@@ -179,6 +189,7 @@ impl WatchStream {
             self.next_id - 1
         };
         let has = |f: FilterType| c.filters.contains(&(f as i32));
+        crate::metrics::mvcc().watcher_total.inc();
         self.watchers.insert(
             id,
             Watcher {
@@ -218,7 +229,7 @@ impl WatchStream {
             }
             let compacted = self.hub.compacted();
             if w.next < compacted {
-                self.watchers.remove(&id);
+                self.remove(id);
                 self.send(WatchResponse {
                     header: self.header(0),
                     watch_id: id,
@@ -234,7 +245,7 @@ impl WatchStream {
                 None => match self.history(&w.range, w.next) {
                     Ok((batch, next)) => (next, batch),
                     Err(compacted) => {
-                        self.watchers.remove(&id);
+                        self.remove(id);
                         self.send(WatchResponse {
                             header: self.header(0),
                             watch_id: id,
@@ -361,5 +372,13 @@ impl WatchStream {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for WatchStream {
+    fn drop(&mut self) {
+        let m = crate::metrics::mvcc();
+        m.watcher_total.sub(self.watchers.len() as i64);
+        m.watch_stream_total.dec();
     }
 }
