@@ -48,16 +48,24 @@ async fn history(kv: &mut KvClient<Channel>) {
     kv.put(put("b/2", "q")).await.unwrap();
 }
 
-fn create(key: &str, end: &str, start: i64, prev_kv: bool, filters: Vec<FilterType>) -> WatchRequest {
+fn create(
+    key: &str,
+    end: &str,
+    start: i64,
+    prev_kv: bool,
+    filters: Vec<FilterType>,
+) -> WatchRequest {
     WatchRequest {
-        request_union: Some(watch_request::RequestUnion::CreateRequest(WatchCreateRequest {
-            key: key.into(),
-            range_end: end.into(),
-            start_revision: start,
-            prev_kv,
-            filters: filters.into_iter().map(|f| f as i32).collect(),
-            ..Default::default()
-        })),
+        request_union: Some(watch_request::RequestUnion::CreateRequest(
+            WatchCreateRequest {
+                key: key.into(),
+                range_end: end.into(),
+                start_revision: start,
+                prev_kv,
+                filters: filters.into_iter().map(|f| f as i32).collect(),
+                ..Default::default()
+            },
+        )),
     }
 }
 
@@ -109,7 +117,14 @@ async fn scenario(server: &Server) -> Vec<Vec<WatchResponse>> {
         .unwrap();
     let mut out = Vec::new();
     // replay the whole history of a prefix, with prev_kv
-    out.push(watch(channel.clone(), vec![create("a/", "a0", 1, true, vec![])], 2).await);
+    out.push(
+        watch(
+            channel.clone(),
+            vec![create("a/", "a0", 1, true, vec![])],
+            2,
+        )
+        .await,
+    );
     // a range, deletes filtered out; a single key, puts filtered out
     out.push(
         watch(
@@ -123,7 +138,14 @@ async fn scenario(server: &Server) -> Vec<Vec<WatchResponse>> {
         .await,
     );
     // from-key ("\0" range end) from a middle revision
-    out.push(watch(channel.clone(), vec![create("b", "\0", 4, false, vec![])], 2).await);
+    out.push(
+        watch(
+            channel.clone(),
+            vec![create("b", "\0", 4, false, vec![])],
+            2,
+        )
+        .await,
+    );
     // cancel: the canceled response
     out.push(
         watch(
@@ -149,7 +171,14 @@ async fn scenario(server: &Server) -> Vec<Vec<WatchResponse>> {
     })
     .await
     .unwrap();
-    out.push(watch(channel.clone(), vec![create("a/", "a0", 3, false, vec![])], 2).await);
+    out.push(
+        watch(
+            channel.clone(),
+            vec![create("a/", "a0", 3, false, vec![])],
+            2,
+        )
+        .await,
+    );
     out
 }
 

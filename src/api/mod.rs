@@ -11,20 +11,24 @@ pub mod election;
 pub mod health;
 pub mod http;
 pub mod kv;
+pub mod lease;
 pub mod lock;
 pub mod maintenance;
 pub mod status;
 pub mod validate;
+pub mod watch;
 
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+
 use tonic::service::Routes;
 
 use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::proto::v3electionpb::election_server::ElectionServer;
 use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::server::EtcdServer;
@@ -43,6 +47,12 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
         .max_decoding_message_size(max_recv)
         .max_encoding_message_size(usize::MAX);
     let auth = AuthServer::new(auth::AuthService::new(server.clone()));
+    let watch = WatchServer::new(watch::WatchService::new(server.clone()))
+        .max_decoding_message_size(max_recv)
+        .max_encoding_message_size(usize::MAX);
+    let lease = LeaseServer::new(lease::LeaseService::new(server.clone()))
+        .max_decoding_message_size(max_recv)
+        .max_encoding_message_size(usize::MAX);
     let lock = LockServer::new(lock::LockService::new(server.clone()))
         .max_decoding_message_size(max_recv)
         .max_encoding_message_size(usize::MAX);
@@ -50,6 +60,8 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
         .max_decoding_message_size(max_recv)
         .max_encoding_message_size(usize::MAX);
     let router = Routes::new(kv)
+        .add_service(watch)
+        .add_service(lease)
         .add_service(maintenance)
         .add_service(auth)
         .add_service(lock)
@@ -77,7 +89,7 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     grpc: GrpcOptions,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), tonic::transport::Error> {
     let nonzero = |d: std::time::Duration| (!d.is_zero()).then_some(d);
     tonic::transport::Server::builder()

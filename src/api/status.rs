@@ -37,6 +37,8 @@ pub fn to_status(e: Error) -> Status {
             ApplyError::Compacted | ApplyError::FutureRev => Code::OutOfRange,
             ApplyError::KeyNotFound => Code::InvalidArgument,
             ApplyError::LeaseNotFound => Code::NotFound,
+            ApplyError::LeaseExists => Code::FailedPrecondition,
+            ApplyError::LeaseTtlTooLarge => Code::OutOfRange,
             ApplyError::Storage(_) => Code::Internal,
         },
         Error::NoLeader | Error::Timeout | Error::Stopped => Code::Unavailable,
