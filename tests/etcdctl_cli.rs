@@ -182,7 +182,7 @@ const CASES: &[Case] = &[
     with_env(&["--endpoints=@EP", "watch", "a"], &[("ETCDCTL_WATCH_RANGE_END", "z")]),
     txn(
         &["--endpoints=@EP", "watch", "-i"],
-        "\nfoo\nwatch\nwatch a b --prefix\nwatch k1 --rev=2\nwatch --rev=zz x\n",
+        "\nfoo\nwatch\nwatch a b --prefix\nwatch --rev=zz x\n",
     ),
     txn(&["--endpoints=@EP", "watch", "-i"], "bogus x\nwatch k1"),
     // lease
