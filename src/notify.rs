@@ -4,6 +4,7 @@
 //! `@`. Without `NOTIFY_SOCKET` every call does nothing, so the daemon
 //! behaves the same outside systemd.
 
+use sd_notify::NotifyState;
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::Arc;
@@ -67,25 +68,33 @@ impl Notifier {
 
     /// `READY=1` with a status line.
     pub fn ready(&self, status: &str) {
-        self.send(&format!("READY=1\nSTATUS={status}"));
+        self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
 
     pub fn status(&self, status: &str) {
-        self.send(&format!("STATUS={status}"));
+        self.send(&[NotifyState::Status(status)]);
     }
 
     pub fn stopping(&self, status: &str) {
-        self.send(&format!("STOPPING=1\nSTATUS={status}"));
+        self.send(&[NotifyState::Stopping, NotifyState::Status(status)]);
     }
 
     pub fn watchdog(&self) {
-        self.send("WATCHDOG=1");
+        self.send(&[NotifyState::Watchdog]);
     }
 
-    /// Sends one datagram. Failures are logged at debug level only: the
+    /// Sends one datagram. The message text comes from the sd-notify
+    /// crate; the socket is ours because that crate cannot reach abstract
+    /// (`@name`) sockets. Failures are logged at debug level only: the
     /// supervisor may be gone (e.g. during its own shutdown).
-    fn send(&self, message: &str) {
+    fn send(&self, states: &[NotifyState<'_>]) {
         let Some(t) = &self.target else { return };
+        let message = states
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let message = message.as_str();
         if let Err(e) = t.socket.send_to_addr(message.as_bytes(), &t.addr) {
             tracing::debug!(error = %e, message, "cannot notify systemd");
         }

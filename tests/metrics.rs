@@ -470,7 +470,6 @@ fn metrics_have_etcds_names_and_move_with_a_workload() -> anyhow::Result<()> {
 
 /// Counters recorded by the apply thread and the MVCC store.
 #[test]
-#[ignore = "needs the apply/mvcc call sites listed in the issue 6 report"]
 fn apply_and_mvcc_counters_move_with_a_workload() -> anyhow::Result<()> {
     let s = scrape_after_workload()?;
     let m = Exposition::parse(&s.text)?;

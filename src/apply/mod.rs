@@ -138,7 +138,12 @@ impl Applier {
                 };
                 let header = req.header.unwrap_or_default();
                 if let Some(request) = req.request {
+                    let started = std::time::Instant::now();
                     let result = apply_request(&mut wt, &self.lessor, &request);
+                    // etcd's warnApplyDuration: 100 ms
+                    if started.elapsed() > std::time::Duration::from_millis(100) {
+                        crate::metrics::server().slow_apply.inc();
+                    }
                     if result.is_ok() {
                         // keys follow their lease: a put moves the key to
                         // its new lease (or none), a delete frees it
@@ -189,10 +194,14 @@ impl Applier {
             self.wait
                 .trigger(id, result.map_err(crate::server::Error::Apply));
         }
+        let commit_started = std::time::Instant::now();
         let events = match wt.commit(applied) {
             Ok(events) => events,
             Err(e) => crate::fatal(&format!("commit backend txn: {e}")),
         };
+        crate::metrics::disk()
+            .backend_commit_duration
+            .observe(commit_started.elapsed().as_secs_f64());
         self.applied_tx.send_replace(applied.index);
         self.hub.set_compacted(compacted);
         self.hub.publish(events);

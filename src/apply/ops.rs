@@ -141,6 +141,7 @@ fn rev_after<K: Kv + ?Sized>(kv: &K) -> i64 {
 }
 
 pub fn range<K: Kv + ?Sized>(kv: &K, r: &RangeRequest) -> Result<RangeResponse, ApplyError> {
+    crate::metrics::mvcc().range_total.inc();
     let sort_order =
         range_request::SortOrder::try_from(r.sort_order).unwrap_or(range_request::SortOrder::None);
     let sort_target = range_request::SortTarget::try_from(r.sort_target)
@@ -282,6 +283,7 @@ pub fn is_txn_read_only(t: &TxnRequest) -> bool {
 }
 
 pub fn txn<K: Kv + ?Sized>(kv: &mut K, t: &TxnRequest) -> Result<TxnResponse, ApplyError> {
+    crate::metrics::mvcc().txn_total.inc();
     // Every compare, nested ones included, sees the store before the txn.
     let mut path = Vec::new();
     compare_path(kv, t, &mut path)?;

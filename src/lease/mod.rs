@@ -143,6 +143,9 @@ impl Lessor {
                 keys: BTreeSet::new(),
             },
         );
+        let m = crate::metrics::lease();
+        m.granted_total.inc();
+        m.ttl_total.observe(ttl as f64);
         Ok(LeaseRecord {
             id,
             ttl,
@@ -154,6 +157,7 @@ impl Lessor {
     pub fn revoke(&self, id: i64) -> Result<Vec<Vec<u8>>, Error> {
         let mut inner = self.lock();
         let lease = inner.leases.remove(&id).ok_or(Error::NotFound)?;
+        crate::metrics::lease().revoked_total.inc();
         for k in &lease.keys {
             inner.key_lease.remove(k);
         }
@@ -235,6 +239,7 @@ impl Lessor {
         }
         l.remaining_ttl = 0;
         l.expiry = Some(now + Duration::from_secs(l.ttl as u64));
+        crate::metrics::lease().renewed_total.inc();
         Ok(l.ttl)
     }
 

@@ -461,6 +461,10 @@ impl WriteTxn<'_> {
     }
 
     pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Result<(), Error> {
+        let m = crate::metrics::mvcc();
+        m.put_total.inc();
+        m.total_put_size_in_bytes
+            .add((key.len() + value.len()) as i64);
         let main = self.current + 1;
         let prev = self.store.index.read().expect("index lock").get(key, main);
         let (create_revision, version) = match prev {
@@ -501,6 +505,7 @@ impl WriteTxn<'_> {
 
     /// Deletes every live key in `range`; returns their last values.
     pub fn delete_range(&mut self, range: &KeyRange) -> Result<Vec<KeyValue>, Error> {
+        crate::metrics::mvcc().delete_total.inc();
         let existing = self.range(range, RangeOptions::default())?.kvs;
         let main = self.current + 1;
         for kv in &existing {
@@ -585,12 +590,17 @@ impl WriteTxn<'_> {
         if rev > self.current {
             return Err(Error::FutureRev);
         }
+        let started = std::time::Instant::now();
         let dropped = self
             .store
             .index
             .read()
             .expect("index lock")
             .compactable(rev);
+        let m = crate::metrics::mvcc();
+        m.index_compaction_pause_duration_ms
+            .observe(started.elapsed().as_secs_f64() * 1000.0);
+        m.db_compaction_keys_total.inc_by(dropped.len() as u64);
         for (_, r) in &dropped {
             self.store.backend.kv.delete(&mut self.txn, &r.to_bytes())?;
         }

@@ -51,6 +51,7 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
             continue;
         }
         for id in server.lessor.expired(MAX_REVOKES_PER_TICK) {
+            crate::metrics::server().lease_expired.inc();
             let server = server.clone();
             tokio::spawn(async move {
                 let r = server

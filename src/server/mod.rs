@@ -152,6 +152,7 @@ impl EtcdServer {
             self.wait.cancel(id);
             return Err(Error::Stopped);
         }
+        let _pending = crate::metrics::server().pending_proposal();
         let _cancel_on_drop = CancelGuard {
             wait: &self.wait,
             id,
@@ -159,7 +160,10 @@ impl EtcdServer {
         match tokio::time::timeout(self.limits.request_timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::Stopped),
-            Err(_) => Err(Error::Timeout),
+            Err(_) => {
+                crate::metrics::server().proposals_failed.inc();
+                Err(Error::Timeout)
+            }
         }
     }
 

@@ -263,6 +263,9 @@ impl WatchStream {
                 w.next = next;
             }
             if !events.is_empty() {
+                crate::metrics::mvcc()
+                    .events_total
+                    .inc_by(events.len() as u64);
                 self.send_events(id, events, target).await?;
             }
         }
