@@ -161,8 +161,7 @@ async fn counter(kv: &mut KvClient<Channel>) -> u64 {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn lock_counter_never_loses_an_update() {
+async fn lock_counter_never_loses_an_update_body() {
     const CLIENTS: u64 = 8;
     const ROUNDS: u64 = 25;
     for kind in kinds() {
@@ -209,8 +208,7 @@ async fn lock_counter_never_loses_an_update() {
 
 /// The Jepsen scenario (etcd 3.4.3's bug, still in 3.4.23): a waiter whose
 /// lease expires before its turn must not get the lock.
-#[tokio::test(flavor = "multi_thread")]
-async fn lock_is_never_granted_to_an_expired_lease() {
+async fn lock_is_never_granted_to_an_expired_lease_body() {
     let (_server, mut c) = start(ServerKind::Ours, ServerOptions::default()).await;
     let long = c.grant(60, 0).await;
     let short = c.grant(2, 0).await;
@@ -258,8 +256,7 @@ async fn lock_is_never_granted_to_an_expired_lease() {
 /// A client that stops waiting for a lock or for leadership leaves no key
 /// behind (etcd's Mutex.Lock and Election.Campaign delete their key on a
 /// cancelled context), so later contenders are not blocked by it.
-#[tokio::test(flavor = "multi_thread")]
-async fn waiters_that_go_away_leave_no_key() {
+async fn waiters_that_go_away_leave_no_key_body() {
     for kind in kinds() {
         let (_server, mut c) = start(kind, ServerOptions::default()).await;
         let holder = c.grant(60, 0x100).await;
@@ -364,8 +361,7 @@ async fn current_leader(c: &mut Clients, name: &str) -> Result<(String, String),
 /// Two candidates; the first leads, proclaims, resigns; the second leads
 /// until its lease expires; a third takes over. Observe reports each
 /// leader and value in order. Identical on etcd 3.4.
-#[tokio::test(flavor = "multi_thread")]
-async fn election_leadership_passes_on_resign_and_on_lease_expiry() {
+async fn election_leadership_passes_on_resign_and_on_lease_expiry_body() {
     let mut transcripts = Vec::new();
     for kind in kinds() {
         let (_server, mut c) = start(kind, ServerOptions::default()).await;
@@ -597,8 +593,7 @@ async fn lock_election_transcript(kind: ServerKind) -> Vec<String> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn answers_match_etcd() {
+async fn answers_match_etcd_body() {
     if !common::reference_available() {
         eprintln!("skipping: {} not found", common::REFERENCE_ETCD);
         return;
@@ -609,4 +604,38 @@ async fn answers_match_etcd() {
         assert_eq!(o, r, "answer {i} differs");
     }
     assert_eq!(ours.len(), reference.len());
+}
+
+/// Every test ends within this time, even if a server never answers: a
+/// hung test fails (and its servers are killed by their guards) instead of
+/// holding up the whole suite.
+async fn within_deadline(body: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(180), body)
+        .await
+        .expect("test did not finish within 180 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lock_counter_never_loses_an_update() {
+    within_deadline(lock_counter_never_loses_an_update_body()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lock_is_never_granted_to_an_expired_lease() {
+    within_deadline(lock_is_never_granted_to_an_expired_lease_body()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiters_that_go_away_leave_no_key() {
+    within_deadline(waiters_that_go_away_leave_no_key_body()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn election_leadership_passes_on_resign_and_on_lease_expiry() {
+    within_deadline(election_leadership_passes_on_resign_and_on_lease_expiry_body()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_match_etcd() {
+    within_deadline(answers_match_etcd_body()).await;
 }
