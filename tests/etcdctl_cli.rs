@@ -594,14 +594,7 @@ fn etcdctl_matches_real_etcdctl() {
     let options = twin_options();
     let reference = TestServer::start_reference(&options).expect("start reference etcd");
     let twin = TestServer::start_reference(&options).expect("start twin etcd");
-    let failures = compare_table(&reference, &twin, OUR_ETCDCTL, as_is);
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases differ:\n{}",
-        failures.len(),
-        CASES.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(compare_table(&reference, &twin, OUR_ETCDCTL, as_is));
 
     // Where etcd 3.5 (our target) differs from the 3.4 reference.
     let dead = "127.0.0.1:1";
@@ -703,7 +696,10 @@ fn assert_our_server_matches_reference(ctl: &str) {
     let options = twin_options();
     let reference = TestServer::start_reference(&options).expect("start reference etcd");
     let ours = TestServer::start_ours(&options).expect("start our etcd");
-    let failures = compare_table(&reference, &ours, ctl, server_differences);
+    assert_no_failures(compare_table(&reference, &ours, ctl, server_differences));
+}
+
+fn assert_no_failures(failures: Vec<String>) {
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}",
