@@ -33,10 +33,7 @@ use crate::proto::v3electionpb::election_server::ElectionServer;
 use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::server::EtcdServer;
 
-/// gRPC framing overhead allowed above --max-request-bytes (etcd's
-/// grpcOverheadBytes), so that an oversized request reaches our check and
-/// gets etcd's "request is too large" instead of a transport error.
-const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+use crate::server::GRPC_OVERHEAD_BYTES;
 
 pub fn routes(server: Arc<EtcdServer>) -> Routes {
     let max_recv = server.limits.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;

@@ -21,6 +21,12 @@ use crate::proto::internal::{internal_raft_request::Request, InternalRaftRequest
 use crate::raft::{RaftHandle, RaftMsg};
 use wait::Wait;
 
+/// gRPC framing overhead allowed above --max-request-bytes (etcd's
+/// grpcOverheadBytes): an oversized request still reaches our check and
+/// gets etcd's "request is too large" instead of a transport error, and
+/// watch responses are fragmented only past this larger size, as etcd's.
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
 /// etcd refuses new proposals while apply lags commit by more than this.
 const MAX_APPLY_LAG: u64 = 5000;
 

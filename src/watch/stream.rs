@@ -335,7 +335,8 @@ impl WatchStream {
             events,
             ..Default::default()
         };
-        let limit = self.server.limits.max_request_bytes as usize;
+        let limit =
+            self.server.limits.max_request_bytes as usize + crate::server::GRPC_OVERHEAD_BYTES;
         if !fragment || resp.encoded_len() < limit || resp.events.len() < 2 {
             return self.send(resp).await;
         }
