@@ -229,15 +229,7 @@ impl WatchStream {
             }
             let compacted = self.hub.compacted();
             if w.next < compacted {
-                self.remove(id);
-                self.send(WatchResponse {
-                    header: self.header(0),
-                    watch_id: id,
-                    canceled: true,
-                    compact_revision: compacted,
-                    ..Default::default()
-                })
-                .await?;
+                self.cancel_compacted(id, compacted).await?;
                 continue;
             }
             let (next, batch) = match self.hub.recent(&w.range, w.next, EVENTS_PER_STEP) {
@@ -245,15 +237,7 @@ impl WatchStream {
                 None => match self.history(&w.range, w.next) {
                     Ok((batch, next)) => (next, batch),
                     Err(compacted) => {
-                        self.remove(id);
-                        self.send(WatchResponse {
-                            header: self.header(0),
-                            watch_id: id,
-                            canceled: true,
-                            compact_revision: compacted,
-                            ..Default::default()
-                        })
-                        .await?;
+                        self.cancel_compacted(id, compacted).await?;
                         continue;
                     }
                 },
@@ -279,6 +263,20 @@ impl WatchStream {
             .await?;
         }
         Ok(())
+    }
+
+    /// Ends a watcher whose cursor fell below the compaction revision, with
+    /// etcd's answer: canceled, compact_revision set, header revision 0.
+    async fn cancel_compacted(&mut self, id: i64, compacted: i64) -> Result<(), ()> {
+        self.remove(id);
+        self.send(WatchResponse {
+            header: self.header(0),
+            watch_id: id,
+            canceled: true,
+            compact_revision: compacted,
+            ..Default::default()
+        })
+        .await
     }
 
     /// Reads history from the store; `Err(compact_revision)` when the
