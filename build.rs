@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "v3lockpb/v3lock.proto",
         "v3electionpb/v3election.proto",
         "rsetcd/raft_internal.proto",
+        "rsetcd/peer.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     // `etcd --version` prints the commit it was built from, when known.

@@ -18,15 +18,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::apply::{Applier, META_CLUSTER_VERSION};
+use crate::cluster::{self, Member, Membership};
 use crate::config::url_to_string as url_string;
 use crate::mvcc::Store;
+use crate::peer::Transport;
 use crate::proto::internal::internal_raft_request::Request as Internal;
 use crate::proto::internal::{ClusterVersionSet, MemberAttributes};
 use crate::raft::node::{NodeOptions, RaftNode};
-use crate::server::id;
 use crate::server::wait::Wait;
-use crate::server::{EtcdServer, Limits};
+use crate::server::{ClusterContext, EtcdServer, Limits};
 use crate::storage::backend::{Backend, DEFAULT_MAP_SIZE};
+use crate::storage::snapshot::{Snapshotter, META_CONF_STATE};
 use crate::storage::DataDir;
 
 const META_MEMBER_ID: &[u8] = b"member_id";
@@ -43,8 +45,10 @@ pub struct ServeOptions {
     pub election_timeout: Duration,
     pub listen_client_urls: Vec<url::Url>,
     pub advertise_client_urls: Vec<url::Url>,
+    pub listen_peer_urls: Vec<url::Url>,
     pub initial_advertise_peer_urls: Vec<url::Url>,
     pub initial_cluster: Vec<(String, url::Url)>,
+    pub strict_reconfig_check: bool,
     pub initial_cluster_token: String,
     pub initial_cluster_state_new: bool,
     pub max_request_bytes: u64,
@@ -71,8 +75,10 @@ impl From<&crate::config::Config> for ServeOptions {
             election_timeout: Duration::from_millis(c.election_timeout_ms),
             listen_client_urls: c.listen_client_urls.clone(),
             advertise_client_urls: c.advertise_client_urls.clone(),
+            listen_peer_urls: c.listen_peer_urls.clone(),
             initial_advertise_peer_urls: c.initial_advertise_peer_urls.clone(),
             initial_cluster: c.initial_cluster.clone(),
+            strict_reconfig_check: c.strict_reconfig_check,
             initial_cluster_token: c.initial_cluster_token.clone(),
             initial_cluster_state_new: c.initial_cluster_state == crate::config::ClusterState::New,
             max_request_bytes: c.max_request_bytes,
@@ -109,6 +115,10 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     for u in &opts.listen_client_urls {
         listeners.push(bind(u).await?);
     }
+    let mut peer_listeners = Vec::new();
+    for u in &opts.listen_peer_urls {
+        peer_listeners.push((u.clone(), bind(u).await?));
+    }
     let mut metrics_listeners = Vec::new();
     for u in &opts.listen_metrics_urls {
         metrics_listeners.push((u.clone(), bind(u).await?));
@@ -117,8 +127,10 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
 
     let backend = Backend::open(&data_dir.db_path, DEFAULT_MAP_SIZE)?;
     let store = Arc::new(Store::open(backend).context("open backend")?);
-    let (member_id, cluster_id) = identity(&store, &opts)?;
+    let (member_id, cluster_id, bootstrap) = identity(&store, &opts).await?;
     crate::metrics::server().set_member_id(member_id);
+    let membership = Arc::new(Membership::new(member_id, cluster_id));
+    membership.load(&store)?;
     let applied = store.applied()?;
     tracing::info!(
         local_member_id = format!("{member_id:x}"),
@@ -133,32 +145,93 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let tick = opts.heartbeat_interval.max(Duration::from_millis(1));
     let election_ticks =
         (opts.election_timeout.as_millis() / tick.as_millis().max(1)).max(2) as usize;
-    let opened = RaftNode::open(
+    let snapshots = Arc::new(Snapshotter::new(
+        data_dir
+            .db_path
+            .parent()
+            .unwrap_or(&data_dir.root)
+            .to_path_buf(),
+        store.backend().env,
+    ));
+    let conf_state = match store.get_meta(META_CONF_STATE)? {
+        Some(b) => Some(
+            <raft::eraftpb::ConfState as protobuf::Message>::parse_from_bytes(&b)
+                .context("backend holds a malformed raft conf state")?,
+        ),
+        None => None,
+    };
+    let install_from = {
+        let (store, snapshots, membership) = (store.clone(), snapshots.clone(), membership.clone());
+        move |meta: &raft::eraftpb::SnapshotMetadata| -> anyhow::Result<u64> {
+            let path = snapshots.path(meta.index);
+            tracing::info!(index = meta.index, path = %path.display(), "installing the snapshot the WAL records (a previous run stopped before it was applied)");
+            let keep: [&[u8]; 2] = [META_MEMBER_ID, META_CLUSTER_ID];
+            let applied = store
+                .install_snapshot(&path, &keep)
+                .with_context(|| format!("install snapshot {}", path.display()))?;
+            membership.load(&store)?;
+            Ok(applied.index)
+        }
+    };
+    let mut opened = RaftNode::open(
         NodeOptions {
             wal_dir: &data_dir.wal_dir,
             member_id,
-            initial_voters: vec![member_id],
+            bootstrap,
+            conf_state,
             applied: applied.index,
             tick,
             election_ticks,
             snapshot_count: opts.snapshot_count,
             pre_vote: opts.pre_vote,
+            install_snapshot: Some(Box::new(install_from)),
         },
         apply_tx,
         wait.clone(),
         durable.clone(),
+        snapshots.clone(),
     )?;
     if opened.fresh {
         tracing::info!(
             local_member_id = format!("{member_id:x}"),
             cluster_id = format!("{cluster_id:x}"),
-            "started a new cluster as its first member"
+            members = membership.members().len().max(opts.initial_cluster.len()),
+            "starting a member of a new cluster"
         );
     }
     let raft_handle = opened.handle.clone();
+    let transport = Transport::new(
+        membership.clone(),
+        snapshots.clone(),
+        raft_handle.tx.clone(),
+        tokio::runtime::Handle::current(),
+    );
+    opened.node.set_transport(transport.clone());
+    let (peer_shutdown_tx, peer_shutdown_rx) = watch::channel(false);
+    let mut peer_serving = Vec::new();
+    for (u, l) in peer_listeners {
+        tracing::info!(address = url_string(&u).as_str(), "serving peer traffic");
+        let service = crate::peer::service::server(
+            membership.clone(),
+            raft_handle.tx.clone(),
+            snapshots.clone(),
+        );
+        let mut stop = peer_shutdown_rx.clone();
+        peer_serving.push(tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)),
+                    async move {
+                        let _ = stop.wait_for(|&s| s).await;
+                    },
+                ),
+        ));
+    }
     let raft_thread = std::thread::Builder::new()
         .name("raft".into())
         .spawn(move || opened.node.run())?;
+    transport.connect_all();
     if let Some(every) = crate::notify::watchdog_interval() {
         tokio::spawn(ping_watchdog(
             notifier.clone(),
@@ -187,6 +260,10 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         on_internal: Box::new(log_internal),
         lessor: lessor.clone(),
         hub: hub.clone(),
+        membership: membership.clone(),
+        snapshots: snapshots.clone(),
+        transport: transport.clone(),
+        local_meta_keys: vec![META_MEMBER_ID.to_vec(), META_CLUSTER_ID.to_vec()],
     };
     let apply_thread = std::thread::Builder::new()
         .name("apply".into())
@@ -212,6 +289,12 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         lessor,
         hub,
         opts.watch_progress_notify_interval,
+        ClusterContext {
+            membership: membership.clone(),
+            transport: transport.clone(),
+            strict_reconfig_check: opts.strict_reconfig_check,
+            election_timeout: opts.election_timeout,
+        },
     ));
     tokio::spawn(crate::server::lease::run(
         server.clone(),
@@ -257,8 +340,20 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         notifier.clone(),
     ));
 
-    wait_for_signal().await;
-    tracing::info!(name = opts.name.as_str(), "received signal; shutting down");
+    let mut removed = transport.removed();
+    let removed_from_cluster = tokio::select! {
+        _ = wait_for_signal() => false,
+        _ = removed.wait_for(|&r| r) => true,
+    };
+    if removed_from_cluster {
+        tracing::warn!(
+            local_member_id = format!("{member_id:x}"),
+            "{}; stopping",
+            crate::peer::REMOVED_MEMBER
+        );
+    } else {
+        tracing::info!(name = opts.name.as_str(), "received signal; shutting down");
+    }
     readiness.abort();
     notifier.stopping("shutting down");
     let _ = shutdown_tx.send(true);
@@ -282,6 +377,14 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         let _ = apply_thread.join();
     })
     .await?;
+    // Peers are served until raft stopped: a leader hands over leadership
+    // on the way out and needs their answers.
+    let _ = peer_shutdown_tx.send(true);
+    for s in peer_serving {
+        if let Ok(Err(e)) = s.await {
+            tracing::warn!(error = %e, "peer listener stopped with an error");
+        }
+    }
     tracing::info!("stopped serving; data synced");
     Ok(())
 }
@@ -312,8 +415,12 @@ async fn bind(u: &url::Url) -> anyhow::Result<TcpListener> {
 
 /// The member and cluster ids: stored ones on restart (the initial-*
 /// settings are then ignored, as etcd ignores them), derived ones for a new
-/// cluster.
-fn identity(store: &Store, opts: &ServeOptions) -> anyhow::Result<(u64, u64)> {
+/// cluster, learned from the cluster's members when joining one. Returns
+/// the members to bootstrap a new cluster's log with.
+async fn identity(
+    store: &Store,
+    opts: &ServeOptions,
+) -> anyhow::Result<(u64, u64, Option<Vec<Member>>)> {
     let read_id = |key: &[u8]| -> anyhow::Result<Option<u64>> {
         Ok(match store.get_meta(key)? {
             None => None,
@@ -325,27 +432,23 @@ fn identity(store: &Store, opts: &ServeOptions) -> anyhow::Result<(u64, u64)> {
         })
     };
     if let (Some(m), Some(c)) = (read_id(META_MEMBER_ID)?, read_id(META_CLUSTER_ID)?) {
-        return Ok((m, c));
+        if !opts.initial_cluster.is_empty() {
+            tracing::info!(
+                "the data dir holds a member already; --initial-cluster* settings are ignored"
+            );
+        }
+        return Ok((m, c, None));
     }
-    if !opts.initial_cluster_state_new {
-        bail!(
-            "joining an existing cluster (--initial-cluster-state existing) is not supported yet"
-        );
-    }
-    let mut names: Vec<&str> = opts
+    let initial: Vec<(String, String)> = opts
         .initial_cluster
         .iter()
-        .map(|(n, _)| n.as_str())
+        .map(|(n, u)| (n.clone(), url_string(u)))
         .collect();
-    names.dedup();
-    let peers_of = |name: &str| -> Vec<String> {
-        opts.initial_cluster
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, u)| url_string(u))
-            .collect()
-    };
-    let own = peers_of(&opts.name);
+    let own: Vec<String> = initial
+        .iter()
+        .filter(|(n, _)| *n == opts.name)
+        .map(|(_, u)| u.clone())
+        .collect();
     if own.is_empty() {
         bail!(
             "couldn't find local name {:?} in the initial cluster configuration",
@@ -372,20 +475,94 @@ fn identity(store: &Store, opts: &ServeOptions) -> anyhow::Result<(u64, u64)> {
             own_sorted.join(",")
         );
     }
-    if names.len() > 1 {
-        bail!("clusters of more than one member are not supported yet (--initial-cluster names {} members)", names.len());
-    }
-    let ids: Vec<u64> = names
-        .iter()
-        .map(|n| id::member_id(&peers_of(n), &opts.initial_cluster_token))
-        .collect();
-    let member_id = id::member_id(&own, &opts.initial_cluster_token);
-    let cluster_id = id::cluster_id(&ids);
+    let (member_id, cluster_id, bootstrap, members) = if opts.initial_cluster_state_new {
+        let members = cluster::initial_members(&initial, &opts.initial_cluster_token);
+        let cluster_id = cluster::initial_cluster_id(&members);
+        let member_id = members
+            .iter()
+            .find(|m| m.name == opts.name)
+            .map(|m| m.id)
+            .context("local member missing from the initial cluster")?;
+        (member_id, cluster_id, Some(members.clone()), members)
+    } else {
+        let (cluster_id, members) = join(&initial, &own).await?;
+        let me = {
+            let m = Membership::new(0, cluster_id);
+            for x in &members {
+                m.upsert(x.clone());
+            }
+            m.find_by_peer_urls(&own)
+        };
+        let Some(me) = me else {
+            bail!(
+                "error validating peerURLs {{ClusterID:{cluster_id:x} Members:[{}]}}: member with peer URLs {} is not in the cluster; add it first with `etcdctl member add {} --peer-urls={}`",
+                members
+                    .iter()
+                    .map(|m| format!("&{{ID:{:x} Name:{} PeerURLs:[{}]}}", m.id, m.name, m.peer_urls.join(" ")))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                own.join(","),
+                opts.name,
+                own.join(",")
+            );
+        };
+        tracing::info!(
+            local_member_id = format!("{:x}", me.id),
+            cluster_id = format!("{cluster_id:x}"),
+            "joining an existing cluster"
+        );
+        (me.id, cluster_id, None, members)
+    };
     let mut wt = store.write()?;
     wt.put_meta(META_MEMBER_ID, &member_id.to_be_bytes())?;
     wt.put_meta(META_CLUSTER_ID, &cluster_id.to_be_bytes())?;
+    if bootstrap.is_none() {
+        // A joining member knows the others before the log reaches it.
+        for m in &members {
+            wt.put_meta(
+                &cluster::member_key(m.id),
+                &prost::Message::encode_to_vec(m),
+            )?;
+        }
+    }
     wt.commit(store.applied()?)?;
-    Ok((member_id, cluster_id))
+    Ok((member_id, cluster_id, bootstrap))
+}
+
+/// Asks the other members named in --initial-cluster for the cluster's
+/// membership (etcd's GetClusterFromRemotePeers).
+async fn join(initial: &[(String, String)], own: &[String]) -> anyhow::Result<(u64, Vec<Member>)> {
+    use crate::proto::peer::peer_client::PeerClient;
+    let mut errors = Vec::new();
+    for attempt in 0..10 {
+        for (_, u) in initial.iter().filter(|(_, u)| !own.contains(u)) {
+            let endpoint = tonic::transport::Endpoint::from_shared(u.clone())?
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(2));
+            let result = async {
+                let mut client = PeerClient::new(endpoint.connect().await?);
+                anyhow::Ok(
+                    client
+                        .members(crate::proto::peer::MembersRequest {})
+                        .await?
+                        .into_inner(),
+                )
+            }
+            .await;
+            match result {
+                Ok(r) => return Ok((r.cluster_id, r.members)),
+                Err(e) => errors.push(format!("{u}: {e:#}")),
+            }
+        }
+        if attempt < 9 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    errors.dedup();
+    bail!(
+        "cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs ({})",
+        errors.join("; ")
+    )
 }
 
 /// etcd's publish: announce name and client URLs through raft, then (as

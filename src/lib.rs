@@ -15,6 +15,7 @@
 pub mod api;
 pub mod apply;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod etcdmain;
 pub mod gofmt;
@@ -23,6 +24,7 @@ pub mod logging;
 pub mod metrics;
 pub mod mvcc;
 pub mod notify;
+pub mod peer;
 pub mod proto;
 pub mod raft;
 pub mod server;

@@ -28,6 +28,10 @@ pub mod rsetcd {
     pub mod internal {
         tonic::include_proto!("rsetcd.internal");
     }
+    /// Member-to-member traffic on the peer port (package `rsetcd.peer`).
+    pub mod peer {
+        tonic::include_proto!("rsetcd.peer");
+    }
 }
 
-pub use self::rsetcd::internal;
+pub use self::rsetcd::{internal, peer};

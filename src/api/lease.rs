@@ -11,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::apply::Response as Applied;
+use crate::proto::etcdserverpb::lease_client::LeaseClient;
 use crate::proto::etcdserverpb::{
     lease_server::Lease, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
     LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
@@ -86,13 +87,24 @@ impl Lease for LeaseService {
         &self,
         req: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        self.server.refuse_learner()?;
         let mut requests = req.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let server = self.server.clone();
         tokio::spawn(async move {
             while let Ok(Some(r)) = requests.message().await {
-                // An unknown or expired lease answers TTL 0, as etcd.
-                let ttl = server.lessor.renew(r.id).unwrap_or(0);
+                let ttl = if server.is_leader() {
+                    // An unknown or expired lease answers TTL 0, as etcd.
+                    server.lessor.renew(r.id).unwrap_or(0)
+                } else {
+                    match forward_keep_alive(&server, r.id).await {
+                        Ok(ttl) => ttl,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    }
+                };
                 let resp = current_rev(&server).map(|rev| LeaseKeepAliveResponse {
                     header: Some(server.header(rev)),
                     id: r.id,
@@ -111,6 +123,17 @@ impl Lease for LeaseService {
         req: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         let r = req.into_inner();
+        self.server.refuse_learner()?;
+        if !self.server.is_leader() {
+            // Only the leader's lease clocks run.
+            let channel = self.server.leader_channel().await?;
+            let mut resp = LeaseClient::new(channel)
+                .lease_time_to_live(r)
+                .await?
+                .into_inner();
+            resp.header = Some(self.server.header(current_rev(&self.server)?));
+            return Ok(Response::new(resp));
+        }
         self.server.linearizable_read().await?;
         let header = Some(self.server.header(current_rev(&self.server)?));
         let resp = match self.server.lessor.time_to_live(r.id) {
@@ -148,5 +171,20 @@ impl Lease for LeaseService {
             header: Some(self.server.header(current_rev(&self.server)?)),
             leases,
         }))
+    }
+}
+
+/// A follower renews a lease through the leader (etcd forwards to the
+/// leader's /leases endpoint); returns the TTL the leader granted.
+async fn forward_keep_alive(server: &EtcdServer, id: i64) -> Result<i64, Status> {
+    let channel = server.leader_channel().await?;
+    let request = LeaseKeepAliveRequest { id };
+    let mut answers = LeaseClient::new(channel)
+        .lease_keep_alive(tokio_stream::once(request))
+        .await?
+        .into_inner();
+    match answers.message().await? {
+        Some(r) => Ok(r.ttl),
+        None => Err(crate::server::Error::LeaderChanged.into()),
     }
 }

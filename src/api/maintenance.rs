@@ -70,7 +70,7 @@ impl Maintenance for MaintenanceService {
             raft_applied_index: self.server.applied_index(),
             errors: Vec::new(),
             db_size_in_use,
-            is_learner: false,
+            is_learner: self.server.membership.local_is_learner(),
         }))
     }
 
@@ -85,8 +85,27 @@ impl Maintenance for MaintenanceService {
         Err(not_yet("hash"))
     }
 
-    async fn hash_kv(&self, _: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        Err(not_yet("hashkv"))
+    async fn hash_kv(
+        &self,
+        req: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let rev = req.into_inner().revision;
+        let started = std::time::Instant::now();
+        let view = self
+            .server
+            .store
+            .read()
+            .map_err(|e| Error::Apply(e.into()))?;
+        let h = view.hash_kv(rev).map_err(|e| Error::Apply(e.into()))?;
+        crate::metrics::mvcc()
+            .hash_duration
+            .observe(started.elapsed().as_secs_f64());
+        Ok(Response::new(HashKvResponse {
+            header: Some(self.server.header(view.current_rev())),
+            hash: h.hash,
+            compact_revision: h.compact_revision,
+            hash_revision: h.hash_revision,
+        }))
     }
 
     type SnapshotStream =
@@ -101,9 +120,28 @@ impl Maintenance for MaintenanceService {
 
     async fn move_leader(
         &self,
-        _: Request<MoveLeaderRequest>,
+        req: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(not_yet("move-leader"))
+        let to = req.into_inner().target_id;
+        if !self.server.is_leader() {
+            return Err(Error::NotLeader.into());
+        }
+        match self.server.membership.member(to) {
+            Some(m) if !m.is_learner => {}
+            _ => return Err(Error::BadLeaderTransferee.into()),
+        }
+        if to != self.server.member_id {
+            tracing::info!(
+                from = format!("{:x}", self.server.member_id),
+                to = format!("{to:x}"),
+                "leadership transfer starting"
+            );
+            self.server.transfer_leadership(to).await?;
+            tracing::info!(to = format!("{to:x}"), "leadership transfer finished");
+        }
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(self.server.header(self.current_rev()?)),
+        }))
     }
 
     async fn downgrade(

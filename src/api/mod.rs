@@ -6,6 +6,7 @@
 //! transaction and never talks to raft except through `server`.
 
 pub mod auth;
+pub mod cluster;
 pub mod concurrency;
 pub mod election;
 pub mod health;
@@ -25,6 +26,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use crate::proto::etcdserverpb::auth_server::AuthServer;
+use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
@@ -44,6 +46,7 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
         .max_decoding_message_size(max_recv)
         .max_encoding_message_size(usize::MAX);
     let auth = AuthServer::new(auth::AuthService::new(server.clone()));
+    let cluster = ClusterServer::new(cluster::ClusterService::new(server.clone()));
     let watch = WatchServer::new(watch::WatchService::new(server.clone()))
         .max_decoding_message_size(max_recv)
         .max_encoding_message_size(usize::MAX);
@@ -61,6 +64,7 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
         .add_service(lease)
         .add_service(maintenance)
         .add_service(auth)
+        .add_service(cluster)
         .add_service(lock)
         .add_service(election)
         .prepare()

@@ -40,8 +40,26 @@ pub fn to_status(e: Error) -> Status {
             ApplyError::LeaseExists => Code::FailedPrecondition,
             ApplyError::LeaseTtlTooLarge => Code::OutOfRange,
             ApplyError::Storage(_) => Code::Internal,
+            ApplyError::MemberNotFound => Code::NotFound,
+            ApplyError::PeerUrlExists => Code::FailedPrecondition,
         },
-        Error::NoLeader | Error::Timeout | Error::Stopped => Code::Unavailable,
+        Error::NoLeader
+        | Error::Timeout
+        | Error::Stopped
+        | Error::LeaderChanged
+        | Error::LearnerNotSupported
+        | Error::Unhealthy
+        | Error::LeaderTransferTimeout => Code::Unavailable,
+        Error::NotLeader
+        | Error::MemberExists
+        | Error::PeerUrlExists
+        | Error::NotEnoughStartedMembers
+        | Error::MemberNotLearner
+        | Error::LearnerNotReady
+        | Error::TooManyLearners
+        | Error::BadLeaderTransferee => Code::FailedPrecondition,
+        Error::MemberNotFound => Code::NotFound,
+        Error::MemberBadUrls => Code::InvalidArgument,
         Error::TooManyRequests => Code::ResourceExhausted,
         Error::RequestTooLarge => Code::InvalidArgument,
     };
@@ -127,6 +145,26 @@ mod tests {
                 Error::Timeout.into(),
                 Code::Unavailable,
                 "etcdserver: request timed out",
+            ),
+            (
+                Error::LeaderChanged.into(),
+                Code::Unavailable,
+                "etcdserver: leader changed",
+            ),
+            (
+                Error::NotEnoughStartedMembers.into(),
+                Code::FailedPrecondition,
+                "etcdserver: re-configuration failed due to not enough started members",
+            ),
+            (
+                Error::LearnerNotReady.into(),
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ),
+            (
+                Error::MemberNotFound.into(),
+                Code::NotFound,
+                "etcdserver: member not found",
             ),
             (
                 Error::TooManyRequests.into(),

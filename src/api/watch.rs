@@ -35,6 +35,7 @@ impl Watch for WatchService {
         &self,
         req: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        self.server.refuse_learner()?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stream = WatchStream::new(self.server.clone(), self.server.hub.clone(), tx);
         let interval = self.server.watch_progress_interval;

@@ -15,8 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
-use raft::eraftpb::{Entry, EntryType};
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, SnapshotMetadata};
 use tokio::sync::watch;
+
+use crate::cluster::{Member, Membership};
+use crate::raft::ApplyItem;
+use crate::storage::snapshot::{Snapshotter, META_CONF_STATE};
 
 use crate::lease::Lessor;
 use crate::mvcc::{Applied, Store, WriteTxn};
@@ -30,7 +35,6 @@ pub use ops::ApplyError;
 
 /// Meta keys written by the apply loop besides the MVCC state.
 pub const META_CLUSTER_VERSION: &[u8] = b"cluster_version";
-pub const META_MEMBER_PREFIX: &str = "member_attr/";
 
 /// A request's result, handed to the waiter that proposed it.
 #[derive(Debug)]
@@ -71,12 +75,24 @@ pub struct Applier {
     pub lessor: Arc<Lessor>,
     /// Receives each committed revision's events, for watchers.
     pub hub: Arc<crate::watch::Hub>,
+    pub membership: Arc<Membership>,
+    pub snapshots: Arc<Snapshotter>,
+    pub transport: Arc<crate::peer::Transport>,
+    /// Meta keys a snapshot from the leader must not overwrite (this
+    /// member's identity).
+    pub local_meta_keys: Vec<Vec<u8>>,
+}
+
+/// The next unit of work for the apply loop.
+enum Work {
+    Entries(Vec<Entry>, Vec<(u64, ConfState)>),
+    Snapshot(SnapshotMetadata),
 }
 
 impl Applier {
     /// Runs until the raft thread hangs up. A storage failure ends the
     /// process: applying must never skip or repeat an entry.
-    pub fn run(self, rx: Receiver<Vec<Entry>>) {
+    pub fn run(self, rx: Receiver<ApplyItem>) {
         let mut applied = match self.store.applied() {
             Ok(a) => a,
             Err(e) => crate::fatal(&format!("read consistent index: {e}")),
@@ -98,18 +114,49 @@ impl Applier {
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let mut batch = first;
-            while batch.len() < MAX_ENTRIES_PER_COMMIT {
-                match rx.try_recv() {
-                    Ok(more) => batch.extend(more),
-                    Err(_) => break,
+            let mut queue = vec![first];
+            while let Some(item) = queue.pop() {
+                let work = match item {
+                    ApplyItem::Snapshot(meta) => Work::Snapshot(meta),
+                    ApplyItem::Entries {
+                        mut entries,
+                        mut conf_states,
+                    } => {
+                        // Group what is queued into one commit; a snapshot
+                        // waits for the next round.
+                        while entries.len() < MAX_ENTRIES_PER_COMMIT {
+                            match rx.try_recv() {
+                                Ok(ApplyItem::Entries {
+                                    entries: more,
+                                    conf_states: cs,
+                                }) => {
+                                    entries.extend(more);
+                                    conf_states.extend(cs);
+                                }
+                                Ok(other) => {
+                                    queue.push(other);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        Work::Entries(entries, conf_states)
+                    }
+                };
+                let before = applied.index;
+                match work {
+                    Work::Entries(batch, conf_states) => {
+                        applied = self.apply_batch(batch, conf_states, applied);
+                        // The commit just made fsynced what the previous one wrote.
+                        synced = before;
+                    }
+                    Work::Snapshot(meta) => {
+                        applied = self.install_snapshot(&meta);
+                        synced = applied.index;
+                    }
                 }
+                self.durable.store(synced, Ordering::Release);
             }
-            let before = applied.index;
-            applied = self.apply_batch(batch, applied);
-            // The commit just made fsynced everything the previous one wrote.
-            synced = before;
-            self.durable.store(synced, Ordering::Release);
         }
         if let Err(e) = self.store.backend().env.force_sync() {
             crate::fatal(&format!("sync backend: {e}"));
@@ -117,16 +164,176 @@ impl Applier {
         self.durable.store(applied.index, Ordering::Release);
     }
 
-    fn apply_batch(&self, batch: Vec<Entry>, mut applied: Applied) -> Applied {
+    /// Replaces the whole state with the leader's snapshot (its file was
+    /// saved by the peer service, its WAL record by the raft thread).
+    fn install_snapshot(&self, meta: &SnapshotMetadata) -> Applied {
+        let path = self.snapshots.path(meta.index);
+        let keep: Vec<&[u8]> = self.local_meta_keys.iter().map(Vec::as_slice).collect();
+        let applied = match self.store.install_snapshot(&path, &keep) {
+            Ok(a) => a,
+            Err(e) => crate::fatal(&format!(
+                "install the snapshot {} from the leader: {e}",
+                path.display()
+            )),
+        };
+        if applied.index != meta.index {
+            crate::fatal(&format!(
+                "the snapshot {} holds raft index {} but raft announced {}",
+                path.display(),
+                applied.index,
+                meta.index
+            ));
+        }
+        if let Err(e) = self.after_install() {
+            crate::fatal(&format!("reload state after installing a snapshot: {e:#}"));
+        }
+        tracing::info!(
+            index = applied.index,
+            path = %path.display(),
+            "installed the leader's snapshot"
+        );
+        self.computed_tx.send_replace(applied.index);
+        self.applied_tx.send_replace(applied.index);
+        applied
+    }
+
+    /// Rebuilds what lives in memory from the freshly installed backend.
+    fn after_install(&self) -> anyhow::Result<()> {
+        self.lessor
+            .recover(self.store.leases()?, self.store.take_leased_keys());
+        let view = self.store.read()?;
+        self.hub.reset(view.current_rev(), view.compacted_rev());
+        drop(view);
+        self.membership.load(&self.store)?;
+        if self.membership.is_removed(self.membership.local_id) {
+            self.transport.mark_removed();
+        }
+        Ok(())
+    }
+
+    /// Applies a committed conf change to the membership (validated as
+    /// etcd's ValidateConfigurationChange does: an invalid change was
+    /// refused at proposal, this catches races between two of them).
+    fn apply_conf_change(
+        &self,
+        wt: &mut WriteTxn<'_>,
+        entry: &Entry,
+    ) -> Result<(u64, Option<crate::server::Error>), ApplyError> {
+        use crate::server::Error as E;
+        let cc = match ConfChange::parse_from_bytes(&entry.data) {
+            Ok(cc) => cc,
+            Err(e) => crate::fatal(&format!(
+                "raft entry {} is not a conf change ({e}): the log is corrupt",
+                entry.index
+            )),
+        };
+        let context = (!cc.context.is_empty())
+            .then(|| Member::decode(cc.context.as_ref()))
+            .transpose()
+            .map_err(|e| {
+                ApplyError::Storage(format!("conf change {}: bad member: {e}", entry.index))
+            })?;
+        let id = cc.node_id;
+        let existing = self.membership.member(id);
+        let refused = match cc.get_change_type() {
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                let Some(member) = context else {
+                    return Ok((cc.id, Some(E::MemberBadUrls)));
+                };
+                if self.membership.is_removed(id) {
+                    Some(E::MemberNotFound)
+                } else if let Some(old) = existing {
+                    if old.is_learner && !member.is_learner {
+                        // a promotion
+                        let promoted = Member {
+                            is_learner: false,
+                            ..old
+                        };
+                        self.store_member(wt, &promoted)?;
+                        tracing::info!(promoted_member_id = format!("{id:x}"), "promote member");
+                        None
+                    } else if old.peer_urls == member.peer_urls
+                        && old.is_learner == member.is_learner
+                    {
+                        // the same add, applied again (bootstrap entries
+                        // after a join): nothing to do
+                        None
+                    } else {
+                        Some(E::MemberExists)
+                    }
+                } else {
+                    tracing::info!(
+                        added_member_id = format!("{id:x}"),
+                        added_member_peer_urls = ?member.peer_urls,
+                        is_learner = member.is_learner,
+                        "added member"
+                    );
+                    self.store_member(wt, &member)?;
+                    None
+                }
+            }
+            ConfChangeType::RemoveNode => match existing {
+                None => Some(E::MemberNotFound),
+                Some(_) => {
+                    wt.delete_meta(&crate::cluster::member_key(id))?;
+                    wt.put_meta(&crate::cluster::removed_key(id), b"")?;
+                    self.membership.remove(id);
+                    tracing::info!(removed_member_id = format!("{id:x}"), "removed member");
+                    if id == self.membership.local_id {
+                        self.transport.mark_removed();
+                    } else {
+                        self.transport.remove_peer(id);
+                    }
+                    None
+                }
+            },
+        };
+        Ok((cc.id, refused))
+    }
+
+    fn store_member(&self, wt: &mut WriteTxn<'_>, m: &Member) -> Result<(), ApplyError> {
+        wt.put_meta(&crate::cluster::member_key(m.id), &m.encode_to_vec())?;
+        self.membership.upsert(m.clone());
+        Ok(())
+    }
+
+    fn apply_batch(
+        &self,
+        batch: Vec<Entry>,
+        conf_states: Vec<(u64, ConfState)>,
+        mut applied: Applied,
+    ) -> Applied {
         let mut wt = match self.store.write() {
             Ok(wt) => wt,
             Err(e) => crate::fatal(&format!("begin backend txn: {e}")),
         };
         let mut results = Vec::new();
+        let mut conf_results = Vec::new();
         let mut internal = Vec::new();
         for entry in batch {
             if entry.index <= applied.index {
                 continue; // applied before a restart
+            }
+            if entry.get_entry_type() == EntryType::EntryConfChange {
+                match self.apply_conf_change(&mut wt, &entry) {
+                    Ok((waiter, refused)) => {
+                        let result = match refused {
+                            Some(e) => Err(e),
+                            None => Ok(Response::Done),
+                        };
+                        conf_results.push((waiter, result));
+                    }
+                    Err(e) => crate::fatal(&format!("apply conf change {}: {e}", entry.index)),
+                }
+                if let Some((_, cs)) = conf_states.iter().find(|(i, _)| *i == entry.index) {
+                    let bytes = match cs.write_to_bytes() {
+                        Ok(b) => b,
+                        Err(e) => crate::fatal(&format!("encode conf state: {e}")),
+                    };
+                    if let Err(e) = wt.put_meta(META_CONF_STATE, &bytes) {
+                        crate::fatal(&format!("store conf state: {e}"));
+                    }
+                }
             }
             if entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty() {
                 let req = match InternalRaftRequest::decode(entry.data.as_ref()) {
@@ -139,7 +346,7 @@ impl Applier {
                 let header = req.header.unwrap_or_default();
                 if let Some(request) = req.request {
                     let started = std::time::Instant::now();
-                    let result = apply_request(&mut wt, &self.lessor, &request);
+                    let result = apply_request(&mut wt, &self.lessor, &self.membership, &request);
                     // etcd's warnApplyDuration: 100 ms
                     if started.elapsed() > std::time::Duration::from_millis(100) {
                         crate::metrics::server().slow_apply.inc();
@@ -194,6 +401,9 @@ impl Applier {
             self.wait
                 .trigger(id, result.map_err(crate::server::Error::Apply));
         }
+        for (id, result) in conf_results {
+            self.wait.trigger(id, result);
+        }
         let commit_started = std::time::Instant::now();
         let events = match wt.commit(applied) {
             Ok(events) => events,
@@ -216,7 +426,12 @@ impl Applier {
     }
 }
 
-fn apply_request(wt: &mut WriteTxn<'_>, lessor: &Lessor, request: &Request) -> ApplyResult {
+fn apply_request(
+    wt: &mut WriteTxn<'_>,
+    lessor: &Lessor,
+    membership: &Membership,
+    request: &Request,
+) -> ApplyResult {
     let header = |wt: &WriteTxn<'_>| {
         Some(ResponseHeader {
             revision: wt.current_rev(),
@@ -233,8 +448,33 @@ fn apply_request(wt: &mut WriteTxn<'_>, lessor: &Lessor, request: &Request) -> A
             Response::Compaction(CompactionResponse { header: header(wt) })
         }
         Request::MemberAttributes(m) => {
-            let key = format!("{META_MEMBER_PREFIX}{:016x}", m.id);
-            wt.put_meta(key.as_bytes(), &m.encode_to_vec())?;
+            if let Some(mut member) = membership.member(m.id) {
+                member.name = m.name.clone();
+                member.client_urls = m.client_urls.clone();
+                wt.put_meta(&crate::cluster::member_key(m.id), &member.encode_to_vec())?;
+                membership.upsert(member);
+            }
+            Response::Done
+        }
+        Request::MemberPeerUrls(u) => {
+            let Some(mut member) = membership.member(u.id) else {
+                return Err(ApplyError::MemberNotFound);
+            };
+            let taken = membership
+                .members()
+                .iter()
+                .any(|m| m.id != u.id && m.peer_urls.iter().any(|p| u.peer_urls.contains(p)));
+            if taken {
+                return Err(ApplyError::PeerUrlExists);
+            }
+            member.peer_urls = u.peer_urls.clone();
+            wt.put_meta(&crate::cluster::member_key(u.id), &member.encode_to_vec())?;
+            tracing::info!(
+                updated_member_id = format!("{:x}", u.id),
+                updated_peer_urls = ?u.peer_urls,
+                "updated member"
+            );
+            membership.upsert(member);
             Response::Done
         }
         Request::ClusterVersion(v) => {

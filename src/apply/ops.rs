@@ -32,6 +32,10 @@ pub enum ApplyError {
     LeaseExists,
     #[error("etcdserver: too large lease TTL")]
     LeaseTtlTooLarge,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
     /// The backend failed; the member cannot go on.
     #[error("etcdserver: storage failure: {0}")]
     Storage(String),

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use url::Url;
 
-pub use urls::url_to_string;
+pub use urls::{check_url_list, url_to_string};
 pub use validate::{supported_settings, unsupported_settings, AutoCompaction};
 
 use flags::FlagOutcome;

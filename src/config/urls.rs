@@ -36,6 +36,12 @@ pub(crate) fn parse_url_list<'a>(
     Ok(urls)
 }
 
+/// `types.NewURLs` as a check alone: etcd's client runs it on peer URLs
+/// before `MemberAdd` and `MemberUpdate` and reports its error verbatim.
+pub fn check_url_list<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    parse_url_list(items).map(|_| ())
+}
+
 /// etcd's `UniqueURLs` flag value: a comma-separated list, sorted, duplicates dropped.
 pub(crate) fn parse_unique_url_flag(value: &str) -> Result<Vec<EtcdUrl>, String> {
     let mut urls = parse_url_list(value.split(','))?;

@@ -93,9 +93,12 @@ impl Lessor {
         self.inner.lock().expect("lessor lock")
     }
 
-    /// Rebuilds state from the backend at startup.
+    /// Rebuilds state from the backend (at startup, or after installing a
+    /// snapshot from the leader: what was here before is dropped).
     pub fn recover(&self, leases: Vec<LeaseRecord>, keys: Vec<(Vec<u8>, i64)>) {
         let mut inner = self.lock();
+        inner.leases.clear();
+        inner.key_lease.clear();
         for r in leases {
             inner.leases.insert(
                 r.id,

@@ -29,8 +29,8 @@ const RECORD_DELETE: u8 = 1;
 
 const META_CURRENT_REV: &[u8] = b"current_rev";
 const META_COMPACT_REV: &[u8] = b"compact_rev";
-const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
-const META_TERM: &[u8] = b"consistent_term";
+pub const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
+pub const META_TERM: &[u8] = b"consistent_term";
 
 pub struct Store {
     backend: Backend,
@@ -77,41 +77,12 @@ pub struct RangeResult {
 
 impl Store {
     pub fn open(backend: Backend) -> Result<Store, Error> {
-        let mut index = KeyIndex::default();
-        let mut leases: std::collections::HashMap<Vec<u8>, i64> = Default::default();
-        {
-            let rtxn = backend.env.read_txn()?;
-            for item in backend.kv.iter(&rtxn)? {
-                let (k, v) = item?;
-                let rev = Revision::from_bytes(k)
-                    .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
-                let (deleted, kv) = decode_record(v)?;
-                let change = if deleted {
-                    Change {
-                        rev,
-                        create_revision: 0,
-                        version: 0,
-                    }
-                } else {
-                    Change {
-                        rev,
-                        create_revision: kv.create_revision,
-                        version: kv.version,
-                    }
-                };
-                if deleted || kv.lease == 0 {
-                    leases.remove(&kv.key);
-                } else {
-                    leases.insert(kv.key.clone(), kv.lease);
-                }
-                index.record(&kv.key, change);
-            }
-        }
+        let (index, leased) = scan(&backend)?;
         let store = Store {
             backend,
             index: RwLock::new(index),
             index_compacted: AtomicI64::new(0),
-            leased_keys: std::sync::Mutex::new(leases.into_iter().collect()),
+            leased_keys: std::sync::Mutex::new(leased),
         };
         let compacted = {
             let rtxn = store.backend.env.read_txn()?;
@@ -119,6 +90,72 @@ impl Store {
         };
         store.index_compacted.store(compacted, Ordering::Release);
         Ok(store)
+    }
+
+    /// Replaces the whole MVCC state with the one in the backend file at
+    /// `path` (a snapshot from the leader), in one transaction; meta keys
+    /// named in `keep` (this member's identity) stay as they are. The key
+    /// index is rebuilt; leased keys are left for `take_leased_keys`.
+    /// Call from the apply thread only.
+    pub fn install_snapshot(
+        &self,
+        path: &std::path::Path,
+        keep: &[&[u8]],
+    ) -> Result<Applied, Error> {
+        let src = crate::storage::backend::open_read_only(path)
+            .map_err(|e| Error::Corrupt(format!("{e:#}")))?;
+        let result = (|| -> Result<Applied, Error> {
+            let [skv, smeta, slease] = crate::storage::backend::open_tables(&src, path)
+                .map_err(|e| Error::Corrupt(format!("{e:#}")))?;
+            let stxn = src.read_txn()?;
+            let mut txn = self.backend.env.write_txn()?;
+            let mut kept = Vec::new();
+            for k in keep {
+                if let Some(v) = self.backend.meta.get(&txn, k)? {
+                    kept.push((k.to_vec(), v.to_vec()));
+                }
+            }
+            self.backend.kv.clear(&mut txn)?;
+            self.backend.meta.clear(&mut txn)?;
+            self.backend.lease.clear(&mut txn)?;
+            for (from, to) in [
+                (skv, self.backend.kv),
+                (smeta, self.backend.meta),
+                (slease, self.backend.lease),
+            ] {
+                for item in from.iter(&stxn)? {
+                    let (k, v) = item?;
+                    to.put(&mut txn, k, v)?;
+                }
+            }
+            for (k, v) in &kept {
+                self.backend.meta.put(&mut txn, k, v)?;
+            }
+            let applied = Applied {
+                index: self.meta_i64(&txn, META_CONSISTENT_INDEX, 0)? as u64,
+                term: self.meta_i64(&txn, META_TERM, 0)? as u64,
+            };
+            let compacted = self.meta_i64(&txn, META_COMPACT_REV, -1)?;
+            txn.commit()?;
+            let (index, leased) = scan(&self.backend)?;
+            *self.index.write().expect("index lock") = index;
+            *self.leased_keys.lock().expect("leased keys lock") = leased;
+            self.index_compacted.store(compacted, Ordering::Release);
+            Ok(applied)
+        })();
+        src.prepare_for_closing().wait();
+        result
+    }
+
+    /// Meta keys starting with `prefix`, with their values.
+    pub fn meta_with_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+        let rtxn = self.backend.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.backend.meta.prefix_iter(&rtxn, prefix)? {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     pub fn backend(&self) -> &Backend {
@@ -277,6 +314,40 @@ impl Store {
     }
 }
 
+/// Rebuilds the key index from every record, and finds the live keys that
+/// carry a lease.
+fn scan(backend: &Backend) -> Result<(KeyIndex, Vec<(Vec<u8>, i64)>), Error> {
+    let mut index = KeyIndex::default();
+    let mut leases: std::collections::HashMap<Vec<u8>, i64> = Default::default();
+    let rtxn = backend.env.read_txn()?;
+    for item in backend.kv.iter(&rtxn)? {
+        let (k, v) = item?;
+        let rev = Revision::from_bytes(k)
+            .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
+        let (deleted, kv) = decode_record(v)?;
+        let change = if deleted {
+            Change {
+                rev,
+                create_revision: 0,
+                version: 0,
+            }
+        } else {
+            Change {
+                rev,
+                create_revision: kv.create_revision,
+                version: kv.version,
+            }
+        };
+        if deleted || kv.lease == 0 {
+            leases.remove(&kv.key);
+        } else {
+            leases.insert(kv.key.clone(), kv.lease);
+        }
+        index.record(&kv.key, change);
+    }
+    Ok((index, leases.into_iter().collect()))
+}
+
 fn decode_record(v: &[u8]) -> Result<(bool, KeyValue), Error> {
     let (&kind, body) = v
         .split_first()
@@ -315,7 +386,60 @@ pub struct ReadView<'s> {
     compacted: i64,
 }
 
+/// etcd's HashKV answer.
+#[derive(Debug, Clone, Copy)]
+pub struct KvHash {
+    pub hash: u32,
+    pub compact_revision: i64,
+    pub hash_revision: i64,
+}
+
 impl ReadView<'_> {
+    /// etcd's HashKV: CRC32C over every record up to `rev` (0: current),
+    /// each as etcd's backend holds it (a 17-byte revision key, `t`-marked
+    /// for tombstones, and the KeyValue), so members that applied the same
+    /// history agree.
+    pub fn hash_kv(&self, rev: i64) -> Result<KvHash, Error> {
+        if rev > self.current {
+            return Err(Error::FutureRev);
+        }
+        if rev > 0 && rev < self.compacted {
+            return Err(Error::Compacted);
+        }
+        let upper = if rev > 0 { rev } else { self.current };
+        let mut crc = crc32c::crc32c(b"key");
+        for item in self.store.backend.kv.iter(&self.txn)? {
+            let (k, v) = item?;
+            let r = Revision::from_bytes(k)
+                .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
+            if r.main > upper {
+                break;
+            }
+            let (deleted, kv) = decode_record(v)?;
+            let mut key = Vec::with_capacity(18);
+            key.extend_from_slice(&r.main.to_be_bytes());
+            key.push(b'_');
+            key.extend_from_slice(&r.sub.to_be_bytes());
+            let value = if deleted {
+                key.push(b't');
+                KeyValue {
+                    key: kv.key,
+                    ..Default::default()
+                }
+                .encode_to_vec()
+            } else {
+                kv.encode_to_vec()
+            };
+            crc = crc32c::crc32c_append(crc, &key);
+            crc = crc32c::crc32c_append(crc, &value);
+        }
+        Ok(KvHash {
+            hash: crc,
+            compact_revision: self.compacted,
+            hash_revision: upper,
+        })
+    }
+
     pub fn current_rev(&self) -> i64 {
         self.current
     }
@@ -662,6 +786,11 @@ impl WriteTxn<'_> {
     /// Stores a named value (member and cluster ids) in this transaction.
     pub fn put_meta(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
         self.store.backend.meta.put(&mut self.txn, key, value)?;
+        Ok(())
+    }
+
+    pub fn delete_meta(&mut self, key: &[u8]) -> Result<(), Error> {
+        self.store.backend.meta.delete(&mut self.txn, key)?;
         Ok(())
     }
 }

@@ -6,5 +6,6 @@
 
 pub mod logger;
 pub mod node;
+pub mod storage;
 
-pub use node::{RaftHandle, RaftMsg, RaftShared};
+pub use node::{ApplyItem, Progress, RaftHandle, RaftMsg, RaftShared};

@@ -14,13 +14,19 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft::eraftpb::{ConfState, Entry, Message, Snapshot, SnapshotMetadata};
-use raft::storage::MemStorage;
-use raft::{RawNode, StateRole, Storage};
+use protobuf::Message as _;
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, SnapshotMetadata,
+};
+use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use tokio::sync::{oneshot, watch};
 
+use super::storage::LogStore;
+use crate::peer::Transport;
+use crate::proto::internal::Member;
 use crate::server::wait::Wait;
 use crate::server::Error as ServerError;
+use crate::storage::snapshot::Snapshotter;
 use crate::storage::wal::Wal;
 
 /// Entries kept in memory below a snapshot, so a slow follower can catch up
@@ -31,10 +37,49 @@ const CATCH_UP_ENTRIES: u64 = 5000;
 pub enum RaftMsg {
     /// Propose a request; the waiter `id` learns the result from apply.
     Propose { id: u64, data: Vec<u8> },
+    /// Propose a membership change; the waiter `cc.id` learns the result.
+    ProposeConfChange(ConfChange),
     /// Ask for a read index (the commit index confirmed by a quorum).
-    ReadIndex(oneshot::Sender<u64>),
-    /// Stop after the current Ready.
+    ReadIndex(oneshot::Sender<Result<u64, ServerError>>),
+    /// A message from another member.
+    Step(Message),
+    /// The transport could not deliver to this member.
+    Unreachable(u64),
+    /// How sending a snapshot to a member went.
+    SnapshotStatus { to: u64, ok: bool },
+    /// Hand leadership to this member (leader only).
+    TransferLeader(u64),
+    /// The leader's view of every member's log.
+    Progress(oneshot::Sender<Progress>),
+    /// Stop after the current Ready (a leader first hands over leadership).
     Shutdown,
+}
+
+/// What the leader knows of each member's log (empty on followers).
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub is_leader: bool,
+    pub commit: u64,
+    /// Highest index known to be replicated on each member (voters and
+    /// learners; the leader itself included).
+    pub matched: HashMap<u64, u64>,
+    /// Members with a recent heartbeat answer (check-quorum's view).
+    pub recent_active: HashMap<u64, bool>,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+}
+
+/// What the raft thread hands the apply thread, in log order.
+pub enum ApplyItem {
+    /// Committed entries; `conf_states` holds the conf state after each
+    /// conf-change entry among them, by index.
+    Entries {
+        entries: Vec<Entry>,
+        conf_states: Vec<(u64, ConfState)>,
+    },
+    /// A snapshot from the leader replaces the whole state; its backend
+    /// file is already saved.
+    Snapshot(SnapshotMetadata),
 }
 
 /// Raft's state as other threads see it.
@@ -61,21 +106,37 @@ pub struct RaftHandle {
 pub struct NodeOptions<'a> {
     pub wal_dir: &'a Path,
     pub member_id: u64,
-    /// Voters of a brand-new cluster; ignored when the WAL has state.
-    pub initial_voters: Vec<u64>,
+    /// Members of a brand-new cluster (written as the log's first conf
+    /// changes, as etcd does); `None` for a member joining an existing
+    /// cluster. Ignored when the WAL has state.
+    pub bootstrap: Option<Vec<Member>>,
+    /// The conf state stored with the backend's applied index, if any.
+    pub conf_state: Option<ConfState>,
     /// Last entry already applied to the MVCC store.
     pub applied: u64,
     pub tick: Duration,
     pub election_ticks: usize,
     pub snapshot_count: u64,
     pub pre_vote: bool,
+    /// Installs the backend snapshot the WAL's snapshot record names, when
+    /// the backend is older than it (a crash between receiving a snapshot
+    /// and applying it); returns the backend's new applied index.
+    pub install_snapshot: Option<InstallSnapshot<'a>>,
 }
 
+pub type InstallSnapshot<'a> = Box<dyn FnOnce(&SnapshotMetadata) -> anyhow::Result<u64> + 'a>;
+
 pub struct RaftNode {
-    node: RawNode<MemStorage>,
+    node: RawNode<LogStore>,
     wal: Wal,
     rx: Receiver<RaftMsg>,
-    apply_tx: Sender<Vec<Entry>>,
+    apply_tx: Sender<ApplyItem>,
+    transport: Option<Arc<Transport>>,
+    /// Set by a Shutdown that waits for a leadership transfer.
+    stopping_at: Option<Instant>,
+    /// A conf change was handed to apply in this Ready.
+    conf_changed: bool,
+    election_timeout: Duration,
     wait: Arc<Wait>,
     shared: Arc<RaftShared>,
     leader_tx: watch::Sender<u64>,
@@ -83,8 +144,8 @@ pub struct RaftNode {
     tick: Duration,
     snapshot_count: u64,
     snapshot_index: u64,
-    pending_reads: Vec<oneshot::Sender<u64>>,
-    reads_in_flight: HashMap<Vec<u8>, Vec<oneshot::Sender<u64>>>,
+    pending_reads: Vec<oneshot::Sender<Result<u64, ServerError>>>,
+    reads_in_flight: HashMap<Vec<u8>, Vec<oneshot::Sender<Result<u64, ServerError>>>>,
     read_seq: u64,
     member_id: u64,
 }
@@ -100,10 +161,11 @@ pub struct Opened {
 impl RaftNode {
     /// Replays the WAL (or bootstraps it) and builds the raw node.
     pub fn open(
-        opts: NodeOptions<'_>,
-        apply_tx: Sender<Vec<Entry>>,
+        mut opts: NodeOptions<'_>,
+        apply_tx: Sender<ApplyItem>,
         wait: Arc<Wait>,
         durable: Arc<AtomicU64>,
+        snapshots: Arc<Snapshotter>,
     ) -> anyhow::Result<Opened> {
         let (mut wal, rec) = Wal::open(opts.wal_dir)?;
         if rec.truncated_tail > 0 {
@@ -114,36 +176,59 @@ impl RaftNode {
             );
         }
         let fresh = rec.snapshot.get_conf_state().voters.is_empty()
+            && rec.snapshot.index == 0
             && rec.entries.is_empty()
             && rec.hard_state.term == 0;
-        let storage = MemStorage::new();
+        let mut storage = LogStore::new(snapshots);
         let snapshot_index;
         if fresh {
-            let cs = ConfState::from((opts.initial_voters.clone(), vec![]));
-            let mut meta = SnapshotMetadata::default();
-            meta.set_conf_state(cs.clone());
-            wal.save_snapshot(&meta)?;
-            storage.initialize_with_conf_state(cs);
-            // etcd bootstraps a member at term 1 (its initial conf-change
-            // entries), so its first election makes term 2; start from the
-            // same term so `raft_term` reads as etcd's does.
-            let hs = raft::eraftpb::HardState {
-                term: 1,
-                ..Default::default()
-            };
-            wal.set_hard_state(&hs)?;
-            wal.sync()?;
-            storage.wl().set_hardstate(hs);
             snapshot_index = 0;
+            if let Some(members) = &opts.bootstrap {
+                // etcd's bootstrap: one committed ConfChangeAddNode per
+                // initial member at term 1, so members that join later
+                // learn the initial configuration from the log itself.
+                let mut entries = Vec::new();
+                for (i, m) in members.iter().enumerate() {
+                    let cc = ConfChange {
+                        change_type: ConfChangeType::AddNode,
+                        node_id: m.id,
+                        context: prost::Message::encode_to_vec(m).into(),
+                        ..Default::default()
+                    };
+                    let mut e = Entry {
+                        term: 1,
+                        index: i as u64 + 1,
+                        ..Default::default()
+                    };
+                    e.set_entry_type(EntryType::EntryConfChange);
+                    e.data = cc.write_to_bytes()?.into();
+                    entries.push(e);
+                }
+                let hs = HardState {
+                    term: 1,
+                    commit: entries.len() as u64,
+                    ..Default::default()
+                };
+                wal.append_entries(&entries)?;
+                wal.set_hard_state(&hs)?;
+                wal.sync()?;
+                storage.append(&entries)?;
+                storage.set_hard_state(hs);
+            }
         } else {
             snapshot_index = rec.snapshot.index;
-            if rec.snapshot.index == 0 {
-                storage.initialize_with_conf_state(rec.snapshot.get_conf_state().clone());
-            } else {
-                let mut snap = Snapshot::default();
-                snap.set_metadata(rec.snapshot.clone());
-                storage.wl().apply_snapshot(snap)?;
+            storage.set_base(rec.snapshot.index, rec.snapshot.term);
+            if opts.applied < rec.snapshot.index {
+                if let Some(install) = opts.install_snapshot.take() {
+                    opts.applied = install(&rec.snapshot)?;
+                    opts.conf_state = Some(rec.snapshot.get_conf_state().clone());
+                }
             }
+            let conf_state = opts
+                .conf_state
+                .clone()
+                .unwrap_or_else(|| rec.snapshot.get_conf_state().clone());
+            storage.set_conf_state(conf_state);
             let last_index = rec
                 .entries
                 .last()
@@ -157,12 +242,19 @@ impl RaftNode {
                     last_index
                 );
             }
-            storage.wl().append(&rec.entries)?;
+            if opts.applied < rec.snapshot.index {
+                anyhow::bail!(
+                    "the backend has applied raft index {} but the WAL starts after its snapshot at {}: the backend is older than the log",
+                    opts.applied,
+                    rec.snapshot.index
+                );
+            }
+            storage.append(&rec.entries)?;
             let mut hs = rec.hard_state.clone();
             // Applied entries were committed even if that commit index was
             // not synced yet; raft-rs refuses applied > commit.
             hs.commit = hs.commit.max(opts.applied).max(rec.snapshot.index);
-            storage.wl().set_hardstate(hs);
+            storage.set_hard_state(hs);
         }
         let config = raft::Config {
             id: opts.member_id,
@@ -177,12 +269,7 @@ impl RaftNode {
             ..Default::default()
         };
         config.validate()?;
-        let mut node = RawNode::new(&config, storage, &super::logger::logger())?;
-        let voters = node.store().initial_state()?.conf_state.voters;
-        if voters == [opts.member_id] {
-            // Alone: no one to wait for, become leader now.
-            node.campaign()?;
-        }
+        let node = RawNode::new(&config, storage, &super::logger::logger())?;
         let (tx, rx) = mpsc::channel();
         let (leader_tx, leader_rx) = watch::channel(0);
         let shared = Arc::new(RaftShared::default());
@@ -191,27 +278,51 @@ impl RaftNode {
             shared: shared.clone(),
             leader_rx,
         };
+        let mut raft_node = RaftNode {
+            node,
+            wal,
+            rx,
+            apply_tx,
+            transport: None,
+            stopping_at: None,
+            conf_changed: false,
+            election_timeout: opts.tick * opts.election_ticks as u32,
+            wait,
+            shared,
+            leader_tx,
+            durable,
+            tick: opts.tick,
+            snapshot_count: opts.snapshot_count.max(1),
+            snapshot_index,
+            pending_reads: Vec::new(),
+            reads_in_flight: HashMap::new(),
+            read_seq: 0,
+            member_id: opts.member_id,
+        };
+        raft_node.campaign_if_alone();
         Ok(Opened {
-            node: RaftNode {
-                node,
-                wal,
-                rx,
-                apply_tx,
-                wait,
-                shared,
-                leader_tx,
-                durable,
-                tick: opts.tick,
-                snapshot_count: opts.snapshot_count.max(1),
-                snapshot_index,
-                pending_reads: Vec::new(),
-                reads_in_flight: HashMap::new(),
-                read_seq: 0,
-                member_id: opts.member_id,
-            },
+            node: raft_node,
             handle,
             fresh,
         })
+    }
+
+    /// Where messages for other members go.
+    pub fn set_transport(&mut self, transport: Arc<Transport>) {
+        self.transport = Some(transport);
+    }
+
+    /// The only voter does not wait an election timeout to lead.
+    fn campaign_if_alone(&mut self) {
+        if self.node.raft.raft_log.committed > self.node.raft.raft_log.applied {
+            return; // conf changes may be pending; apply first
+        }
+        let voters: Vec<u64> = self.node.raft.prs().conf().voters().ids().iter().collect();
+        if voters == [self.member_id] && self.node.raft.state != StateRole::Leader {
+            if let Err(e) = self.node.campaign() {
+                tracing::warn!(error = %e, "campaign failed");
+            }
+        }
     }
 
     /// The loop. Returns on shutdown; a storage failure ends the process.
@@ -250,10 +361,22 @@ impl RaftNode {
             self.issue_read_index();
             if self.node.has_ready() {
                 if let Err(e) = self.on_ready() {
-                    crate::fatal(&format!("raft storage failure: {e}"));
+                    crate::fatal(&format!("raft storage failure: {e:#}"));
                 }
             }
             self.maybe_snapshot();
+            if let Some(deadline) = self.stopping_at {
+                let leader = self.node.raft.leader_id;
+                if leader != self.member_id || Instant::now() >= deadline {
+                    if leader != self.member_id && leader != 0 {
+                        tracing::info!(
+                            new_leader = format!("{leader:x}"),
+                            "leadership transfer finished"
+                        );
+                    }
+                    break;
+                }
+            }
         }
         // Flush what was accepted; the apply thread drains and exits when
         // this sender drops.
@@ -272,10 +395,84 @@ impl RaftNode {
                     self.wait.trigger(id, Err(ServerError::NoLeader));
                 }
             }
+            RaftMsg::ProposeConfChange(cc) => {
+                let id = cc.id;
+                if let Err(e) = self.node.propose_conf_change(vec![], cc) {
+                    tracing::debug!(error = %e, "conf change dropped");
+                    crate::metrics::server().proposals_failed.inc();
+                    self.wait.trigger(id, Err(ServerError::NoLeader));
+                }
+            }
             RaftMsg::ReadIndex(tx) => self.pending_reads.push(tx),
-            RaftMsg::Shutdown => return false,
+            RaftMsg::Step(m) => {
+                if let Err(e) = self.node.step(m) {
+                    tracing::debug!(error = %e, "raft message dropped");
+                }
+            }
+            RaftMsg::Unreachable(id) => self.node.report_unreachable(id),
+            RaftMsg::SnapshotStatus { to, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.node.report_snapshot(to, status);
+            }
+            RaftMsg::TransferLeader(to) => self.node.transfer_leader(to),
+            RaftMsg::Progress(tx) => {
+                let _ = tx.send(self.progress());
+            }
+            RaftMsg::Shutdown => return self.begin_shutdown(),
         }
         true
+    }
+
+    fn progress(&self) -> Progress {
+        let raft = &self.node.raft;
+        let conf = raft.prs().conf();
+        let mut p = Progress {
+            is_leader: raft.state == StateRole::Leader,
+            commit: raft.raft_log.committed,
+            voters: conf.voters().ids().iter().collect(),
+            learners: conf.learners().iter().copied().collect(),
+            ..Default::default()
+        };
+        if p.is_leader {
+            for (id, pr) in raft.prs().iter() {
+                p.matched.insert(*id, pr.matched);
+                p.recent_active.insert(*id, pr.recent_active);
+            }
+        }
+        p
+    }
+
+    /// A leader with other voters hands leadership to the most up-to-date
+    /// one before stopping (etcd's TransferLeadershipOnShutdown); returns
+    /// false when the loop may stop at once.
+    fn begin_shutdown(&mut self) -> bool {
+        if self.stopping_at.is_some() {
+            return true;
+        }
+        let p = self.progress();
+        let transferee = p
+            .voters
+            .iter()
+            .filter(|&&id| id != self.member_id)
+            .max_by_key(|&&id| p.matched.get(&id).copied().unwrap_or(0))
+            .copied();
+        match (p.is_leader, transferee) {
+            (true, Some(to)) => {
+                tracing::info!(
+                    from = format!("{:x}", self.member_id),
+                    to = format!("{to:x}"),
+                    "leadership transfer starting"
+                );
+                self.node.transfer_leader(to);
+                self.stopping_at = Some(Instant::now() + self.election_timeout);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// All reads that arrived since the last one share one read index.
@@ -284,7 +481,10 @@ impl RaftNode {
             return;
         }
         self.read_seq += 1;
-        let ctx = self.read_seq.to_be_bytes().to_vec();
+        // The leader keys pending reads by context: make it unique across
+        // members, or two members' reads would be taken for one.
+        let mut ctx = self.member_id.to_be_bytes().to_vec();
+        ctx.extend_from_slice(&self.read_seq.to_be_bytes());
         self.reads_in_flight
             .insert(ctx.clone(), std::mem::take(&mut self.pending_reads));
         self.node.read_index(ctx);
@@ -292,44 +492,61 @@ impl RaftNode {
 
     fn on_ready(&mut self) -> anyhow::Result<()> {
         let mut ready = self.node.ready();
-        if let Some(ss) = ready.ss() {
-            self.on_soft_state(ss.leader_id, ss.raft_state);
-        }
         for rs in ready.take_read_states() {
             if let Some(waiters) = self.reads_in_flight.remove(&rs.request_ctx) {
                 for w in waiters {
-                    let _ = w.send(rs.index);
+                    let _ = w.send(Ok(rs.index));
                 }
             }
         }
+        if let Some(ss) = ready.ss() {
+            self.on_soft_state(ss.leader_id, ss.raft_state);
+        }
         self.send(ready.take_messages());
         if !ready.snapshot().is_empty() {
-            // Only a leader sends snapshots, and only to other members.
-            anyhow::bail!("received a raft snapshot, but this member has no peers to get one from");
+            // From the leader: its backend file is saved already. Record it
+            // in the WAL first, so a crash before the backend takes it
+            // installs it again at startup.
+            let meta = ready.snapshot().get_metadata().clone();
+            tracing::info!(
+                index = meta.index,
+                term = meta.term,
+                "applying a snapshot from the leader"
+            );
+            self.wal.save_snapshot(&meta)?;
+            self.node.mut_store().apply_snapshot(&meta);
+            self.snapshot_index = meta.index;
+            if self.apply_tx.send(ApplyItem::Snapshot(meta)).is_err() {
+                crate::fatal("the apply thread stopped");
+            }
         }
-        self.apply(ready.take_committed_entries());
+        let committed = ready.take_committed_entries();
+        self.apply(committed);
         if !ready.entries().is_empty() {
             self.wal.append_entries(ready.entries())?;
-            self.node.mut_store().wl().append(ready.entries())?;
+            self.node.mut_store().append(ready.entries())?;
         }
         if let Some(hs) = ready.hs() {
             self.wal.set_hard_state(hs)?;
-            self.node.mut_store().wl().set_hardstate(hs.clone());
+            self.node.mut_store().set_hard_state(hs.clone());
             self.shared.term.store(hs.term, Ordering::Release);
         }
         self.wal.sync()?;
         self.send(ready.take_persisted_messages());
         let mut light = self.node.advance(ready);
         if let Some(commit) = light.commit_index() {
-            let mut hs = self.node.store().rl().hard_state().clone();
+            let mut hs = self.node.store().hard_state().clone();
             hs.commit = commit;
-            self.node.mut_store().wl().set_hardstate(hs.clone());
+            self.node.mut_store().set_hard_state(hs.clone());
             // Not synced on its own: a restart raises commit to applied.
             self.wal.set_hard_state(&hs)?;
         }
         self.send(light.take_messages());
         self.apply(light.take_committed_entries());
         self.node.advance_apply();
+        if std::mem::take(&mut self.conf_changed) {
+            self.campaign_if_alone();
+        }
         let status = self.node.status();
         self.shared
             .committed
@@ -350,6 +567,12 @@ impl RaftNode {
             .store(role == StateRole::Leader, Ordering::Release);
         crate::metrics::server().observe_leader(prev, leader, role == StateRole::Leader);
         if prev != leader {
+            // Read indexes asked of the old leader will never come back.
+            for (_, waiters) in self.reads_in_flight.drain() {
+                for w in waiters {
+                    let _ = w.send(Err(ServerError::LeaderChanged));
+                }
+            }
             let term = self.node.raft.term;
             self.shared.term.store(term, Ordering::Release);
             if leader != 0 {
@@ -373,25 +596,59 @@ impl RaftNode {
         }
     }
 
+    /// Hands committed entries to the apply thread, applying conf changes
+    /// to raft on the way (raft-rs wants them applied once committed).
     fn apply(&mut self, entries: Vec<Entry>) {
         if entries.is_empty() {
             return;
         }
-        if self.apply_tx.send(entries).is_err() {
+        let mut conf_states = Vec::new();
+        for e in &entries {
+            if e.get_entry_type() != EntryType::EntryConfChange {
+                continue;
+            }
+            let cc = match ConfChange::parse_from_bytes(&e.data) {
+                Ok(cc) => cc,
+                Err(err) => crate::fatal(&format!(
+                    "raft entry {} is not a conf change ({err}): the log is corrupt",
+                    e.index
+                )),
+            };
+            let cs = match self.node.apply_conf_change(&cc) {
+                Ok(cs) => cs,
+                Err(err) => {
+                    // etcd applies an empty change when it refuses one.
+                    tracing::warn!(index = e.index, error = %err, "ignored a conf change raft refused");
+                    self.node.store().conf_state().clone()
+                }
+            };
+            self.node.mut_store().set_conf_state(cs.clone());
+            conf_states.push((e.index, cs));
+        }
+        self.conf_changed |= !conf_states.is_empty();
+        if self
+            .apply_tx
+            .send(ApplyItem::Entries {
+                entries,
+                conf_states,
+            })
+            .is_err()
+        {
             crate::fatal("the apply thread stopped");
         }
     }
 
-    /// Messages for other members. A single member never has any; the peer
-    /// transport (multi-member clusters) is not built yet.
+    /// Messages for other members go to the transport, which never blocks.
     fn send(&mut self, msgs: Vec<Message>) {
-        for m in msgs {
-            if m.to != self.member_id {
-                tracing::warn!(
-                    to = format!("{:x}", m.to),
-                    "no peer transport: dropping raft message"
-                );
-            }
+        if msgs.is_empty() {
+            return;
+        }
+        match &self.transport {
+            Some(t) => t.send(msgs),
+            None => tracing::debug!(
+                count = msgs.len(),
+                "no transport yet: raft messages dropped"
+            ),
         }
     }
 
@@ -412,7 +669,7 @@ impl RaftNode {
         let meta = SnapshotMetadata {
             index,
             term,
-            conf_state: Some(self.node.store().initial_state()?.conf_state).into(),
+            conf_state: Some(self.node.store().conf_state().clone()).into(),
             ..Default::default()
         };
         tracing::info!(
@@ -425,7 +682,7 @@ impl RaftNode {
         self.snapshot_index = index;
         let compact_to = index.saturating_sub(CATCH_UP_ENTRIES);
         if compact_to > 0 {
-            self.node.mut_store().wl().compact(compact_to)?;
+            self.node.mut_store().compact(compact_to)?;
         }
         tracing::info!(
             snapshot_index = index,

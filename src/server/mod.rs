@@ -3,6 +3,7 @@
 //!
 //! `server` does not know gRPC; `api` maps `server::Error` to etcd's codes.
 
+pub mod forward;
 pub mod id;
 pub mod lease;
 pub mod wait;
@@ -44,6 +45,34 @@ pub enum Error {
     RequestTooLarge,
     #[error("etcdserver: server stopped")]
     Stopped,
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    #[error("etcdserver: rpc not supported for learner")]
+    LearnerNotSupported,
+    #[error("etcdserver: member ID already exist")]
+    MemberExists,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    LeaderTransferTimeout,
 }
 
 pub type ProposeResult = Result<Response, Error>;
@@ -75,6 +104,20 @@ pub struct EtcdServer {
     /// How often watchers asking for progress get it (etcd's
     /// --experimental-watch-progress-notify-interval).
     pub watch_progress_interval: Duration,
+    pub membership: Arc<crate::cluster::Membership>,
+    pub transport: Arc<crate::peer::Transport>,
+    /// etcd's --strict-reconfig-check.
+    pub strict_reconfig_check: bool,
+    pub election_timeout: Duration,
+    leader_channel: forward::LeaderChannel,
+}
+
+/// Cluster-wide settings the server needs besides its own state.
+pub struct ClusterContext {
+    pub membership: Arc<crate::cluster::Membership>,
+    pub transport: Arc<crate::peer::Transport>,
+    pub strict_reconfig_check: bool,
+    pub election_timeout: Duration,
 }
 
 impl EtcdServer {
@@ -93,6 +136,7 @@ impl EtcdServer {
         lessor: Arc<crate::lease::Lessor>,
         hub: Arc<crate::watch::Hub>,
         watch_progress_interval: Duration,
+        cluster: ClusterContext,
     ) -> Self {
         EtcdServer {
             member_id,
@@ -109,6 +153,87 @@ impl EtcdServer {
             lessor,
             hub,
             watch_progress_interval,
+            membership: cluster.membership,
+            transport: cluster.transport,
+            strict_reconfig_check: cluster.strict_reconfig_check,
+            election_timeout: cluster.election_timeout,
+            leader_channel: Default::default(),
+        }
+    }
+
+    /// Learners serve serializable reads and status only (etcd's
+    /// isRPCSupportedForLearner).
+    pub fn refuse_learner(&self) -> Result<(), Error> {
+        if self.membership.local_is_learner() {
+            return Err(Error::LearnerNotSupported);
+        }
+        Ok(())
+    }
+
+    pub fn leader(&self) -> u64 {
+        self.raft.shared.leader.load(Ordering::Acquire)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.shared.is_leader.load(Ordering::Acquire)
+    }
+
+    /// Waits (up to the request timeout) until some member leads.
+    pub async fn wait_leader(&self) -> Result<u64, Error> {
+        let mut leader = self.raft.leader_rx.clone();
+        let wait = async move { leader.wait_for(|&l| l != 0).await.map(|l| *l) };
+        match tokio::time::timeout(self.limits.request_timeout, wait).await {
+            Ok(Ok(l)) => Ok(l),
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::NoLeader),
+        }
+    }
+
+    /// The leader's view of every member's log; empty unless this member
+    /// leads.
+    pub async fn progress(&self) -> Result<crate::raft::Progress, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.raft
+            .tx
+            .send(RaftMsg::Progress(tx))
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Replicates a membership change and waits until it is applied.
+    pub async fn propose_conf_change(&self, mut cc: raft::eraftpb::ConfChange) -> ProposeResult {
+        self.wait_leader().await?;
+        let id = self.ids.next();
+        cc.id = id;
+        let rx = self.wait.register(id);
+        if self.raft.tx.send(RaftMsg::ProposeConfChange(cc)).is_err() {
+            self.wait.cancel(id);
+            return Err(Error::Stopped);
+        }
+        let _cancel_on_drop = CancelGuard {
+            wait: &self.wait,
+            id,
+        };
+        match tokio::time::timeout(self.limits.request_timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    /// Hands leadership to `to` and waits until it leads (etcd's
+    /// MoveLeader; the caller checked that this member leads).
+    pub async fn transfer_leadership(&self, to: u64) -> Result<(), Error> {
+        let mut leader = self.raft.leader_rx.clone();
+        self.raft
+            .tx
+            .send(RaftMsg::TransferLeader(to))
+            .map_err(|_| Error::Stopped)?;
+        let wait = async move { leader.wait_for(|&l| l == to).await.map(|_| ()) };
+        match tokio::time::timeout(self.limits.request_timeout, wait).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::LeaderTransferTimeout),
         }
     }
 
@@ -134,6 +259,14 @@ impl EtcdServer {
 
     /// Replicates `request` through raft and returns its applied result.
     pub async fn propose(&self, request: Request) -> ProposeResult {
+        // A learner still publishes its own attributes.
+        if !matches!(request, Request::MemberAttributes(_)) {
+            self.refuse_learner()?;
+        }
+        if self.leader() == 0 {
+            // During an election: wait for its outcome rather than fail.
+            self.wait_leader().await?;
+        }
         let committed = self.raft.shared.committed.load(Ordering::Acquire);
         let applied = self.applied_index();
         if committed > applied + MAX_APPLY_LAG {
@@ -192,12 +325,13 @@ impl EtcdServer {
     /// Waits until this member has applied everything committed when the
     /// call began, as confirmed by a quorum (raft's ReadIndex).
     pub async fn linearizable_read(&self) -> Result<(), Error> {
+        self.refuse_learner()?;
         let (tx, rx) = oneshot::channel();
         if self.raft.tx.send(RaftMsg::ReadIndex(tx)).is_err() {
             return Err(Error::Stopped);
         }
         let wait = async {
-            let index = rx.await.map_err(|_| Error::Stopped)?;
+            let index = rx.await.map_err(|_| Error::Stopped)??;
             let mut applied = self.applied_rx.clone();
             applied
                 .wait_for(|&a| a >= index)

@@ -66,3 +66,38 @@ impl Backend {
         })
     }
 }
+
+/// Opens another backend file (a snapshot) for reading only, without a
+/// lock file. Close it with `prepare_for_closing` when done.
+pub fn open_read_only(path: &Path) -> anyhow::Result<Env<WithoutTls>> {
+    use anyhow::Context as _;
+    let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+    opts.map_size(DEFAULT_MAP_SIZE).max_dbs(8);
+    // SAFETY: snapshot files are opened once, read, and closed; nothing
+    // else in the process opens them.
+    unsafe {
+        opts.flags(EnvFlags::NO_SUB_DIR | EnvFlags::READ_ONLY | EnvFlags::NO_LOCK)
+            .open(path)
+    }
+    .with_context(|| format!("open backend snapshot {}", path.display()))
+}
+
+/// The MVCC tables of a backend opened with `open_read_only`, in the order
+/// key, meta, lease; an error names a missing one.
+pub type Tables<'e> = [Database<'e, Bytes, Bytes>; 3];
+
+pub fn open_tables<'e>(env: &'e Env<WithoutTls>, path: &Path) -> anyhow::Result<Tables<'e>> {
+    let rtxn = env.read_txn()?;
+    let opened = env
+        .open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
+            let kv = opener.open_database::<Bytes, Bytes>(rtxn, Some("key"))?;
+            let meta = opener.open_database::<Bytes, Bytes>(rtxn, Some("meta"))?;
+            let lease = opener.open_database::<Bytes, Bytes>(rtxn, Some("lease"))?;
+            Ok(heed::CommitOrAbort::<_, ()>::Commit((kv, meta, lease)))
+        })?
+        .unwrap_commit();
+    match opened {
+        (Some(kv), Some(meta), Some(lease)) => Ok([kv, meta, lease]),
+        _ => anyhow::bail!("{} is not a backend: a table is missing", path.display()),
+    }
+}

@@ -86,6 +86,15 @@ impl Hub {
         self.current.send_replace(last);
     }
 
+    /// After a snapshot from the leader replaced the store: the ring's
+    /// events no longer join the store's history, so watchers read the
+    /// history from the store until new events arrive.
+    pub fn reset(&self, current_rev: i64, compacted_rev: i64) {
+        *self.ring.write().expect("watch ring lock") = Ring::default();
+        self.compacted.fetch_max(compacted_rev, Ordering::AcqRel);
+        self.current.send_replace(current_rev);
+    }
+
     pub fn current(&self) -> i64 {
         *self.current.borrow()
     }

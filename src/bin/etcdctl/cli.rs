@@ -19,6 +19,7 @@ pub enum CommandId {
     Del,
     Elect,
     Endpoint,
+    EndpointHashKv,
     EndpointHealth,
     EndpointStatus,
     Get,
@@ -30,6 +31,13 @@ pub enum CommandId {
     LeaseRevoke,
     LeaseTimeToLive,
     Lock,
+    Member,
+    MemberAdd,
+    MemberList,
+    MemberPromote,
+    MemberRemove,
+    MemberUpdate,
+    MoveLeader,
     Put,
     Txn,
     Version,
@@ -320,6 +328,21 @@ const fn leaf(
 }
 
 const ENDPOINT_CHILDREN: &[CommandDef] = &[
+    CommandDef {
+        persistent: &[FlagSpec::new(
+            "rev",
+            Int64,
+            "0",
+            "maximum revision to hash (default: all revisions)",
+        )],
+        ..leaf(
+            CommandId::EndpointHashKv,
+            "hashkv",
+            "hashkv",
+            "Prints the KV history hash for each endpoint in --endpoints",
+            &[help_flag("help for hashkv")],
+        )
+    },
     leaf(
         CommandId::EndpointHealth,
         "health",
@@ -386,6 +409,75 @@ const LEASE_CHILDREN: &[CommandDef] = &[
         &[
             help_flag("help for timetolive"),
             FlagSpec::new("keys", Bool, "false", "Get keys attached to this lease"),
+        ],
+    ),
+];
+
+const MEMBER_CHILDREN: &[CommandDef] = &[
+    leaf(
+        CommandId::MemberAdd,
+        "add",
+        "add <memberName> [options]",
+        "Adds a member into the cluster",
+        &[
+            help_flag("help for add"),
+            FlagSpec::new(
+                "learner",
+                Bool,
+                "false",
+                "indicates if the new member is raft learner",
+            ),
+            FlagSpec::new(
+                "peer-urls",
+                Str,
+                "",
+                "comma separated peer URLs for the new member.",
+            ),
+        ],
+    ),
+    CommandDef {
+        long: "When --write-out is set to simple, this command prints out comma-separated member lists for each endpoint.
+The items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learner.
+",
+        ..leaf(
+            CommandId::MemberList,
+            "list",
+            "list",
+            "Lists all members in the cluster",
+            &[help_flag("help for list")],
+        )
+    },
+    CommandDef {
+        long: "Promotes a non-voting learner member to a voting one in the cluster.
+",
+        ..leaf(
+            CommandId::MemberPromote,
+            "promote",
+            "promote <memberID>",
+            "Promotes a non-voting member in the cluster",
+            &[help_flag("help for promote")],
+        )
+    },
+    leaf(
+        CommandId::MemberRemove,
+        "remove",
+        "remove <memberID>",
+        "Removes a member from the cluster",
+        &[help_flag("help for remove")],
+    ),
+    leaf(
+        CommandId::MemberUpdate,
+        "update",
+        "update <memberID> [options]",
+        "Updates a member in the cluster",
+        &[
+            help_flag("help for update"),
+            FlagSpec::new(
+                "peer-urls",
+                Str,
+                "",
+                "comma separated peer URLs for the updated member.",
+            ),
         ],
     ),
 ];
@@ -458,6 +550,24 @@ Simply type etcdctl help [path to command] for full details.",
         "lock <lockname> [exec-command arg1 arg2 ...]",
         "Acquires a named lock",
         LOCK_FLAGS,
+    ),
+    CommandDef {
+        id: CommandId::Member,
+        name: "member",
+        usage: "member <subcommand>",
+        short: "Membership related commands",
+        long: "",
+        flags: &[help_flag("help for member")],
+        persistent: &[],
+        runnable: false,
+        children: MEMBER_CHILDREN,
+    },
+    leaf(
+        CommandId::MoveLeader,
+        "move-leader",
+        "move-leader <transferee-member-id>",
+        "Transfers leadership to another etcd cluster member.",
+        &[help_flag("help for move-leader")],
     ),
     CommandDef {
         long: PUT_LONG,

@@ -231,6 +231,15 @@ impl Client {
         }
     }
 
+    /// A client whose calls must finish by `deadline`, shared with other
+    /// clients of the same command (clientv3 clients given one context).
+    pub fn with_deadline(config: ClientConfig, deadline: Instant) -> Self {
+        Client {
+            deadline: Some(deadline),
+            ..Client::unbounded(config)
+        }
+    }
+
     /// A client whose calls wait as long as they must, retrying while the
     /// cluster is unreachable (clientv3 with a context that never ends).
     pub fn unbounded(config: ClientConfig) -> Self {

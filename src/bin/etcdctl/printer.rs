@@ -2,7 +2,7 @@
 //! text, `--hex` escapes), `json` (Go's encoding/json of the gogo-protobuf
 //! structs: snake_case names, omitted zero fields, base64 bytes), `fields`
 //! (`"Name" : value` lines), `protobuf` (the raw message) and `table` (only
-//! for endpoint commands).
+//! for the endpoint commands and `member list`).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -21,9 +21,12 @@ use crate::exit::{CtlResult, ExitError};
 use crate::flags::FlagSet;
 
 mod lease;
+mod maintenance;
+mod member;
 mod watch;
 
 pub use lease::lease_id_text;
+pub use maintenance::EndpointHashKv;
 pub use watch::event_type_name;
 
 /// The `--write-out` formats.

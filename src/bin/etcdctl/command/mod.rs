@@ -8,6 +8,8 @@ pub mod endpoint;
 pub mod get;
 pub mod lease;
 pub mod lock;
+pub mod member;
+pub mod move_leader;
 pub mod put;
 pub mod txn;
 pub mod version;
@@ -49,6 +51,13 @@ pub async fn run(resolved: &Resolved, invocation: Invocation) -> CtlResult {
         CommandId::Version => version::run(),
         CommandId::EndpointHealth => endpoint::health(invocation).await,
         CommandId::EndpointStatus => endpoint::status(invocation).await,
+        CommandId::EndpointHashKv => endpoint::hash_kv(invocation).await,
+        CommandId::MemberAdd => member::add(invocation).await,
+        CommandId::MemberList => member::list(invocation).await,
+        CommandId::MemberPromote => member::promote(invocation).await,
+        CommandId::MemberRemove => member::remove(invocation).await,
+        CommandId::MemberUpdate => member::update(invocation).await,
+        CommandId::MoveLeader => move_leader::run(invocation).await,
         CommandId::Watch => watch::run(invocation).await,
         CommandId::LeaseGrant => lease::grant(invocation).await,
         CommandId::LeaseRevoke => lease::revoke(invocation).await,
@@ -59,7 +68,7 @@ pub async fn run(resolved: &Resolved, invocation: Invocation) -> CtlResult {
         CommandId::Elect => elect::run(invocation).await,
         CommandId::Help => help_command(&invocation.args),
         // Groups are not runnable: main prints their help instead.
-        CommandId::Root | CommandId::Endpoint | CommandId::Lease => {
+        CommandId::Root | CommandId::Endpoint | CommandId::Lease | CommandId::Member => {
             print!("{}", help::usage(resolved));
             Ok(())
         }

@@ -1,0 +1,206 @@
+//! The receiving side of the peer port. See the module docs of `peer`.
+
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use protobuf::Message as _;
+use raft::eraftpb::Message;
+use tokio::io::AsyncWriteExt as _;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::cluster::Membership;
+use crate::proto::peer::peer_server::{Peer, PeerServer};
+use crate::proto::peer::{
+    MembersRequest, MembersResponse, ProbeRequest, ProbeResponse, RaftBatch, RaftStreamEnd, Route,
+    SnapshotAck, SnapshotChunk,
+};
+use crate::raft::RaftMsg;
+use crate::storage::snapshot::Snapshotter;
+
+pub struct PeerService {
+    membership: Arc<Membership>,
+    raft_tx: Sender<RaftMsg>,
+    snapshots: Arc<Snapshotter>,
+}
+
+pub fn server(
+    membership: Arc<Membership>,
+    raft_tx: Sender<RaftMsg>,
+    snapshots: Arc<Snapshotter>,
+) -> PeerServer<PeerService> {
+    PeerServer::new(PeerService {
+        membership,
+        raft_tx,
+        snapshots,
+    })
+    .max_decoding_message_size(usize::MAX)
+    .max_encoding_message_size(usize::MAX)
+}
+
+impl PeerService {
+    /// Refuses traffic from another cluster, for another member, or from a
+    /// removed member. Returns the sender's id.
+    fn check(&self, route: Option<&Route>) -> Result<u64, Status> {
+        let route =
+            route.ok_or_else(|| Status::invalid_argument("peer request without a route"))?;
+        if route.cluster_id != self.membership.cluster_id {
+            tracing::warn!(
+                local_cluster_id = format!("{:x}", self.membership.cluster_id),
+                remote_cluster_id = format!("{:x}", route.cluster_id),
+                remote_peer_id = format!("{:x}", route.from),
+                "request cluster ID mismatch"
+            );
+            return Err(Status::failed_precondition(format!(
+                "request cluster ID mismatch: this member is in cluster {:x}, the request is for cluster {:x}",
+                self.membership.cluster_id, route.cluster_id
+            )));
+        }
+        if route.to != self.membership.local_id {
+            return Err(Status::failed_precondition(format!(
+                "request member ID mismatch: this member is {:x}, the request is for {:x}",
+                self.membership.local_id, route.to
+            )));
+        }
+        if self.membership.is_removed(route.from) {
+            return Err(Status::permission_denied(super::REMOVED_MEMBER));
+        }
+        Ok(route.from)
+    }
+
+    fn step(&self, m: Message) -> Result<(), Status> {
+        self.raft_tx
+            .send(RaftMsg::Step(m))
+            .map_err(|_| Status::unavailable("etcdserver: server stopped"))
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn raft(
+        &self,
+        request: Request<Streaming<RaftBatch>>,
+    ) -> Result<Response<RaftStreamEnd>, Status> {
+        let mut stream = request.into_inner();
+        let net = crate::metrics::network();
+        let mut label = String::new();
+        while let Some(batch) = stream.message().await? {
+            let from = self.check(batch.route.as_ref())?;
+            if label.is_empty() {
+                label = format!("{from:x}");
+            }
+            for bytes in batch.messages {
+                net.peer_received_bytes
+                    .with_label_values(&[&label])
+                    .inc_by(bytes.len() as u64);
+                let m = Message::parse_from_bytes(&bytes).map_err(|e| {
+                    net.peer_received_failures
+                        .with_label_values(&[&label])
+                        .inc();
+                    Status::invalid_argument(format!("malformed raft message: {e}"))
+                })?;
+                if m.from != from {
+                    return Err(Status::invalid_argument(
+                        "raft message sender differs from the stream's",
+                    ));
+                }
+                self.step(m)?;
+            }
+        }
+        Ok(Response::new(RaftStreamEnd {}))
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<SnapshotAck>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        let from = self.check(first.route.as_ref())?;
+        let m = Message::parse_from_bytes(&first.message)
+            .map_err(|e| Status::invalid_argument(format!("malformed raft message: {e}")))?;
+        if m.from != from {
+            return Err(Status::invalid_argument(
+                "raft message sender differs from the stream's",
+            ));
+        }
+        let index = m.get_snapshot().get_metadata().index;
+        tracing::info!(
+            from = format!("{from:x}"),
+            index,
+            bytes = first.total_bytes,
+            "receiving database snapshot"
+        );
+        let partial = self.snapshots.partial_path(index);
+        let io = |what: &str, e: std::io::Error| {
+            Status::internal(format!("{what} {}: {e}", partial.display()))
+        };
+        let mut file = tokio::fs::File::create(&partial)
+            .await
+            .map_err(|e| io("create", e))?;
+        let mut crc = 0u32;
+        let mut received = 0u64;
+        let mut done = None;
+        while let Some(chunk) = stream.message().await? {
+            if chunk.done {
+                done = Some(chunk.crc32c);
+                break;
+            }
+            crc = crc32c::crc32c_append(crc, &chunk.data);
+            received += chunk.data.len() as u64;
+            file.write_all(&chunk.data)
+                .await
+                .map_err(|e| io("write", e))?;
+        }
+        let complete = done == Some(crc) && received == first.total_bytes;
+        if !complete {
+            drop(file);
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(Status::data_loss(format!(
+                "snapshot at index {index} arrived incomplete or damaged ({received} of {} bytes)",
+                first.total_bytes
+            )));
+        }
+        file.sync_all().await.map_err(|e| io("fsync", e))?;
+        drop(file);
+        let path = self.snapshots.path(index);
+        tokio::fs::rename(&partial, &path)
+            .await
+            .map_err(|e| io("rename", e))?;
+        let dir = self.snapshots.dir().to_path_buf();
+        let _ = tokio::task::spawn_blocking(move || crate::storage::snapshot::sync_dir(&dir)).await;
+        crate::metrics::network()
+            .peer_received_bytes
+            .with_label_values(&[&format!("{from:x}")])
+            .inc_by(received);
+        tracing::info!(
+            from = format!("{from:x}"),
+            index,
+            path = %path.display(),
+            "received and saved database snapshot"
+        );
+        self.step(m)?;
+        Ok(Response::new(SnapshotAck {}))
+    }
+
+    async fn members(
+        &self,
+        _request: Request<MembersRequest>,
+    ) -> Result<Response<MembersResponse>, Status> {
+        Ok(Response::new(MembersResponse {
+            cluster_id: self.membership.cluster_id,
+            members: self.membership.members(),
+            removed: self.membership.removed(),
+        }))
+    }
+
+    async fn probe(
+        &self,
+        request: Request<ProbeRequest>,
+    ) -> Result<Response<ProbeResponse>, Status> {
+        self.check(request.get_ref().route.as_ref())?;
+        Ok(Response::new(ProbeResponse {}))
+    }
+}
