@@ -81,7 +81,7 @@ impl Printer {
 
     pub fn member_update(&self, id: u64, resp: &MemberUpdateResponse) -> CtlResult {
         let simple = format!(
-            "Member {id:16x} updated at cluster {:16x}\n",
+            "Member {id:16x} updated in cluster {:16x}\n",
             cluster_id(resp.header.as_ref())
         );
         self.member_change(resp, simple, |o| {
@@ -188,7 +188,7 @@ fn hex_json_member_list(resp: &MemberListResponse) -> String {
             json_strings(items)
         }
     };
-    let h = resp.header.clone().unwrap_or_default();
+    let h = resp.header.unwrap_or_default();
     let mut s = format!(
         "{{\"header\":{{\"cluster_id\":\"{:x}\",\"member_id\":\"{:x}\",\"raft_term\":{:x}}}",
         h.cluster_id, h.member_id, h.raft_term
