@@ -378,12 +378,11 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     })
     .await?;
     // Peers are served until raft stopped: a leader hands over leadership
-    // on the way out and needs their answers.
+    // on the way out and needs their answers. Their streams never end on
+    // their own, so the listeners are dropped rather than drained.
     let _ = peer_shutdown_tx.send(true);
     for s in peer_serving {
-        if let Ok(Err(e)) = s.await {
-            tracing::warn!(error = %e, "peer listener stopped with an error");
-        }
+        s.abort();
     }
     tracing::info!("stopped serving; data synced");
     Ok(())

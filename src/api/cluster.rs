@@ -293,9 +293,9 @@ impl Cluster for ClusterService {
         if !self.server.is_leader() {
             // Only the leader knows how far the learner's log is.
             let mut leader = self.leader_client().await?;
+            // The leader's list: this member may not have applied it yet.
             let mut resp = leader.member_promote(r).await?.into_inner();
             resp.header = self.header();
-            resp.members = self.members();
             return Ok(Response::new(resp));
         }
         let Some(member) = self.server.membership.member(r.id) else {

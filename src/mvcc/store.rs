@@ -32,6 +32,11 @@ const META_COMPACT_REV: &[u8] = b"compact_rev";
 pub const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub const META_TERM: &[u8] = b"consistent_term";
 
+/// A meta key and its value.
+pub type MetaEntry = (Vec<u8>, Vec<u8>);
+/// A live key and the lease it is attached to.
+pub type LeasedKey = (Vec<u8>, i64);
+
 pub struct Store {
     backend: Backend,
     index: RwLock<KeyIndex>,
@@ -148,7 +153,7 @@ impl Store {
     }
 
     /// Meta keys starting with `prefix`, with their values.
-    pub fn meta_with_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+    pub fn meta_with_prefix(&self, prefix: &[u8]) -> Result<Vec<MetaEntry>, Error> {
         let rtxn = self.backend.env.read_txn()?;
         let mut out = Vec::new();
         for item in self.backend.meta.prefix_iter(&rtxn, prefix)? {
@@ -316,7 +321,7 @@ impl Store {
 
 /// Rebuilds the key index from every record, and finds the live keys that
 /// carry a lease.
-fn scan(backend: &Backend) -> Result<(KeyIndex, Vec<(Vec<u8>, i64)>), Error> {
+fn scan(backend: &Backend) -> Result<(KeyIndex, Vec<LeasedKey>), Error> {
     let mut index = KeyIndex::default();
     let mut leases: std::collections::HashMap<Vec<u8>, i64> = Default::default();
     let rtxn = backend.env.read_txn()?;

@@ -424,9 +424,7 @@ async fn probe(mut client: PeerClient<Channel>, route: Route, label: String) {
     loop {
         let started = Instant::now();
         if client
-            .probe(ProbeRequest {
-                route: Some(route.clone()),
-            })
+            .probe(ProbeRequest { route: Some(route) })
             .await
             .is_ok()
         {

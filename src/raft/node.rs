@@ -367,8 +367,11 @@ impl RaftNode {
             self.maybe_snapshot();
             if let Some(deadline) = self.stopping_at {
                 let leader = self.node.raft.leader_id;
-                if leader != self.member_id || Instant::now() >= deadline {
-                    if leader != self.member_id && leader != 0 {
+                // Wait until the new leader is known, not just that this
+                // member stepped down.
+                let handed_over = leader != self.member_id && leader != 0;
+                if handed_over || Instant::now() >= deadline {
+                    if handed_over {
                         tracing::info!(
                             new_leader = format!("{leader:x}"),
                             "leadership transfer finished"
