@@ -623,3 +623,43 @@ async fn a_member_of_another_cluster_is_refused() {
         "the outsider must not join a quorum"
     );
 }
+
+/// GET `path` on 127.0.0.1:`port` over plain HTTP/1.1; returns the body.
+async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(15), s.read_to_string(&mut out)).await??;
+    Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_turns_false_when_the_member_loses_its_leader() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(Flavor::Ours, 3, &TIMING).await.unwrap();
+    let port = cluster.members[0].client_port;
+    assert_eq!(
+        http_get(port, "/health").await.unwrap(),
+        r#"{"health":"true","reason":""}"#
+    );
+    // Without a quorum, check-quorum makes a leader step down and a
+    // follower loses its leader: /health says so, as etcd 3.5's does.
+    cluster.members[1].kill9();
+    cluster.members[2].kill9();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = http_get(port, "/health").await.unwrap_or_default();
+        if body == r#"{"health":"false","reason":"RAFT NO LEADER"}"# {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/health still says {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The serializable check does not need a leader.
+    assert_eq!(
+        http_get(port, "/health?serializable=true").await.unwrap(),
+        r#"{"health":"true","reason":""}"#
+    );
+}
