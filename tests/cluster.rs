@@ -632,7 +632,12 @@ async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
     s.write_all(req.as_bytes()).await?;
     let mut out = String::new();
     tokio::time::timeout(Duration::from_secs(15), s.read_to_string(&mut out)).await??;
-    Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
+    Ok(out
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
