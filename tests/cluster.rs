@@ -668,3 +668,84 @@ async fn health_turns_false_when_the_member_loses_its_leader() {
         r#"{"health":"true","reason":""}"#
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_commits_nothing_and_serves_no_stale_read() {
+    let _serial = SERIAL.lock().await;
+    let (mut cluster, proxies) = Cluster::start_behind_proxies(Flavor::Ours, 3, &TIMING)
+        .await
+        .unwrap();
+    let mut kv = cluster.members[0].kv().await.unwrap();
+    kv.put(PutRequest {
+        key: b"k".to_vec(),
+        value: b"before".to_vec(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let old = cluster.leader(Duration::from_secs(10)).await.unwrap();
+    // Nothing reaches the old leader any more; it keeps running and keeps
+    // serving its clients.
+    proxies[old].cut();
+    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let new = cluster
+        .leader_of(&others, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_ne!(new, old);
+    let mut majority = cluster.members[new].kv().await.unwrap();
+    majority
+        .put(PutRequest {
+            key: b"k".to_vec(),
+            value: b"after".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // The minority acknowledges no write and answers no linearizable read
+    // (a stale "before" would be the bug).
+    let minority = cluster.members[old].channel().await.unwrap();
+    let mut write = rsetcd::proto::etcdserverpb::kv_client::KvClient::new(minority.clone());
+    let mut read = rsetcd::proto::etcdserverpb::kv_client::KvClient::new(minority);
+    let (w, r) = tokio::join!(
+        write.put(PutRequest {
+            key: b"minority".to_vec(),
+            value: b"x".to_vec(),
+            ..Default::default()
+        }),
+        read.range(RangeRequest {
+            key: b"k".to_vec(),
+            ..Default::default()
+        })
+    );
+    assert!(w.is_err(), "the cut-off leader acknowledged a write");
+    match r {
+        Ok(r) => panic!(
+            "the cut-off member served a linearizable read: {:?}",
+            String::from_utf8_lossy(&r.into_inner().kvs[0].value)
+        ),
+        Err(e) => assert!(
+            e.message().contains("request timed out") || e.message().contains("leader changed"),
+            "{e}"
+        ),
+    }
+    // Healed: it follows the new leader and reads the new value.
+    proxies[old].heal();
+    let mut kv = cluster.members[old].kv().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = kv
+            .range(RangeRequest {
+                key: b"k".to_vec(),
+                ..Default::default()
+            })
+            .await
+        {
+            assert_eq!(r.into_inner().kvs[0].value, b"after");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never rejoined");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_converged(&mut cluster).await;
+}

@@ -50,7 +50,10 @@ pub fn free_port() -> anyhow::Result<u16> {
 pub struct Member {
     pub name: String,
     pub client_port: u16,
+    /// The advertised peer port (a proxy's, when behind one).
     pub peer_port: u16,
+    /// Where the member really listens for peers, when behind a proxy.
+    pub listen_peer_port: Option<u16>,
     pub data_dir: PathBuf,
     /// Arguments of the last start (for restarts).
     args: Vec<String>,
@@ -250,6 +253,37 @@ impl Cluster {
         ports: &[(u16, u16)],
         common: &[&str],
     ) -> anyhow::Result<Cluster> {
+        Self::start_full(flavor, ports, &[], common).await
+    }
+
+    /// `n` members whose peer ports are TCP proxies the test controls:
+    /// member i advertises proxy i, which forwards to its real peer port.
+    /// Cutting proxy i stops all traffic *to* member i.
+    pub async fn start_behind_proxies(
+        flavor: Flavor,
+        n: usize,
+        common: &[&str],
+    ) -> anyhow::Result<(Cluster, Vec<PeerProxy>)> {
+        let mut ports = Vec::new();
+        let mut listen = Vec::new();
+        let mut proxies = Vec::new();
+        for _ in 0..n {
+            let real = free_port()?;
+            let proxy = PeerProxy::start(real).await?;
+            ports.push((free_port()?, proxy.port));
+            listen.push(real);
+            proxies.push(proxy);
+        }
+        let cluster = Self::start_full(flavor, &ports, &listen, common).await?;
+        Ok((cluster, proxies))
+    }
+
+    async fn start_full(
+        flavor: Flavor,
+        ports: &[(u16, u16)],
+        listen_peer_ports: &[u16],
+        common: &[&str],
+    ) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let token = "test-cluster".to_string();
         let mut members: Vec<Member> = ports
@@ -259,6 +293,7 @@ impl Cluster {
                 name: format!("m{}", i + 1),
                 client_port: c,
                 peer_port: p,
+                listen_peer_port: listen_peer_ports.get(i).copied(),
                 data_dir: dir.path().join(format!("m{}", i + 1)),
                 args: Vec::new(),
                 child: None,
@@ -298,11 +333,17 @@ impl Cluster {
     /// Index of the member every answering member agrees leads, waiting
     /// up to `timeout` (a paused member does not answer and is skipped).
     pub async fn leader(&mut self, timeout: Duration) -> anyhow::Result<usize> {
+        let all: Vec<usize> = (0..self.members.len()).collect();
+        self.leader_of(&all, timeout).await
+    }
+
+    /// As `leader`, asking only the members in `among`.
+    pub async fn leader_of(&mut self, among: &[usize], timeout: Duration) -> anyhow::Result<usize> {
         let deadline = Instant::now() + timeout;
         loop {
             let mut answers = Vec::new();
             for (i, m) in self.members.iter_mut().enumerate() {
-                if !m.is_running() {
+                if !among.contains(&i) || !m.is_running() {
                     continue;
                 }
                 if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), m.status()).await {
@@ -331,6 +372,7 @@ impl Cluster {
             name: name.to_string(),
             client_port,
             peer_port,
+            listen_peer_port: None,
             data_dir: self.dir.path().join(name),
             args: Vec::new(),
             child: None,
@@ -374,7 +416,10 @@ fn member_args(
         format!("--data-dir={}", m.data_dir.display()),
         format!("--listen-client-urls={}", m.client_url()),
         format!("--advertise-client-urls={}", m.client_url()),
-        format!("--listen-peer-urls={}", m.peer_url()),
+        format!(
+            "--listen-peer-urls=http://127.0.0.1:{}",
+            m.listen_peer_port.unwrap_or(m.peer_port)
+        ),
         format!("--initial-advertise-peer-urls={}", m.peer_url()),
         format!("--initial-cluster={initial}"),
         format!("--initial-cluster-token={token}"),
@@ -382,4 +427,68 @@ fn member_args(
     ];
     args.extend(common.iter().cloned());
     args
+}
+
+/// A TCP proxy in front of one member's peer port. `cut` drops every
+/// connection through it and refuses new ones until `heal`.
+pub struct PeerProxy {
+    pub port: u16,
+    blocked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl PeerProxy {
+    pub async fn start(target: u16) -> anyhow::Result<PeerProxy> {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let blocked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> =
+            Default::default();
+        let (b, c) = (blocked.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if b.load(Ordering::Acquire) {
+                    continue; // dropped: the connection closes at once
+                }
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().expect("proxy conns").push(conn);
+            }
+        });
+        Ok(PeerProxy {
+            port,
+            blocked,
+            conns,
+            accept,
+        })
+    }
+
+    pub fn cut(&self) {
+        self.blocked
+            .store(true, std::sync::atomic::Ordering::Release);
+        for c in self.conns.lock().expect("proxy conns").drain(..) {
+            c.abort();
+        }
+    }
+
+    pub fn heal(&self) {
+        self.blocked
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Drop for PeerProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for c in self.conns.lock().expect("proxy conns").drain(..) {
+            c.abort();
+        }
+    }
 }
