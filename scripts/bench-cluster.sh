@@ -49,7 +49,8 @@ start_cluster() {
     done
     ENDPOINTS=${ENDPOINTS%,}
     for _ in $(seq 100); do
-        ETCDCTL_API=3 /usr/bin/etcdctl --endpoints="$ENDPOINTS" endpoint health >/dev/null 2>&1 && return 0
+        # healthy, then a few seconds to settle (connections, first elections)
+        ETCDCTL_API=3 /usr/bin/etcdctl --endpoints="$ENDPOINTS" endpoint health >/dev/null 2>&1 && sleep 3 && return 0
         sleep 0.2
     done
     echo "cluster did not become healthy: $dir" >&2; return 1
