@@ -74,9 +74,14 @@ impl ReferenceCluster {
     /// Ports found free can be taken before etcd binds them: then it
     /// starts over on new ports.
     pub fn start() -> anyhow::Result<ReferenceCluster> {
+        Self::start_with(REFERENCE_ETCD)
+    }
+
+    /// As `start`, running `binary` (our etcd, for the same checks).
+    pub fn start_with(binary: &str) -> anyhow::Result<ReferenceCluster> {
         let mut last_error = anyhow!("no attempt made");
         for _ in 0..3 {
-            match Self::try_start() {
+            match Self::try_start(binary) {
                 Ok(cluster) => return Ok(cluster),
                 Err((error, log)) if log.contains("address already in use") => last_error = error,
                 Err((error, log)) => return Err(error.context(log)),
@@ -90,7 +95,7 @@ impl ReferenceCluster {
         self.members.iter().map(|m| m.endpoint.clone()).collect()
     }
 
-    fn try_start() -> Result<ReferenceCluster, (anyhow::Error, String)> {
+    fn try_start(binary: &str) -> Result<ReferenceCluster, (anyhow::Error, String)> {
         let no_log = |e: anyhow::Error| (e, String::new());
         let mut ports = Vec::new();
         for _ in 0..6 {
@@ -112,7 +117,7 @@ impl ReferenceCluster {
                 .map_err(no_log)?;
             let stderr = log.try_clone().context("clone log").map_err(no_log)?;
             let client_url = format!("http://127.0.0.1:{}", ports[2 * i]);
-            let child = Command::new(REFERENCE_ETCD)
+            let child = Command::new(binary)
                 .arg(format!("--name=m{i}"))
                 .arg(format!("--data-dir={}", dir.path().join("data").display()))
                 .arg(format!("--listen-client-urls={client_url}"))
@@ -456,11 +461,13 @@ fn peer_url() -> String {
 
 /// Runs every check against the cluster whose client endpoints are given
 /// (at least three members, no learner, KV writes stopped).
-pub fn check_cluster_commands(endpoints: &[String]) {
+/// `server_is_35`: the server sends etcd 3.5's HashKV `hash_revision`,
+/// which Debian's etcdctl 3.4 does not print in json/protobuf output.
+pub fn check_cluster_commands(endpoints: &[String], server_is_35: bool) {
     check_help();
     check_argument_errors(endpoints);
     check_member_list(endpoints);
-    check_hash_kv(endpoints);
+    check_hash_kv(endpoints, server_is_35);
     check_member_changes(endpoints);
     check_move_leader(endpoints);
 }
@@ -628,7 +635,7 @@ fn check_member_list(endpoints: &[String]) {
     assert_success(&list, &ours(&list), &expected_hex_json(&member_list(one)));
 }
 
-fn check_hash_kv(endpoints: &[String]) {
+fn check_hash_kv(endpoints: &[String], server_is_35: bool) {
     let all = endpoints.join(",");
     let one = endpoints[0].as_str();
     let with_dead = format!("{all},{}", dead_endpoint());
@@ -666,6 +673,9 @@ fn check_hash_kv(endpoints: &[String]) {
             "hashkv",
         ],
     ] {
+        if server_is_35 && (list.contains(&"json") || list.contains(&"protobuf")) {
+            continue;
+        }
         both(list);
     }
 }
@@ -912,5 +922,16 @@ fn member_move_leader_and_hashkv_match_etcd() {
         return;
     }
     let cluster = ReferenceCluster::start().expect("start a three-member etcd 3.4 cluster");
-    check_cluster_commands(&cluster.endpoints());
+    check_cluster_commands(&cluster.endpoints(), false);
+}
+
+#[test]
+fn member_move_leader_and_hashkv_on_rsetcd_match_between_etcdctls() {
+    if !reference_available() {
+        eprintln!("skipped: Debian's etcdctl 3.4 is not installed");
+        return;
+    }
+    let cluster = ReferenceCluster::start_with(env!("CARGO_BIN_EXE_etcd"))
+        .expect("start a three-member rsetcd cluster");
+    check_cluster_commands(&cluster.endpoints(), true);
 }

@@ -139,9 +139,8 @@ impl Maintenance for MaintenanceService {
             self.server.transfer_leadership(to).await?;
             tracing::info!(to = format!("{to:x}"), "leadership transfer finished");
         }
-        Ok(Response::new(MoveLeaderResponse {
-            header: Some(self.server.header(self.current_rev()?)),
-        }))
+        // etcd answers MoveLeader with an empty response (no header).
+        Ok(Response::new(MoveLeaderResponse { header: None }))
     }
 
     async fn downgrade(
