@@ -106,6 +106,24 @@ async fn etcdctl_34_sees_a_three_member_cluster_as_etcds() {
         );
         let leaders = status.matches("|      true |").count();
         assert_eq!(leaders, 1, "{flavor:?}: exactly one leader:\n{status}");
+        // Our etcdctl prints what Debian's prints, on either server.
+        let ours_ctl = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_etcdctl"))
+                .arg(format!("--endpoints={first}"))
+                .args(args)
+                .output()
+                .expect("run our etcdctl");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        assert_eq!(ours_ctl(&["member", "list", "-w", "table"]), list, "{flavor:?}");
+        assert_eq!(ours_ctl(&["member", "list"]), simple, "{flavor:?}");
+        let ours_status = ours_ctl(&["endpoint", "status", "--cluster", "-w", "table"]);
+        let unstable = ["DB SIZE", "RAFT INDEX", "RAFT APPLIED INDEX", "RAFT TERM"];
+        assert_eq!(
+            mask_columns(&ours_status, &unstable),
+            mask_columns(&status, &unstable),
+            "{flavor:?}: our etcdctl's endpoint status --cluster:\n{ours_status}\nDebian's:\n{status}"
+        );
         outputs.push((list, simple, status, health));
         drop(cluster);
         tokio::time::sleep(Duration::from_millis(300)).await;
