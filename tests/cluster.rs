@@ -115,7 +115,11 @@ async fn etcdctl_34_sees_a_three_member_cluster_as_etcds() {
                 .expect("run our etcdctl");
             String::from_utf8_lossy(&out.stdout).to_string()
         };
-        assert_eq!(ours_ctl(&["member", "list", "-w", "table"]), list, "{flavor:?}");
+        assert_eq!(
+            ours_ctl(&["member", "list", "-w", "table"]),
+            list,
+            "{flavor:?}"
+        );
         assert_eq!(ours_ctl(&["member", "list"]), simple, "{flavor:?}");
         let ours_status = ours_ctl(&["endpoint", "status", "--cluster", "-w", "table"]);
         let unstable = ["DB SIZE", "RAFT INDEX", "RAFT APPLIED INDEX", "RAFT TERM"];
