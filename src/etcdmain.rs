@@ -626,6 +626,9 @@ async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow::Result<()>
             version: crate::CLUSTER_VERSION.to_string(),
         };
         server.propose(Internal::ClusterVersion(set)).await?;
+        // Answers go out before the backend commit; /version reads the
+        // backend, so wait for it before serving clients.
+        server.serializable_read().await?;
     }
     Ok(())
 }

@@ -371,9 +371,16 @@ async fn members_are_removed_added_and_a_learner_promoted() {
         .into_inner();
     assert_eq!(list.members.len(), 3);
     let m3 = list.members.iter().find(|m| m.name == "m3").unwrap().id;
-    api.member_remove(MemberRemoveRequest { id: m3 })
-        .await
-        .unwrap();
+    // Retried on what a client retries (Unavailable: a timeout or an
+    // election in between); anything else fails the test.
+    let mut attempts = 0;
+    while let Err(e) = api.member_remove(MemberRemoveRequest { id: m3 }).await {
+        attempts += 1;
+        if e.code() != tonic::Code::Unavailable || attempts == 3 {
+            panic!("remove m3: {e}\nm1's log:\n{}", cluster.members[0].log());
+        }
+        eprintln!("remove m3: {e}; retrying");
+    }
     let status = cluster.members[2]
         .wait_exit(Duration::from_secs(20))
         .unwrap();
@@ -770,4 +777,49 @@ async fn a_leader_cut_off_commits_nothing_and_serves_no_stale_read() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_converged(&mut cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_reconfig_check_refuses_changes_that_risk_the_quorum() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(Flavor::Ours, 3, &TIMING).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let leader = cluster.leader(Duration::from_secs(10)).await.unwrap();
+    let down = (leader + 2) % 3;
+    let up = (leader + 1) % 3;
+    let up_id = cluster.members[up]
+        .status()
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .member_id;
+    cluster.members[down].kill9();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut api = cluster.members[leader].cluster().await.unwrap();
+    // A new voter while a member is down: etcd's "unhealthy cluster".
+    let err = api
+        .member_add(MemberAddRequest {
+            peer_ur_ls: vec!["http://127.0.0.1:1".into()],
+            is_learner: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.message(), "etcdserver: unhealthy cluster");
+    // Removing the other live member would leave one of two: refused.
+    let err = api
+        .member_remove(MemberRemoveRequest { id: up_id })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message(),
+        "etcdserver: re-configuration failed due to not enough started members"
+    );
+    // A learner does not count: it may be added.
+    api.member_add(MemberAddRequest {
+        peer_ur_ls: vec!["http://127.0.0.1:1".into()],
+        is_learner: true,
+    })
+    .await
+    .unwrap();
 }
