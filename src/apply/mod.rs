@@ -208,6 +208,7 @@ impl Applier {
         if self.membership.is_removed(self.membership.local_id) {
             self.transport.mark_removed();
         }
+        self.transport.connect_all();
         Ok(())
     }
 
@@ -294,6 +295,7 @@ impl Applier {
     fn store_member(&self, wt: &mut WriteTxn<'_>, m: &Member) -> Result<(), ApplyError> {
         wt.put_meta(&crate::cluster::member_key(m.id), &m.encode_to_vec())?;
         self.membership.upsert(m.clone());
+        self.transport.connect(m.id);
         Ok(())
     }
 

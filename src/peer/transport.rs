@@ -166,12 +166,19 @@ impl Transport {
     }
 
     /// Starts senders to every other member, so connections (and
-    /// `active_since`) exist before raft has anything to say.
+    /// `active_since`, which --strict-reconfig-check reads) exist before
+    /// raft has anything to say to them: a follower talks only to the
+    /// leader, but it must know which members are up.
     pub fn connect_all(self: &Arc<Self>) {
         for m in self.membership.members() {
-            if m.id != self.local_id {
-                let _ = self.queue(m.id);
-            }
+            self.connect(m.id);
+        }
+    }
+
+    /// Starts (or, after a peer URL change, restarts) the sender to `id`.
+    pub fn connect(self: &Arc<Self>, id: u64) {
+        if id != self.local_id {
+            let _ = self.queue(id);
         }
     }
 
