@@ -318,6 +318,19 @@ async fn a_paused_leader_serves_no_stale_read_and_the_majority_goes_on() {
     .unwrap();
     let old = cluster.leader(Duration::from_secs(10)).await.unwrap();
     cluster.members[old].signal(Signal::SIGSTOP).unwrap();
+    // A write sent through a follower now goes to the paused leader and is
+    // lost; once the follower sees a new leader elected after it started,
+    // its timeout says why, as etcd's does.
+    let mut through_follower = cluster.members[(old + 1) % 3].kv().await.unwrap();
+    let lost_write = tokio::spawn(async move {
+        through_follower
+            .put(PutRequest {
+                key: b"lost".to_vec(),
+                value: b"?".to_vec(),
+                ..Default::default()
+            })
+            .await
+    });
     // The majority elects a leader and commits.
     let new = cluster.leader(Duration::from_secs(10)).await.unwrap();
     assert_ne!(new, old);
@@ -329,6 +342,14 @@ async fn a_paused_leader_serves_no_stale_read_and_the_majority_goes_on() {
     })
     .await
     .unwrap();
+    let err = lost_write
+        .await
+        .unwrap()
+        .expect_err("a write forwarded to a paused leader cannot be acknowledged");
+    assert_eq!(
+        err.message(),
+        "etcdserver: request timed out, possibly due to previous leader failure"
+    );
     // Healed: the old leader must not answer a linearizable read with the
     // value from before the partition.
     cluster.members[old].signal(Signal::SIGCONT).unwrap();

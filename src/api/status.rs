@@ -45,6 +45,8 @@ pub fn to_status(e: Error) -> Status {
         },
         Error::NoLeader
         | Error::Timeout
+        | Error::TimeoutDueToLeaderFail
+        | Error::TimeoutDueToConnectionLost
         | Error::Stopped
         | Error::LeaderChanged
         | Error::LearnerNotSupported
@@ -145,6 +147,11 @@ mod tests {
                 Error::Timeout.into(),
                 Code::Unavailable,
                 "etcdserver: request timed out",
+            ),
+            (
+                Error::TimeoutDueToLeaderFail.into(),
+                Code::Unavailable,
+                "etcdserver: request timed out, possibly due to previous leader failure",
             ),
             (
                 Error::LeaderChanged.into(),

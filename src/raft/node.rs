@@ -92,6 +92,9 @@ pub struct RaftShared {
     pub raft_index: AtomicU64,
     /// Raft ticks so far: the watchdog pings systemd only while it moves.
     pub ticks: AtomicU64,
+    /// When the current leader was learned (etcd's leadElectedTime), to
+    /// tell a timeout caused by a leader failure from others.
+    pub leader_elected_at: std::sync::Mutex<Option<Instant>>,
 }
 
 /// How the rest of the server talks to the raft thread.
@@ -579,6 +582,11 @@ impl RaftNode {
             let term = self.node.raft.term;
             self.shared.term.store(term, Ordering::Release);
             if leader != 0 {
+                *self
+                    .shared
+                    .leader_elected_at
+                    .lock()
+                    .expect("leader time lock") = Some(Instant::now());
                 tracing::info!(
                     logger = "raft",
                     "raft.node: {:x} elected leader {:x} at term {}",

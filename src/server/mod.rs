@@ -39,6 +39,10 @@ pub enum Error {
     NoLeader,
     #[error("etcdserver: request timed out")]
     Timeout,
+    #[error("etcdserver: request timed out, possibly due to previous leader failure")]
+    TimeoutDueToLeaderFail,
+    #[error("etcdserver: request timed out, possibly due to connection lost")]
+    TimeoutDueToConnectionLost,
     #[error("etcdserver: too many requests")]
     TooManyRequests,
     #[error("etcdserver: request is too large")]
@@ -205,6 +209,7 @@ impl EtcdServer {
         self.wait_leader().await?;
         let id = self.ids.next();
         cc.id = id;
+        let started = std::time::Instant::now();
         let rx = self.wait.register(id);
         if self.raft.tx.send(RaftMsg::ProposeConfChange(cc)).is_err() {
             self.wait.cancel(id);
@@ -217,7 +222,7 @@ impl EtcdServer {
         match tokio::time::timeout(self.limits.request_timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::Stopped),
-            Err(_) => Err(Error::Timeout),
+            Err(_) => Err(self.proposal_timeout(started)),
         }
     }
 
@@ -286,6 +291,7 @@ impl EtcdServer {
         }
         // No await between registering and sending: a dropped (cancelled)
         // handler cannot leave a proposal without its waiter.
+        let started = std::time::Instant::now();
         let rx = self.wait.register(id);
         if self.raft.tx.send(RaftMsg::Propose { id, data }).is_err() {
             self.wait.cancel(id);
@@ -301,9 +307,38 @@ impl EtcdServer {
             Ok(Err(_)) => Err(Error::Stopped),
             Err(_) => {
                 crate::metrics::server().proposals_failed.inc();
-                Err(Error::Timeout)
+                Err(self.proposal_timeout(started))
             }
         }
+    }
+
+    /// Which timeout a proposal made at `started` ran into (etcd's
+    /// parseProposeCtxErr): a leader elected soon after it started means
+    /// the previous leader failed; a leader this member has not been
+    /// connected to since then means the connection was lost.
+    fn proposal_timeout(&self, started: std::time::Instant) -> Error {
+        let elected = *self
+            .raft
+            .shared
+            .leader_elected_at
+            .lock()
+            .expect("leader time lock");
+        if let Some(elected) = elected {
+            let lost = elected
+                .checked_sub(2 * self.election_timeout)
+                .unwrap_or(elected);
+            if started > lost && started < elected {
+                return Error::TimeoutDueToLeaderFail;
+            }
+        }
+        let leader = self.leader();
+        if leader != 0 && leader != self.member_id {
+            match self.transport.active_since(leader) {
+                Some(since) if since <= started => {}
+                _ => return Error::TimeoutDueToConnectionLost,
+            }
+        }
+        Error::Timeout
     }
 
     /// A serializable read sees every write this member has answered:
