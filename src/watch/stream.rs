@@ -159,6 +159,9 @@ impl WatchStream {
             c.key = vec![0]; // "\0" is the smallest key
         }
         let range = KeyRange::new(&c.key, &c.range_end);
+        // Writes are answered before their backend commit: a watch created
+        // after an acknowledged write must see it (header revision, start).
+        let _ = self.server.serializable_read().await;
         let current = self.store_rev();
         let error = if matches!(&range, KeyRange::Until(s, e) if s >= e) {
             Some("mvcc: watcher range is empty")
