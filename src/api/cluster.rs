@@ -67,13 +67,7 @@ impl ClusterService {
         if !self.server.strict_reconfig_check {
             return Ok(());
         }
-        let voters: Vec<Member> = self
-            .server
-            .membership
-            .members()
-            .into_iter()
-            .filter(|m| !m.is_learner)
-            .collect();
+        let voters = self.server.membership.voting_members();
         // etcd's IsReadyToAddVotingMember
         let nmembers = voters.len() + 1;
         let nstarted = voters.iter().filter(|m| !m.name.is_empty()).count();
@@ -96,13 +90,7 @@ impl ClusterService {
         if !self.server.strict_reconfig_check || target.is_learner {
             return Ok(());
         }
-        let voters: Vec<Member> = self
-            .server
-            .membership
-            .members()
-            .into_iter()
-            .filter(|m| !m.is_learner)
-            .collect();
+        let voters = self.server.membership.voting_members();
         // etcd's IsReadyToRemoveVotingMember
         let nmembers = voters.len() - 1;
         let nstarted = voters
@@ -316,13 +304,7 @@ impl Cluster for ClusterService {
         }
         if self.server.strict_reconfig_check {
             // etcd's IsReadyToPromoteMember
-            let voters: Vec<Member> = self
-                .server
-                .membership
-                .members()
-                .into_iter()
-                .filter(|m| !m.is_learner)
-                .collect();
+            let voters = self.server.membership.voting_members();
             let nmembers = voters.len() + 1;
             let nstarted = voters.iter().filter(|m| !m.name.is_empty()).count() + 1;
             if nstarted < nmembers / 2 + 1 {

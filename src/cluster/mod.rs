@@ -108,14 +108,14 @@ impl Membership {
             .unwrap_or(false)
     }
 
-    /// Voting members' ids.
-    pub fn voters(&self) -> Vec<u64> {
+    /// Voting members (not learners), ordered by id.
+    pub fn voting_members(&self) -> Vec<Member> {
         let state = self.state.read().expect("membership lock");
         state
             .members
             .values()
             .filter(|m| !m.is_learner)
-            .map(|m| m.id)
+            .cloned()
             .collect()
     }
 
