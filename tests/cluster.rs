@@ -28,6 +28,37 @@ const TIMING: [&str; 2] = ["--heartbeat-interval=100", "--election-timeout=1000"
 
 /// Debian's etcdctl 3.4: success, stdout, and for `endpoint health`
 /// (which reports on stderr) stderr after it.
+/// The value of `key` in the first linearizable read that succeeds
+/// (a healed member may refuse a few first), within 20 s.
+async fn first_linearizable_value(
+    kv: &mut rsetcd::proto::etcdserverpb::kv_client::KvClient<tonic::transport::Channel>,
+    key: &[u8],
+) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let read = kv
+            .range(RangeRequest {
+                key: key.to_vec(),
+                ..Default::default()
+            })
+            .await;
+        match read {
+            Ok(r) => return r.into_inner().kvs[0].value.clone(),
+            Err(e) => assert!(Instant::now() < deadline, "never served a read: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A put of `key` = `value`, nothing else set.
+fn put_request(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> PutRequest {
+    PutRequest {
+        key: key.into(),
+        value: value.into(),
+        ..Default::default()
+    }
+}
+
 fn etcdctl34(endpoints: &str, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new("/usr/bin/etcdctl")
         .env("ETCDCTL_API", "3")
@@ -179,12 +210,8 @@ fn spawn_writers(
                             .connect()
                             .await?;
                         let mut kv = rsetcd::proto::etcdserverpb::kv_client::KvClient::new(ch);
-                        kv.put(PutRequest {
-                            key: key.clone().into_bytes(),
-                            value: b"v".to_vec(),
-                            ..Default::default()
-                        })
-                        .await?;
+                        kv.put(put_request(key.clone().into_bytes(), b"v".to_vec()))
+                            .await?;
                         anyhow::Ok(())
                     };
                     match put.await {
@@ -309,13 +336,9 @@ async fn a_paused_leader_serves_no_stale_read_and_the_majority_goes_on() {
     let _serial = SERIAL.lock().await;
     let mut cluster = Cluster::start(Flavor::Ours, 3, &TIMING).await.unwrap();
     let mut kv = cluster.members[0].kv().await.unwrap();
-    kv.put(PutRequest {
-        key: b"k".to_vec(),
-        value: b"before".to_vec(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    kv.put(put_request(b"k".to_vec(), b"before".to_vec()))
+        .await
+        .unwrap();
     let old = cluster.leader(Duration::from_secs(10)).await.unwrap();
     cluster.members[old].signal(Signal::SIGSTOP).unwrap();
     // A write sent through a follower now goes to the paused leader and is
@@ -324,24 +347,16 @@ async fn a_paused_leader_serves_no_stale_read_and_the_majority_goes_on() {
     let mut through_follower = cluster.members[(old + 1) % 3].kv().await.unwrap();
     let lost_write = tokio::spawn(async move {
         through_follower
-            .put(PutRequest {
-                key: b"lost".to_vec(),
-                value: b"?".to_vec(),
-                ..Default::default()
-            })
+            .put(put_request(b"lost".to_vec(), b"?".to_vec()))
             .await
     });
     // The majority elects a leader and commits.
     let new = cluster.leader(Duration::from_secs(10)).await.unwrap();
     assert_ne!(new, old);
     let mut kv = cluster.members[new].kv().await.unwrap();
-    kv.put(PutRequest {
-        key: b"k".to_vec(),
-        value: b"after".to_vec(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    kv.put(put_request(b"k".to_vec(), b"after".to_vec()))
+        .await
+        .unwrap();
     let err = lost_write
         .await
         .unwrap()
@@ -354,24 +369,8 @@ async fn a_paused_leader_serves_no_stale_read_and_the_majority_goes_on() {
     // value from before the partition.
     cluster.members[old].signal(Signal::SIGCONT).unwrap();
     let mut kv = cluster.members[old].kv().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match kv
-            .range(RangeRequest {
-                key: b"k".to_vec(),
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(r) => {
-                let v = r.into_inner().kvs[0].value.clone();
-                assert_eq!(v, b"after", "stale linearizable read from the old leader");
-                break;
-            }
-            Err(e) => assert!(Instant::now() < deadline, "old leader never served: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let v = first_linearizable_value(&mut kv, b"k").await;
+    assert_eq!(v, b"after", "stale linearizable read from the old leader");
     assert_converged(&mut cluster).await;
 }
 
@@ -525,11 +524,7 @@ async fn members_are_removed_added_and_a_learner_promoted() {
     );
     // The promoted member now takes writes.
     learner_kv
-        .put(PutRequest {
-            key: b"x".to_vec(),
-            value: b"1".to_vec(),
-            ..Default::default()
-        })
+        .put(put_request(b"x".to_vec(), b"1".to_vec()))
         .await
         .unwrap();
     assert_converged(&mut cluster).await;
@@ -556,11 +551,10 @@ async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
                 .await
                 .unwrap();
             for i in 0..2500 {
-                kv.put(PutRequest {
-                    key: format!("w{w}/{i:05}").into_bytes(),
-                    value: vec![b'v'; 64],
-                    ..Default::default()
-                })
+                kv.put(put_request(
+                    format!("w{w}/{i:05}").into_bytes(),
+                    vec![b'v'; 64],
+                ))
                 .await
                 .unwrap();
             }
@@ -736,13 +730,9 @@ async fn a_leader_cut_off_commits_nothing_and_serves_no_stale_read() {
         .await
         .unwrap();
     let mut kv = cluster.members[0].kv().await.unwrap();
-    kv.put(PutRequest {
-        key: b"k".to_vec(),
-        value: b"before".to_vec(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    kv.put(put_request(b"k".to_vec(), b"before".to_vec()))
+        .await
+        .unwrap();
     let old = cluster.leader(Duration::from_secs(10)).await.unwrap();
     // Nothing reaches the old leader any more; it keeps running and keeps
     // serving its clients.
@@ -755,11 +745,7 @@ async fn a_leader_cut_off_commits_nothing_and_serves_no_stale_read() {
     assert_ne!(new, old);
     let mut majority = cluster.members[new].kv().await.unwrap();
     majority
-        .put(PutRequest {
-            key: b"k".to_vec(),
-            value: b"after".to_vec(),
-            ..Default::default()
-        })
+        .put(put_request(b"k".to_vec(), b"after".to_vec()))
         .await
         .unwrap();
     // The minority acknowledges no write and answers no linearizable read
@@ -768,11 +754,7 @@ async fn a_leader_cut_off_commits_nothing_and_serves_no_stale_read() {
     let mut write = rsetcd::proto::etcdserverpb::kv_client::KvClient::new(minority.clone());
     let mut read = rsetcd::proto::etcdserverpb::kv_client::KvClient::new(minority);
     let (w, r) = tokio::join!(
-        write.put(PutRequest {
-            key: b"minority".to_vec(),
-            value: b"x".to_vec(),
-            ..Default::default()
-        }),
+        write.put(put_request(b"minority".to_vec(), b"x".to_vec())),
         read.range(RangeRequest {
             key: b"k".to_vec(),
             ..Default::default()
@@ -792,21 +774,7 @@ async fn a_leader_cut_off_commits_nothing_and_serves_no_stale_read() {
     // Healed: it follows the new leader and reads the new value.
     proxies[old].heal();
     let mut kv = cluster.members[old].kv().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = kv
-            .range(RangeRequest {
-                key: b"k".to_vec(),
-                ..Default::default()
-            })
-            .await
-        {
-            assert_eq!(r.into_inner().kvs[0].value, b"after");
-            break;
-        }
-        assert!(Instant::now() < deadline, "never rejoined");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(first_linearizable_value(&mut kv, b"k").await, b"after");
     assert_converged(&mut cluster).await;
 }
 
