@@ -125,11 +125,28 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     }
     notifier.status("opening the backend and replaying the write-ahead log");
 
-    let backend = Backend::open(&data_dir.db_path, DEFAULT_MAP_SIZE)?;
+    // LMDB's map is address space, not memory: reserve well past the quota
+    // so that the quota, not a full map, is what stops writes.
+    let quota = crate::server::alarm::effective_quota(opts.quota_backend_bytes);
+    let map_size = quota
+        .map(|q| (q as usize).saturating_mul(4))
+        .unwrap_or(0)
+        .max(DEFAULT_MAP_SIZE);
+    let backend = Backend::open(&data_dir.db_path, map_size)?;
     let store = Arc::new(Store::open(backend).context("open backend")?);
     let (member_id, cluster_id, bootstrap) = identity(&store, &opts).await?;
     crate::metrics::server().set_member_id(member_id);
     let membership = Arc::new(Membership::new(member_id, cluster_id));
+    let alarms = Arc::new(crate::alarm::Alarms::from_meta(
+        &store.meta_with_prefix(crate::alarm::META_ALARM_PREFIX)?,
+    ));
+    for a in alarms.get(crate::proto::etcdserverpb::AlarmType::None) {
+        tracing::warn!(
+            alarm = a.alarm().as_str_name(),
+            from = format!("{:x}", a.member_id),
+            "alarm active since before the restart"
+        );
+    }
     membership.load(&store)?;
     let applied = store.applied()?;
     tracing::info!(
@@ -261,6 +278,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         lessor: lessor.clone(),
         hub: hub.clone(),
         membership: membership.clone(),
+        alarms: alarms.clone(),
         snapshots: snapshots.clone(),
         transport: transport.clone(),
         local_meta_keys: vec![META_MEMBER_ID.to_vec(), META_CLUSTER_ID.to_vec()],
@@ -284,6 +302,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             max_request_bytes: opts.max_request_bytes,
             max_txn_ops: opts.max_txn_ops,
             request_timeout,
+            quota_backend_bytes: quota,
         },
         ready_rx,
         lessor,
@@ -294,6 +313,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             transport: transport.clone(),
             strict_reconfig_check: opts.strict_reconfig_check,
             election_timeout: opts.election_timeout,
+            alarms,
         },
     ));
     tokio::spawn(crate::server::lease::run(
@@ -669,9 +689,7 @@ async fn wait_for_signal() {
     }
 }
 
-/// etcd's default backend quota (2 GiB) and the size past which it warns.
-const DEFAULT_QUOTA_BYTES: i64 = 2 * 1024 * 1024 * 1024;
-const MAX_QUOTA_BYTES: i64 = 8 * 1024 * 1024 * 1024;
+use crate::server::alarm::{DEFAULT_QUOTA_BYTES, MAX_QUOTA_BYTES};
 
 /// `etcd_server_quota_backend_bytes` as etcd sets it: the default for 0,
 /// nothing for a negative (disabled) quota.

@@ -12,6 +12,7 @@
 //! - `metrics`: Prometheus metrics under etcd's names.
 //! - `notify`: systemd's readiness and watchdog notifications.
 
+pub mod alarm;
 pub mod api;
 pub mod apply;
 pub mod client;

@@ -84,11 +84,9 @@ impl QueryParams {
     }
 }
 
-/// Alarms active on the member. Nothing raises alarms yet (the quota and
-/// corruption checks arrive with the maintenance issue); this is the one
-/// place the health checks read them from.
-fn active_alarms(_server: &EtcdServer) -> Vec<AlarmType> {
-    Vec::new()
+/// Alarm types active in the cluster, as this member has applied them.
+fn active_alarms(server: &EtcdServer) -> Vec<AlarmType> {
+    server.alarms.active_types()
 }
 
 /// etcd's health-check read: a one-key range, linearizable unless asked

@@ -80,6 +80,10 @@ impl Kv for KvService {
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let r = req.into_inner();
+        // etcd's quotaKVServer checks before anything else.
+        self.server
+            .check_quota(crate::server::alarm::cost_put(&r))
+            .await?;
         validate::put(&r)?;
         match self.server.propose(Internal::Put(r)).await? {
             Applied::Put(mut resp) => {
@@ -107,6 +111,9 @@ impl Kv for KvService {
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let r = req.into_inner();
+        self.server
+            .check_quota(crate::server::alarm::cost_txn(&r))
+            .await?;
         validate::txn(&r, self.server.limits.max_txn_ops)?;
         if ops::is_txn_read_only(&r) {
             if txn_serializable(&r) {

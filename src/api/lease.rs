@@ -49,6 +49,9 @@ impl Lease for LeaseService {
         req: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
         let mut r = req.into_inner();
+        self.server
+            .check_quota(crate::server::alarm::cost_lease_grant())
+            .await?;
         if r.id == 0 {
             r.id = self.server.next_lease_id();
         }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::proto::etcdserverpb::{
-    alarm_request::AlarmAction, maintenance_server::Maintenance, AlarmRequest, AlarmResponse,
-    DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse, HashKvRequest,
-    HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
-    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    maintenance_server::Maintenance, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest,
+    DefragmentResponse, DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse,
+    HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest,
+    SnapshotResponse, StatusRequest, StatusResponse,
 };
 use crate::server::{Error, EtcdServer};
 
@@ -41,16 +41,9 @@ fn not_yet(what: &str) -> Status {
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        let r = req.into_inner();
-        match AlarmAction::try_from(r.action) {
-            // Nothing raises alarms yet (quota and corruption checks come
-            // with the maintenance work), so the list is truly empty.
-            Ok(AlarmAction::Get) => Ok(Response::new(AlarmResponse {
-                header: Some(self.server.header(self.current_rev()?)),
-                alarms: Vec::new(),
-            })),
-            _ => Err(not_yet("changing alarms")),
-        }
+        let mut resp = self.server.alarm(req.into_inner()).await?;
+        resp.header = Some(self.server.header(self.current_rev()?));
+        Ok(Response::new(resp))
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
@@ -68,7 +61,20 @@ impl Maintenance for MaintenanceService {
             raft_index: shared.raft_index.load(Ordering::Acquire),
             raft_term: shared.term.load(Ordering::Acquire),
             raft_applied_index: self.server.applied_index(),
-            errors: Vec::new(),
+            // etcd lists active alarms here, in their protobuf text form.
+            errors: self
+                .server
+                .alarms
+                .get(AlarmType::None)
+                .iter()
+                .map(|a| {
+                    format!(
+                        "memberID:{} alarm:{} ",
+                        a.member_id,
+                        a.alarm().as_str_name()
+                    )
+                })
+                .collect(),
             db_size_in_use,
             is_learner: self.server.membership.local_is_learner(),
         }))

@@ -42,6 +42,8 @@ pub fn to_status(e: Error) -> Status {
             ApplyError::Storage(_) => Code::Internal,
             ApplyError::MemberNotFound => Code::NotFound,
             ApplyError::PeerUrlExists => Code::FailedPrecondition,
+            ApplyError::NoSpace => Code::ResourceExhausted,
+            ApplyError::Corrupt => Code::DataLoss,
         },
         Error::NoLeader
         | Error::Timeout

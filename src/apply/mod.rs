@@ -23,10 +23,12 @@ use crate::cluster::{Member, Membership};
 use crate::raft::ApplyItem;
 use crate::storage::snapshot::{Snapshotter, META_CONF_STATE};
 
+use crate::alarm::Alarms;
 use crate::lease::Lessor;
 use crate::mvcc::{Applied, Store, WriteTxn};
 use crate::proto::etcdserverpb::{
-    CompactionResponse, LeaseGrantResponse, LeaseRevokeResponse, ResponseHeader,
+    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionResponse,
+    LeaseGrantResponse, LeaseRevokeResponse, ResponseHeader,
 };
 use crate::proto::internal::{internal_raft_request::Request, InternalRaftRequest};
 use crate::proto::mvccpb::event::EventType;
@@ -45,6 +47,7 @@ pub enum Response {
     Compaction(CompactionResponse),
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
+    Alarm(AlarmResponse),
     /// Internal requests (member attributes, cluster version).
     Done,
 }
@@ -76,6 +79,7 @@ pub struct Applier {
     /// Receives each committed revision's events, for watchers.
     pub hub: Arc<crate::watch::Hub>,
     pub membership: Arc<Membership>,
+    pub alarms: Arc<Alarms>,
     pub snapshots: Arc<Snapshotter>,
     pub transport: Arc<crate::peer::Transport>,
     /// Meta keys a snapshot from the leader must not overwrite (this
@@ -205,6 +209,11 @@ impl Applier {
         self.hub.reset(view.current_rev(), view.compacted_rev());
         drop(view);
         self.membership.load(&self.store)?;
+        self.alarms.replace(
+            &self
+                .store
+                .meta_with_prefix(crate::alarm::META_ALARM_PREFIX)?,
+        );
         if self.membership.is_removed(self.membership.local_id) {
             self.transport.mark_removed();
         }
@@ -348,7 +357,12 @@ impl Applier {
                 let header = req.header.unwrap_or_default();
                 if let Some(request) = req.request {
                     let started = std::time::Instant::now();
-                    let result = apply_request(&mut wt, &self.lessor, &self.membership, &request);
+                    let ctx = Context {
+                        lessor: &self.lessor,
+                        membership: &self.membership,
+                        alarms: &self.alarms,
+                    };
+                    let result = apply_request(&mut wt, &ctx, &request);
                     // etcd's warnApplyDuration: 100 ms
                     if started.elapsed() > std::time::Duration::from_millis(100) {
                         crate::metrics::server().slow_apply.inc();
@@ -428,12 +442,82 @@ impl Applier {
     }
 }
 
-fn apply_request(
-    wt: &mut WriteTxn<'_>,
-    lessor: &Lessor,
-    membership: &Membership,
-    request: &Request,
-) -> ApplyResult {
+/// The member state requests read or change besides the MVCC store.
+struct Context<'a> {
+    lessor: &'a Lessor,
+    membership: &'a Membership,
+    alarms: &'a Alarms,
+}
+
+/// What active alarms forbid (etcd's capped and corrupt appliers): with
+/// NOSPACE, requests that grow the store; with CORRUPT, every KV and lease
+/// change. Deterministic: alarms change only through the log.
+fn check_alarms(alarms: &Alarms, request: &Request) -> Result<(), ApplyError> {
+    use crate::server::alarm::cost_txn;
+    if alarms.corrupt()
+        && matches!(
+            request,
+            Request::Put(_)
+                | Request::DeleteRange(_)
+                | Request::Txn(_)
+                | Request::Compaction(_)
+                | Request::LeaseGrant(_)
+                | Request::LeaseRevoke(_)
+        )
+    {
+        return Err(ApplyError::Corrupt);
+    }
+    if alarms.nospace() {
+        let grows = match request {
+            Request::Put(_) | Request::LeaseGrant(_) => true,
+            Request::Txn(t) => cost_txn(t) > 0,
+            _ => false,
+        };
+        if grows {
+            return Err(ApplyError::NoSpace);
+        }
+    }
+    Ok(())
+}
+
+fn apply_alarm(wt: &mut WriteTxn<'_>, alarms: &Alarms, r: &AlarmRequest) -> ApplyResult {
+    let alarm = AlarmType::try_from(r.alarm).unwrap_or(AlarmType::None);
+    let mut resp = AlarmResponse::default();
+    match AlarmAction::try_from(r.action) {
+        Ok(AlarmAction::Get) => resp.alarms = alarms.get(alarm),
+        Ok(AlarmAction::Activate) => {
+            if alarm == AlarmType::None {
+                return Ok(Response::Alarm(resp));
+            }
+            if let Some(m) = alarms.activate(r.member_id, alarm) {
+                wt.put_meta(&crate::alarm::meta_key(r.member_id, alarm), b"")?;
+                tracing::warn!(
+                    alarm = alarm.as_str_name(),
+                    from = format!("{:x}", r.member_id),
+                    "alarm raised"
+                );
+                resp.alarms.push(m);
+            }
+        }
+        Ok(AlarmAction::Deactivate) => {
+            if let Some(m) = alarms.deactivate(r.member_id, alarm) {
+                wt.delete_meta(&crate::alarm::meta_key(r.member_id, alarm))?;
+                tracing::warn!(
+                    alarm = alarm.as_str_name(),
+                    from = format!("{:x}", r.member_id),
+                    "alarm disarmed"
+                );
+                resp.alarms.push(m);
+            }
+        }
+        Err(_) => {}
+    }
+    Ok(Response::Alarm(resp))
+}
+
+fn apply_request(wt: &mut WriteTxn<'_>, ctx: &Context<'_>, request: &Request) -> ApplyResult {
+    let (lessor, membership) = (ctx.lessor, ctx.membership);
+    check_alarms(ctx.alarms, request)?;
     let header = |wt: &WriteTxn<'_>| {
         Some(ResponseHeader {
             revision: wt.current_rev(),
@@ -506,6 +590,7 @@ fn apply_request(
                 }),
             })
         }
+        Request::Alarm(a) => apply_alarm(wt, ctx.alarms, a)?,
         Request::LeaseCheckpoint(c) => {
             for record in lessor.checkpoint(&c.checkpoints) {
                 wt.put_lease(&record)?;

@@ -36,6 +36,12 @@ pub enum ApplyError {
     MemberNotFound,
     #[error("etcdserver: Peer URLs already exists")]
     PeerUrlExists,
+    /// The backend quota is exhausted (NOSPACE alarm active).
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    /// Members' data disagree (CORRUPT alarm active).
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     /// The backend failed; the member cannot go on.
     #[error("etcdserver: storage failure: {0}")]
     Storage(String),

@@ -45,6 +45,9 @@ pub struct Store {
     /// Live keys attached to a lease, found by the startup scan; taken once
     /// by the lessor.
     leased_keys: std::sync::Mutex<Vec<(Vec<u8>, i64)>>,
+    /// Bytes of the backend file as of the last commit (the quota check
+    /// reads it on every write request; a stat per request is not needed).
+    size_bytes: AtomicI64,
 }
 
 /// All changes one request made, at one revision: what watchers receive
@@ -88,7 +91,9 @@ impl Store {
             index: RwLock::new(index),
             index_compacted: AtomicI64::new(0),
             leased_keys: std::sync::Mutex::new(leased),
+            size_bytes: AtomicI64::new(0),
         };
+        store.refresh_size();
         let compacted = {
             let rtxn = store.backend.env.read_txn()?;
             store.meta_i64(&rtxn, META_COMPACT_REV, -1)?
@@ -142,6 +147,7 @@ impl Store {
             };
             let compacted = self.meta_i64(&txn, META_COMPACT_REV, -1)?;
             txn.commit()?;
+            self.refresh_size();
             let (index, leased) = scan(&self.backend)?;
             *self.index.write().expect("index lock") = index;
             *self.leased_keys.lock().expect("leased keys lock") = leased;
@@ -237,6 +243,17 @@ impl Store {
             events: Vec::new(),
             compaction: None,
         })
+    }
+
+    /// Bytes of the backend file as of the last commit.
+    pub fn size_bytes(&self) -> i64 {
+        self.size_bytes.load(Ordering::Acquire)
+    }
+
+    fn refresh_size(&self) {
+        if let Ok(n) = self.backend.env.real_disk_size() {
+            self.size_bytes.store(n as i64, Ordering::Release);
+        }
     }
 
     /// Bytes of the backend file, and bytes of it holding live pages
@@ -764,6 +781,7 @@ impl WriteTxn<'_> {
         let compaction = self.compaction.take();
         let events = std::mem::take(&mut self.events);
         self.txn.commit()?;
+        store.refresh_size();
         if let Some((rev, dropped)) = compaction {
             store.index.write().expect("index lock").remove(&dropped);
             store.index_compacted.store(rev, Ordering::Release);

@@ -3,6 +3,7 @@
 //!
 //! `server` does not know gRPC; `api` maps `server::Error` to etcd's codes.
 
+pub mod alarm;
 pub mod forward;
 pub mod id;
 pub mod lease;
@@ -87,6 +88,9 @@ pub struct Limits {
     /// How long a request may wait for raft and apply (etcd: 5 s plus two
     /// election timeouts).
     pub request_timeout: Duration,
+    /// Backend bytes past which writes are refused (NOSPACE); `None` when
+    /// the quota is disabled.
+    pub quota_backend_bytes: Option<i64>,
 }
 
 pub struct EtcdServer {
@@ -113,6 +117,7 @@ pub struct EtcdServer {
     /// etcd's --strict-reconfig-check.
     pub strict_reconfig_check: bool,
     pub election_timeout: Duration,
+    pub alarms: Arc<crate::alarm::Alarms>,
     leader_channel: forward::LeaderChannel,
 }
 
@@ -122,6 +127,7 @@ pub struct ClusterContext {
     pub transport: Arc<crate::peer::Transport>,
     pub strict_reconfig_check: bool,
     pub election_timeout: Duration,
+    pub alarms: Arc<crate::alarm::Alarms>,
 }
 
 impl EtcdServer {
@@ -161,6 +167,7 @@ impl EtcdServer {
             transport: cluster.transport,
             strict_reconfig_check: cluster.strict_reconfig_check,
             election_timeout: cluster.election_timeout,
+            alarms: cluster.alarms,
             leader_channel: Default::default(),
         }
     }
