@@ -62,6 +62,12 @@ pub struct ServeOptions {
     /// `--quota-backend-bytes`: 0 is etcd's default, negative disables it.
     pub quota_backend_bytes: i64,
     pub watch_progress_notify_interval: Duration,
+    /// `--auto-compaction-mode` and `--auto-compaction-retention`.
+    pub auto_compaction: crate::config::AutoCompaction,
+    /// `--experimental-initial-corrupt-check`.
+    pub initial_corrupt_check: bool,
+    /// `--experimental-corrupt-check-time` (zero: off).
+    pub corrupt_check_time: Duration,
 }
 
 impl From<&crate::config::Config> for ServeOptions {
@@ -88,6 +94,9 @@ impl From<&crate::config::Config> for ServeOptions {
             listen_metrics_urls: c.listen_metrics_urls.clone(),
             quota_backend_bytes: c.quota_backend_bytes,
             watch_progress_notify_interval: c.experimental.watch_progress_notify_interval,
+            auto_compaction: c.auto_compaction,
+            initial_corrupt_check: c.experimental.initial_corrupt_check,
+            corrupt_check_time: c.experimental.corrupt_check_time,
             grpc: crate::api::GrpcOptions {
                 keepalive_interval: c.grpc_keepalive_interval,
                 keepalive_timeout: c.grpc_keepalive_timeout,
@@ -320,6 +329,11 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         server.clone(),
         opts.election_timeout,
     ));
+    crate::server::compactor::spawn(
+        &server,
+        opts.auto_compaction,
+        crate::server::compactor::revision_check_interval(),
+    );
 
     notifier.status("waiting for a leader; publishing this member through raft");
     publish(&server, &opts).await?;

@@ -559,10 +559,7 @@ fn build(s: &Settings) -> Result<Config, ConfigError> {
         },
         strict_reconfig_check: s.bool("strict-reconfig-check"),
         pre_vote: s.bool("pre-vote"),
-        auto_compaction: validate::auto_compaction_retention(
-            s.str("auto-compaction-mode"),
-            s.str("auto-compaction-retention"),
-        )?,
+        auto_compaction: validate::auto_compaction(s)?,
         auto_compaction_mode: s.str("auto-compaction-mode").to_string(),
         auto_compaction_retention: s.str("auto-compaction-retention").to_string(),
         enable_v2: s.bool("enable-v2"),

@@ -403,16 +403,20 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "'true'",
         "Enable to run an additional Raft election phase.",
     ),
-    Setting::new("auto-compaction-retention", Str, "0").help(
-        Clustering,
-        "'0'",
-        "Auto compaction retention length. 0 means disable auto compaction.",
-    ),
-    Setting::new("auto-compaction-mode", Str, "periodic").help(
-        Clustering,
-        "'periodic'",
-        "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.",
-    ),
+    Setting::new("auto-compaction-retention", Str, "0")
+        .supported()
+        .help(
+            Clustering,
+            "'0'",
+            "Auto compaction retention length. 0 means disable auto compaction.",
+        ),
+    Setting::new("auto-compaction-mode", Str, "periodic")
+        .supported()
+        .help(
+            Clustering,
+            "'periodic'",
+            "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.",
+        ),
     Setting::new("enable-v2", Bool, "false").help(
         Clustering,
         "'false'",

@@ -437,7 +437,7 @@ fn every_table_setting_is_supported_or_not() {
         "client-cert-auth",
         "enable-v2",
         "enable-pprof",
-        "auto-compaction-retention",
+        "experimental-compact-hash-check-enabled",
     ] {
         assert!(unsupported.contains(&name), "{name}");
     }

@@ -104,10 +104,7 @@ pub(crate) fn resolve(
         ));
     }
     parse_initial_cluster(s.str("initial-cluster"))?;
-    auto_compaction_retention(
-        s.str("auto-compaction-mode"),
-        s.str("auto-compaction-retention"),
-    )?;
+    auto_compaction(&s)?;
     check_supported(&s)?;
     Ok(s)
 }
@@ -314,33 +311,56 @@ pub enum AutoCompaction {
     Revision(u64),
 }
 
-/// etcd's `parseCompactionRetention`: a plain number is hours (periodic) or
-/// revisions; anything else must be a Go duration.
+/// etcd's `parseCompactionRetention` plus the mode check of
+/// `v3compactor.New`: in periodic mode a plain number is hours and anything
+/// else a Go duration; revision mode takes a number of revisions; 0
+/// disables. Where etcd would accept a value that cannot work (a negative
+/// period, a duration as a revision count) the setting is refused instead.
+pub(crate) fn auto_compaction(s: &Settings) -> Result<AutoCompaction, ConfigError> {
+    let origin = s.origin("auto-compaction-retention").describe();
+    auto_compaction_retention(
+        s.str("auto-compaction-mode"),
+        s.str("auto-compaction-retention"),
+    )
+    .map_err(|message| ConfigError::invalid(format!("{message}{origin}")))
+}
+
+/// The value rules of [`auto_compaction`]; the error names the flag, the
+/// value and what the mode accepts.
 pub(crate) fn auto_compaction_retention(
     mode: &str,
     retention: &str,
-) -> Result<AutoCompaction, ConfigError> {
-    let amount = match retention.parse::<i64>() {
-        Ok(n) if n >= 0 => n as u64,
-        _ => {
-            let d = super::value::parse_duration(retention).map_err(|e| {
-                ConfigError::invalid(format!("error parsing CompactionRetention: {e}"))
-            })?;
-            if d.is_zero() {
-                return Ok(AutoCompaction::Disabled);
-            }
-            return Ok(if mode == "revision" {
-                AutoCompaction::Revision(d.as_nanos().min(u128::from(u64::MAX)) as u64)
-            } else {
-                AutoCompaction::Periodic(d)
-            });
-        }
-    };
-    Ok(match (amount, mode) {
-        (0, _) => AutoCompaction::Disabled,
-        (n, "revision") => AutoCompaction::Revision(n),
-        (n, _) => AutoCompaction::Periodic(Duration::from_secs(n.saturating_mul(3600))),
-    })
+) -> Result<AutoCompaction, String> {
+    const PERIODIC: &str =
+        "periodic mode takes 0 (disabled), a number of hours, or a duration such as \"30m\"";
+    const REVISION: &str = "revision mode takes 0 (disabled) or a number of revisions to keep";
+    if mode.is_empty() {
+        return match retention {
+            "0" => Ok(AutoCompaction::Disabled),
+            _ => Err("--auto-compaction-mode is undefined".into()),
+        };
+    }
+    let whole = retention.parse::<i64>().ok().filter(|n| *n >= 0);
+    match (mode, whole) {
+        (_, Some(0)) => Ok(AutoCompaction::Disabled),
+        ("revision", Some(n)) => Ok(AutoCompaction::Revision(n as u64)),
+        ("revision", None) => Err(format!(
+            "error parsing CompactionRetention: --auto-compaction-retention={retention} is not a number of revisions ({REVISION})"
+        )),
+        (_, Some(hours)) => Ok(AutoCompaction::Periodic(Duration::from_secs(
+            (hours as u64).saturating_mul(3600),
+        ))),
+        (_, None) => match crate::gofmt::parse_duration(retention) {
+            Err(e) => Err(format!(
+                "error parsing CompactionRetention: {e} (--auto-compaction-retention={retention}: {PERIODIC})"
+            )),
+            Ok(0) => Ok(AutoCompaction::Disabled),
+            Ok(nanos) if nanos < 0 => Err(format!(
+                "error parsing CompactionRetention: --auto-compaction-retention={retention} is negative ({PERIODIC})"
+            )),
+            Ok(nanos) => Ok(AutoCompaction::Periodic(Duration::from_nanos(nanos as u64))),
+        },
+    }
 }
 
 /// Fails on any setting the server does not implement yet, unless it is at
@@ -430,7 +450,39 @@ mod tests {
             auto_compaction_retention("revision", "1000"),
             Ok(AutoCompaction::Revision(1000))
         );
-        assert!(auto_compaction_retention("periodic", "abc").is_err());
+        assert_eq!(
+            auto_compaction_retention("periodic", "1s"),
+            Ok(AutoCompaction::Periodic(Duration::from_secs(1)))
+        );
+        assert_eq!(
+            auto_compaction_retention("periodic", "abc"),
+            Err("error parsing CompactionRetention: time: invalid duration \"abc\" (--auto-compaction-retention=abc: periodic mode takes 0 (disabled), a number of hours, or a duration such as \"30m\")".into())
+        );
+        // etcd's own text for a negative number: it is not hours, so Go
+        // parses it as a duration without a unit.
+        let negative = auto_compaction_retention("periodic", "-1").unwrap_err();
+        assert!(
+            negative.starts_with(
+                "error parsing CompactionRetention: time: missing unit in duration \"-1\""
+            ),
+            "{negative}"
+        );
+        assert!(auto_compaction_retention("periodic", "-1h")
+            .unwrap_err()
+            .contains("--auto-compaction-retention=-1h is negative"));
+        assert_eq!(
+            auto_compaction_retention("revision", "1h"),
+            Err("error parsing CompactionRetention: --auto-compaction-retention=1h is not a number of revisions (revision mode takes 0 (disabled) or a number of revisions to keep)".into())
+        );
+        assert!(auto_compaction_retention("revision", "-5").is_err());
+        assert_eq!(
+            auto_compaction_retention("revision", "0"),
+            Ok(AutoCompaction::Disabled)
+        );
+        assert_eq!(
+            auto_compaction_retention("", "1"),
+            Err("--auto-compaction-mode is undefined".into())
+        );
     }
 
     #[test]

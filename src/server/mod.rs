@@ -4,6 +4,7 @@
 //! `server` does not know gRPC; `api` maps `server::Error` to etcd's codes.
 
 pub mod alarm;
+pub mod compactor;
 pub mod forward;
 pub mod id;
 pub mod lease;
