@@ -31,7 +31,7 @@ use crate::storage::backend::{Backend, DEFAULT_MAP_SIZE};
 use crate::storage::snapshot::{Snapshotter, META_CONF_STATE};
 use crate::storage::DataDir;
 
-const META_MEMBER_ID: &[u8] = b"member_id";
+pub const META_MEMBER_ID: &[u8] = b"member_id";
 const META_CLUSTER_ID: &[u8] = b"cluster_id";
 
 /// What the server needs from the configuration (etcd's `embed.Config`).
@@ -141,6 +141,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         .map(|q| (q as usize).saturating_mul(4))
         .unwrap_or(0)
         .max(DEFAULT_MAP_SIZE);
+    crate::mvcc::defrag::remove_stray_copies(&data_dir.db_path);
     let backend = Backend::open(&data_dir.db_path, map_size)?;
     let store = Arc::new(Store::open(backend).context("open backend")?);
     let (member_id, cluster_id, bootstrap) = identity(&store, &opts).await?;
@@ -177,7 +178,10 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             .parent()
             .unwrap_or(&data_dir.root)
             .to_path_buf(),
-        store.backend().env,
+        {
+            let store = store.clone();
+            Arc::new(move || store.backend().env.clone())
+        },
     ));
     let conf_state = match store.get_meta(META_CONF_STATE)? {
         Some(b) => Some(

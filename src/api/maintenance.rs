@@ -34,6 +34,100 @@ impl MaintenanceService {
     }
 }
 
+/// Meta keys that differ between members holding the same data; Hash
+/// leaves them out (etcd's DefaultIgnores, plus the local member id that
+/// etcd keeps outside its backend).
+const MEMBER_LOCAL_META: &[&[u8]] = &[
+    crate::etcdmain::META_MEMBER_ID,
+    crate::mvcc::store::META_CONSISTENT_INDEX,
+    crate::mvcc::store::META_TERM,
+];
+
+/// etcd's snapshotSendBufferSize.
+const SNAPSHOT_CHUNK: usize = 32 * 1024;
+
+/// A point-in-time copy of the backend for one Snapshot stream: LMDB's
+/// compacting copy (consistent: it runs inside a read txn, writers go on),
+/// unlinked at once so that nothing is left behind however the stream ends.
+fn snapshot_copy(store: &crate::mvcc::Store) -> anyhow::Result<(std::fs::File, u64)> {
+    use anyhow::Context as _;
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = store.db_path().with_file_name(format!(
+        "client-snapshot-{}-{n}.snap.db.tmp",
+        std::process::id()
+    ));
+    let file = store
+        .backend()
+        .env
+        .copy_to_path(&path, heed::CompactionOption::Enabled)
+        .with_context(|| format!("copy the backend to {}", path.display()))?;
+    let _ = std::fs::remove_file(&path);
+    let size = file.metadata()?.len();
+    use std::io::Seek as _;
+    let mut file = file;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    Ok((file, size))
+}
+
+/// Streams the copy in etcd's shape: chunks with the bytes remaining after
+/// each, then one message carrying the SHA-256 of everything sent, which
+/// `etcdutl snapshot restore` checks.
+async fn send_snapshot(
+    (file, total): (std::fs::File, u64),
+    tx: tokio::sync::mpsc::Sender<Result<SnapshotResponse, Status>>,
+) {
+    use sha2::Digest as _;
+    use tokio::io::AsyncReadExt as _;
+    let started = std::time::Instant::now();
+    tracing::info!(
+        total_bytes = total,
+        size = %crate::gofmt::humanize_bytes(total),
+        "sending database snapshot to client"
+    );
+    let mut file = tokio::fs::File::from_std(file);
+    let mut sha = sha2::Sha256::new();
+    let mut sent = 0u64;
+    while sent < total {
+        let mut buf = vec![0u8; SNAPSHOT_CHUNK.min((total - sent) as usize)];
+        if let Err(e) = file.read_exact(&mut buf).await {
+            let _ = tx
+                .send(Err(Status::unknown(format!("read snapshot: {e}"))))
+                .await;
+            return;
+        }
+        sent += buf.len() as u64;
+        sha.update(&buf);
+        let chunk = SnapshotResponse {
+            header: None,
+            remaining_bytes: total - sent,
+            blob: buf,
+        };
+        if tx.send(Ok(chunk)).await.is_err() {
+            tracing::warn!("snapshot client went away before the end");
+            return;
+        }
+    }
+    let digest = sha.finalize().to_vec();
+    tracing::info!(
+        total_bytes = total,
+        checksum_size = digest.len(),
+        "sending database sha256 checksum to client"
+    );
+    let last = SnapshotResponse {
+        header: None,
+        remaining_bytes: 0,
+        blob: digest,
+    };
+    if tx.send(Ok(last)).await.is_ok() {
+        tracing::info!(
+            size = %crate::gofmt::humanize_bytes(total),
+            took = ?started.elapsed(),
+            "successfully sent database snapshot to client"
+        );
+    }
+}
+
 fn not_yet(what: &str) -> Status {
     Status::unimplemented(format!("etcdserver: {what} is not supported yet"))
 }
@@ -84,11 +178,47 @@ impl Maintenance for MaintenanceService {
         &self,
         _: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        Err(not_yet("online defragment"))
+        tracing::info!("starting defragment");
+        let disk = crate::metrics::disk();
+        disk.defrag_inflight.set(1);
+        let store = self.server.store.clone();
+        let result = tokio::task::spawn_blocking(move || store.defrag()).await;
+        disk.defrag_inflight.set(0);
+        let stats = match result {
+            Ok(Ok(stats)) => stats,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "failed to defragment");
+                return Err(Status::unknown(e.to_string()));
+            }
+            Err(e) => return Err(Status::unknown(format!("defragment: {e}"))),
+        };
+        disk.backend_defrag_duration
+            .observe(stats.took.as_secs_f64());
+        tracing::info!(
+            path = %self.server.store.db_path().display(),
+            current_db_size_bytes_diff = stats.size_after - stats.size_before,
+            current_db_size_bytes = stats.size_after,
+            current_db_size_in_use_bytes = stats.size_in_use,
+            took = ?stats.took,
+            write_stall = ?stats.write_stall,
+            "finished defragmenting directory"
+        );
+        tracing::info!("finished defragment");
+        Ok(Response::new(DefragmentResponse {
+            header: Some(self.server.header(self.current_rev()?)),
+        }))
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(not_yet("hash"))
+        let store = self.server.store.clone();
+        let (hash, rev) = tokio::task::spawn_blocking(move || store.hash(MEMBER_LOCAL_META))
+            .await
+            .map_err(|e| Status::unknown(format!("hash: {e}")))?
+            .map_err(|e| Status::unknown(format!("{e:#}")))?;
+        Ok(Response::new(HashResponse {
+            header: Some(self.server.header(rev)),
+            hash,
+        }))
     }
 
     async fn hash_kv(
@@ -121,7 +251,16 @@ impl Maintenance for MaintenanceService {
         &self,
         _: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(not_yet("snapshot"))
+        let store = self.server.store.clone();
+        let file = tokio::task::spawn_blocking(move || snapshot_copy(&store))
+            .await
+            .map_err(|e| Status::unknown(format!("snapshot: {e}")))?
+            .map_err(|e| Status::unknown(format!("{e:#}")))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(send_snapshot(file, tx));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn move_leader(

@@ -4,10 +4,12 @@
 //! `mvcc` knows nothing about raft, gRPC or requests: it stores changes and
 //! answers ranges. Request semantics (txn, put options) live in `apply`.
 
+pub mod defrag;
 pub mod key_index;
 pub mod revision;
 pub mod store;
 
+pub use defrag::DefragStats;
 pub use key_index::KeyRange;
 pub use store::{Applied, RangeOptions, RangeResult, ReadView, RevEvents, Store, WriteTxn};
 

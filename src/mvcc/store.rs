@@ -12,7 +12,9 @@
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+
+use arc_swap::ArcSwap;
 
 use heed::{RoTxn, RwTxn, WithoutTls};
 use prost::Message as _;
@@ -27,7 +29,7 @@ use crate::storage::backend::Backend;
 const RECORD_PUT: u8 = 0;
 const RECORD_DELETE: u8 = 1;
 
-const META_CURRENT_REV: &[u8] = b"current_rev";
+pub(super) const META_CURRENT_REV: &[u8] = b"current_rev";
 const META_COMPACT_REV: &[u8] = b"compact_rev";
 pub const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub const META_TERM: &[u8] = b"consistent_term";
@@ -38,7 +40,9 @@ pub type MetaEntry = (Vec<u8>, Vec<u8>);
 pub type LeasedKey = (Vec<u8>, i64);
 
 pub struct Store {
-    backend: Backend,
+    /// The current backend; an online defrag swaps in a compacted copy
+    /// while readers of the old one finish undisturbed.
+    backend: ArcSwap<Backend>,
     index: RwLock<KeyIndex>,
     /// Highest compacted revision whose index entries are gone.
     index_compacted: AtomicI64,
@@ -48,6 +52,16 @@ pub struct Store {
     /// Bytes of the backend file as of the last commit (the quota check
     /// reads it on every write request; a stat per request is not needed).
     size_bytes: AtomicI64,
+    /// Where the backend file lives (`member/snap/db`), whatever name the
+    /// open environment was created under.
+    pub(super) db_path: std::path::PathBuf,
+    /// Online defrag state (see `defrag.rs`): one at a time, a sequence for
+    /// copy names, the revisions compactions dropped while one runs, and a
+    /// count of wholesale rewrites (snapshot installs) it must not miss.
+    pub(super) defrag_lock: std::sync::Mutex<()>,
+    pub(super) defrag_seq: std::sync::atomic::AtomicU64,
+    pub(super) defrag_journal: std::sync::Mutex<Option<Vec<Revision>>>,
+    pub(super) rewrites: std::sync::atomic::AtomicU64,
 }
 
 /// All changes one request made, at one revision: what watchers receive
@@ -86,8 +100,14 @@ pub struct RangeResult {
 impl Store {
     pub fn open(backend: Backend) -> Result<Store, Error> {
         let (index, leased) = scan(&backend)?;
+        let db_path = backend.env.path().to_path_buf();
         let store = Store {
-            backend,
+            db_path,
+            defrag_lock: Default::default(),
+            defrag_seq: Default::default(),
+            defrag_journal: Default::default(),
+            rewrites: Default::default(),
+            backend: ArcSwap::from_pointee(backend),
             index: RwLock::new(index),
             index_compacted: AtomicI64::new(0),
             leased_keys: std::sync::Mutex::new(leased),
@@ -95,8 +115,9 @@ impl Store {
         };
         store.refresh_size();
         let compacted = {
-            let rtxn = store.backend.env.read_txn()?;
-            store.meta_i64(&rtxn, META_COMPACT_REV, -1)?
+            let b = store.backend.load();
+            let rtxn = b.env.read_txn()?;
+            meta_i64(&b, &rtxn, META_COMPACT_REV, -1)?
         };
         store.index_compacted.store(compacted, Ordering::Release);
         Ok(store)
@@ -118,37 +139,37 @@ impl Store {
             let [skv, smeta, slease] = crate::storage::backend::open_tables(&src, path)
                 .map_err(|e| Error::Corrupt(format!("{e:#}")))?;
             let stxn = src.read_txn()?;
-            let mut txn = self.backend.env.write_txn()?;
+            let b = self.backend.load_full();
+            let mut txn = b.env.write_txn()?;
+            // A defrag in progress must not swap in a copy of what this
+            // install replaces.
+            self.rewrites.fetch_add(1, Ordering::AcqRel);
             let mut kept = Vec::new();
             for k in keep {
-                if let Some(v) = self.backend.meta.get(&txn, k)? {
+                if let Some(v) = b.meta.get(&txn, k)? {
                     kept.push((k.to_vec(), v.to_vec()));
                 }
             }
-            self.backend.kv.clear(&mut txn)?;
-            self.backend.meta.clear(&mut txn)?;
-            self.backend.lease.clear(&mut txn)?;
-            for (from, to) in [
-                (skv, self.backend.kv),
-                (smeta, self.backend.meta),
-                (slease, self.backend.lease),
-            ] {
+            b.kv.clear(&mut txn)?;
+            b.meta.clear(&mut txn)?;
+            b.lease.clear(&mut txn)?;
+            for (from, to) in [(skv, b.kv), (smeta, b.meta), (slease, b.lease)] {
                 for item in from.iter(&stxn)? {
                     let (k, v) = item?;
                     to.put(&mut txn, k, v)?;
                 }
             }
             for (k, v) in &kept {
-                self.backend.meta.put(&mut txn, k, v)?;
+                b.meta.put(&mut txn, k, v)?;
             }
             let applied = Applied {
-                index: self.meta_i64(&txn, META_CONSISTENT_INDEX, 0)? as u64,
-                term: self.meta_i64(&txn, META_TERM, 0)? as u64,
+                index: meta_i64(&b, &txn, META_CONSISTENT_INDEX, 0)? as u64,
+                term: meta_i64(&b, &txn, META_TERM, 0)? as u64,
             };
-            let compacted = self.meta_i64(&txn, META_COMPACT_REV, -1)?;
+            let compacted = meta_i64(&b, &txn, META_COMPACT_REV, -1)?;
             txn.commit()?;
             self.refresh_size();
-            let (index, leased) = scan(&self.backend)?;
+            let (index, leased) = scan(&b)?;
             *self.index.write().expect("index lock") = index;
             *self.leased_keys.lock().expect("leased keys lock") = leased;
             self.index_compacted.store(compacted, Ordering::Release);
@@ -160,25 +181,29 @@ impl Store {
 
     /// Meta keys starting with `prefix`, with their values.
     pub fn meta_with_prefix(&self, prefix: &[u8]) -> Result<Vec<MetaEntry>, Error> {
-        let rtxn = self.backend.env.read_txn()?;
+        let b = self.backend.load();
+        let rtxn = b.env.read_txn()?;
         let mut out = Vec::new();
-        for item in self.backend.meta.prefix_iter(&rtxn, prefix)? {
+        for item in b.meta.prefix_iter(&rtxn, prefix)? {
             let (k, v) = item?;
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
     }
 
-    pub fn backend(&self) -> &Backend {
-        &self.backend
+    /// The current backend (a defrag may replace it at any time; the
+    /// returned one stays open while held).
+    pub fn backend(&self) -> Arc<Backend> {
+        self.backend.load_full()
     }
 
     /// The last raft entry whose effects are in this store.
     pub fn applied(&self) -> Result<Applied, Error> {
-        let rtxn = self.backend.env.read_txn()?;
+        let b = self.backend.load();
+        let rtxn = b.env.read_txn()?;
         Ok(Applied {
-            index: self.meta_i64(&rtxn, META_CONSISTENT_INDEX, 0)? as u64,
-            term: self.meta_i64(&rtxn, META_TERM, 0)? as u64,
+            index: meta_i64(&b, &rtxn, META_CONSISTENT_INDEX, 0)? as u64,
+            term: meta_i64(&b, &rtxn, META_TERM, 0)? as u64,
         })
     }
 
@@ -189,9 +214,10 @@ impl Store {
 
     /// Every lease in the lease table.
     pub fn leases(&self) -> Result<Vec<LeaseRecord>, Error> {
-        let rtxn = self.backend.env.read_txn()?;
+        let b = self.backend.load();
+        let rtxn = b.env.read_txn()?;
         let mut out = Vec::new();
-        for item in self.backend.lease.iter(&rtxn)? {
+        for item in b.lease.iter(&rtxn)? {
             let (_, v) = item?;
             out.push(
                 LeaseRecord::decode(v)
@@ -202,16 +228,20 @@ impl Store {
     }
 
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let rtxn = self.backend.env.read_txn()?;
-        Ok(self.backend.meta.get(&rtxn, key)?.map(<[u8]>::to_vec))
+        let b = self.backend.load();
+        let rtxn = b.env.read_txn()?;
+        Ok(b.meta.get(&rtxn, key)?.map(<[u8]>::to_vec))
     }
 
     /// A consistent read snapshot.
     pub fn read(&self) -> Result<ReadView<'_>, Error> {
         loop {
-            let txn = self.backend.env.read_txn()?;
-            let current = self.meta_i64(&txn, META_CURRENT_REV, 1)?;
-            let compacted = self.meta_i64(&txn, META_COMPACT_REV, -1)?;
+            let backend = self.backend.load_full();
+            // The txn holds its own handle on the environment, so a defrag
+            // swapping the backend cannot close it under this reader.
+            let txn = backend.env.clone().static_read_txn()?;
+            let current = meta_i64(&backend, &txn, META_CURRENT_REV, 1)?;
+            let compacted = meta_i64(&backend, &txn, META_COMPACT_REV, -1)?;
             // The index has dropped revisions this snapshot may still need:
             // a compaction committed after our txn began. Take a newer one.
             if self.index_compacted.load(Ordering::Acquire) > current {
@@ -220,6 +250,7 @@ impl Store {
             return Ok(ReadView {
                 store: self,
                 txn,
+                backend,
                 current,
                 compacted,
             });
@@ -229,12 +260,26 @@ impl Store {
     /// Starts the only write transaction. Call from the apply thread only:
     /// an LMDB write txn must end on the thread that began it.
     pub fn write(&self) -> Result<WriteTxn<'_>, Error> {
-        let txn = self.backend.env.write_txn()?;
-        let current = self.meta_i64(&txn, META_CURRENT_REV, 1)?;
-        let compacted = self.meta_i64(&txn, META_COMPACT_REV, -1)?;
+        let (backend, txn) = loop {
+            let backend = self.backend.load_full();
+            let txn = backend.env.write_txn()?;
+            // SAFETY: the txn borrows the environment inside `backend`, an
+            // Arc that `WriteTxn` holds (declared after `txn`, so dropped
+            // after it): the environment outlives the txn.
+            let txn: RwTxn<'static> = unsafe { std::mem::transmute(txn) };
+            // A defrag that swapped backends holds the old one's write lock
+            // until the swap; whoever waited on it must use the new one.
+            if Arc::ptr_eq(&backend, &self.backend.load()) {
+                break (backend, txn);
+            }
+            txn.abort();
+        };
+        let current = meta_i64(&backend, &txn, META_CURRENT_REV, 1)?;
+        let compacted = meta_i64(&backend, &txn, META_COMPACT_REV, -1)?;
         Ok(WriteTxn {
             store: self,
             txn,
+            backend,
             current,
             compacted,
             sub: 0,
@@ -245,13 +290,36 @@ impl Store {
         })
     }
 
+    /// etcd's Hash: a CRC32C over the whole backend, leaving out the meta
+    /// keys named in `skip` (what differs between members), and the
+    /// revision it reflects.
+    pub fn hash(&self, skip: &[&[u8]]) -> anyhow::Result<(u32, i64)> {
+        let b = self.backend.load_full();
+        let tables = crate::storage::hash::tables(&b.env)?;
+        let rtxn = b.env.read_txn()?;
+        let rev = meta_i64(&b, &rtxn, META_CURRENT_REV, 1)?;
+        let h = crate::storage::hash::backend_hash(&rtxn, &tables, skip)?;
+        Ok((h.hash, rev))
+    }
+
+    /// The backend file's path (`member/snap/db`).
+    pub fn db_path(&self) -> &std::path::Path {
+        &self.db_path
+    }
+
+    /// Makes `new` the backend of every later read and write.
+    pub(super) fn swap_backend(&self, new: Arc<Backend>) {
+        self.backend.store(new);
+        self.refresh_size();
+    }
+
     /// Bytes of the backend file as of the last commit.
     pub fn size_bytes(&self) -> i64 {
         self.size_bytes.load(Ordering::Acquire)
     }
 
     fn refresh_size(&self) {
-        if let Ok(n) = self.backend.env.real_disk_size() {
+        if let Ok(n) = self.backend.load().env.real_disk_size() {
             self.size_bytes.store(n as i64, Ordering::Release);
         }
     }
@@ -259,14 +327,15 @@ impl Store {
     /// Bytes of the backend file, and bytes of it holding live pages
     /// (etcd's dbSize and dbSizeInUse).
     pub fn db_size(&self) -> Result<(i64, i64), Error> {
-        let env = self.backend.env;
+        let b = self.backend.load();
+        let env = &b.env;
         let file = env.real_disk_size()? as i64;
         let rtxn = env.read_txn()?;
         let mut pages = 2u64; // LMDB's two meta pages
         let mut page_size = 4096u64;
         for st in [
-            self.backend.kv.stat(&rtxn)?,
-            self.backend.meta.stat(&rtxn)?,
+            b.kv.stat(&rtxn)?,
+            b.meta.stat(&rtxn)?,
             env.unnamed_database_stat(),
         ] {
             page_size = u64::from(st.page_size);
@@ -280,19 +349,10 @@ impl Store {
         self.index.read().expect("index lock").live_keys()
     }
 
-    fn meta_i64(&self, txn: &RoTxn<'_>, key: &[u8], default: i64) -> Result<i64, Error> {
-        match self.backend.meta.get(txn, key)? {
-            None => Ok(default),
-            Some(b) => b
-                .try_into()
-                .map(i64::from_be_bytes)
-                .map_err(|_| Error::Corrupt(format!("bad meta value for {key:?}"))),
-        }
-    }
-
     /// Shared by readers and the writer: keys in `range` at `rev`.
     fn range_at(
         &self,
+        backend: &Backend,
         txn: &RoTxn<'_>,
         range: &KeyRange,
         rev: i64,
@@ -317,8 +377,7 @@ impl Store {
         }
         let mut kvs = Vec::with_capacity(found.len());
         for (key, change) in found {
-            let raw = self
-                .backend
+            let raw = backend
                 .kv
                 .get(txn, &change.rev.to_bytes())?
                 .ok_or_else(|| {
@@ -333,6 +392,16 @@ impl Store {
             kvs.push(kv);
         }
         Ok((kvs, count))
+    }
+}
+
+fn meta_i64(b: &Backend, txn: &RoTxn<'_>, key: &[u8], default: i64) -> Result<i64, Error> {
+    match b.meta.get(txn, key)? {
+        None => Ok(default),
+        Some(v) => v
+            .try_into()
+            .map(i64::from_be_bytes)
+            .map_err(|_| Error::Corrupt(format!("bad meta value for {key:?}"))),
     }
 }
 
@@ -403,7 +472,8 @@ fn check_rev(rev: i64, current: i64, compacted: i64) -> Result<i64, Error> {
 
 pub struct ReadView<'s> {
     store: &'s Store,
-    txn: RoTxn<'s, WithoutTls>,
+    txn: RoTxn<'static, WithoutTls>,
+    backend: Arc<Backend>,
     current: i64,
     compacted: i64,
 }
@@ -430,7 +500,7 @@ impl ReadView<'_> {
         }
         let upper = if rev > 0 { rev } else { self.current };
         let mut crc = crc32c::crc32c(b"key");
-        for item in self.store.backend.kv.iter(&self.txn)? {
+        for item in self.backend.kv.iter(&self.txn)? {
             let (k, v) = item?;
             let r = Revision::from_bytes(k)
                 .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
@@ -472,7 +542,9 @@ impl ReadView<'_> {
 
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, Error> {
         let rev = check_rev(opts.rev, self.current, self.compacted)?;
-        let (kvs, count) = self.store.range_at(&self.txn, range, rev, &opts)?;
+        let (kvs, count) = self
+            .store
+            .range_at(&self.backend, &self.txn, range, rev, &opts)?;
         Ok(RangeResult {
             kvs,
             count,
@@ -497,7 +569,7 @@ impl ReadView<'_> {
         let mut count = 0usize;
         let start = Revision::new(from.max(0), 0).to_bytes();
         let bounds = (Bound::Included(&start[..]), Bound::Unbounded);
-        for item in self.store.backend.kv.range(&self.txn, &bounds)? {
+        for item in self.backend.kv.range(&self.txn, &bounds)? {
             let (k, v) = item?;
             let rev = Revision::from_bytes(k)
                 .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
@@ -542,9 +614,13 @@ impl ReadView<'_> {
             rev: rev - 1,
             ..Default::default()
         };
-        let (mut kvs, _) =
-            self.store
-                .range_at(&self.txn, &KeyRange::Single(key.to_vec()), rev - 1, &opts)?;
+        let (mut kvs, _) = self.store.range_at(
+            &self.backend,
+            &self.txn,
+            &KeyRange::Single(key.to_vec()),
+            rev - 1,
+            &opts,
+        )?;
         Ok(kvs.pop())
     }
 }
@@ -556,7 +632,9 @@ type Compaction = (i64, Vec<(Vec<u8>, Revision)>);
 /// The apply thread's transaction; one per applied batch of raft entries.
 pub struct WriteTxn<'s> {
     store: &'s Store,
-    txn: RwTxn<'s>,
+    /// Borrows the environment in `backend` (see `Store::write`).
+    txn: RwTxn<'static>,
+    backend: Arc<Backend>,
     current: i64,
     compacted: i64,
     /// Changes made by the request being applied (they share `current + 1`).
@@ -593,7 +671,9 @@ impl WriteTxn<'_> {
     /// them too, as etcd's write txn reports it.
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, Error> {
         let rev = check_rev(opts.rev, self.read_rev(), self.compacted)?;
-        let (kvs, count) = self.store.range_at(&self.txn, range, rev, &opts)?;
+        let (kvs, count) = self
+            .store
+            .range_at(&self.backend, &self.txn, range, rev, &opts)?;
         Ok(RangeResult {
             kvs,
             count,
@@ -626,7 +706,7 @@ impl WriteTxn<'_> {
             value,
             lease,
         };
-        self.store.backend.kv.put(
+        self.backend.kv.put(
             &mut self.txn,
             &rev.to_bytes(),
             &encode_record(RECORD_PUT, &kv),
@@ -661,7 +741,7 @@ impl WriteTxn<'_> {
                 mod_revision: main,
                 ..Default::default()
             };
-            self.store.backend.kv.put(
+            self.backend.kv.put(
                 &mut self.txn,
                 &rev.to_bytes(),
                 &encode_record(RECORD_DELETE, &tomb),
@@ -711,10 +791,7 @@ impl WriteTxn<'_> {
         let mut dropped = Vec::with_capacity(touched.len());
         for (sub, key) in touched.into_iter().enumerate() {
             let rev = Revision::new(main, sub as i64);
-            self.store
-                .backend
-                .kv
-                .delete(&mut self.txn, &rev.to_bytes())?;
+            self.backend.kv.delete(&mut self.txn, &rev.to_bytes())?;
             dropped.push((key, rev));
         }
         self.store
@@ -748,7 +825,16 @@ impl WriteTxn<'_> {
             .observe(started.elapsed().as_secs_f64() * 1000.0);
         m.db_compaction_keys_total.inc_by(dropped.len() as u64);
         for (_, r) in &dropped {
-            self.store.backend.kv.delete(&mut self.txn, &r.to_bytes())?;
+            self.backend.kv.delete(&mut self.txn, &r.to_bytes())?;
+        }
+        if let Some(journal) = self
+            .store
+            .defrag_journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            journal.extend(dropped.iter().map(|(_, r)| *r));
         }
         self.compacted = rev;
         self.compaction = Some((rev, dropped));
@@ -760,7 +846,7 @@ impl WriteTxn<'_> {
     /// Returns the events of the committed requests, for watchers.
     pub fn commit(mut self, applied: Applied) -> Result<Vec<RevEvents>, Error> {
         debug_assert_eq!(self.sub, 0, "end_request before commit");
-        let meta = self.store.backend.meta;
+        let meta = self.backend.meta;
         meta.put(&mut self.txn, META_CURRENT_REV, &self.current.to_be_bytes())?;
         meta.put(
             &mut self.txn,
@@ -790,7 +876,7 @@ impl WriteTxn<'_> {
     }
 
     pub fn put_lease(&mut self, lease: &LeaseRecord) -> Result<(), Error> {
-        self.store.backend.lease.put(
+        self.backend.lease.put(
             &mut self.txn,
             &lease.id.to_be_bytes(),
             &lease.encode_to_vec(),
@@ -799,8 +885,7 @@ impl WriteTxn<'_> {
     }
 
     pub fn delete_lease(&mut self, id: i64) -> Result<(), Error> {
-        self.store
-            .backend
+        self.backend
             .lease
             .delete(&mut self.txn, &id.to_be_bytes())?;
         Ok(())
@@ -808,12 +893,12 @@ impl WriteTxn<'_> {
 
     /// Stores a named value (member and cluster ids) in this transaction.
     pub fn put_meta(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
-        self.store.backend.meta.put(&mut self.txn, key, value)?;
+        self.backend.meta.put(&mut self.txn, key, value)?;
         Ok(())
     }
 
     pub fn delete_meta(&mut self, key: &[u8]) -> Result<(), Error> {
-        self.store.backend.meta.delete(&mut self.txn, key)?;
+        self.backend.meta.delete(&mut self.txn, key)?;
         Ok(())
     }
 }

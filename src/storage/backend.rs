@@ -12,13 +12,16 @@ use std::path::Path;
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, WithoutTls};
 
-/// Tables of the MVCC schema.
+/// An open backend file and the tables of the MVCC schema.
 ///
-/// The environment is leaked on purpose: heed's `Database` borrows its
-/// `Env`, a process opens one environment for its whole life, and a
-/// `'static` borrow keeps the handles plain `Copy` values.
+/// heed ties a `Database` handle to a borrow of its `Env`; the handles here
+/// are widened to `'static` and live in the same struct as the `Env` they
+/// belong to, so they are never used after it closes (and heed checks at
+/// each use that a handle matches the txn's environment). An online defrag
+/// replaces the whole `Backend`; the old one closes when its last reader
+/// lets go of it.
 pub struct Backend {
-    pub env: &'static Env<WithoutTls>,
+    pub env: Env<WithoutTls>,
     /// revision (16 bytes BE) → record (see `mvcc::store`).
     pub kv: Database<'static, Bytes, Bytes>,
     /// named scalars: consistent index, current/compacted revision, ids.
@@ -26,6 +29,8 @@ pub struct Backend {
     /// lease id (8 bytes BE) → `LeaseRecord`.
     pub lease: Database<'static, Bytes, Bytes>,
 }
+
+type Table<'e> = Database<'e, Bytes, Bytes>;
 
 /// Virtual address space reserved for the map; LMDB grows the file lazily.
 pub const DEFAULT_MAP_SIZE: usize = 16 << 30;
@@ -48,7 +53,6 @@ impl Backend {
                 .open(path)
         }
         .with_context(|| format!("open backend {}", path.display()))?;
-        let env: &'static Env<WithoutTls> = Box::leak(Box::new(env));
         let wtxn = env.write_txn()?;
         let (kv, meta, lease) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
@@ -58,6 +62,15 @@ impl Backend {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((kv, meta, lease)))
             })?
             .unwrap_commit();
+        // SAFETY: see the struct comment; the handles are plain (env id,
+        // dbi) pairs stored next to the Env that outlives their uses.
+        let (kv, meta, lease) = unsafe {
+            (
+                std::mem::transmute::<Table<'_>, Table<'static>>(kv),
+                std::mem::transmute::<Table<'_>, Table<'static>>(meta),
+                std::mem::transmute::<Table<'_>, Table<'static>>(lease),
+            )
+        };
         Ok(Backend {
             env,
             kv,

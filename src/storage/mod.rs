@@ -3,6 +3,7 @@
 //! (the MVCC state in LMDB). A lock file keeps a second process out.
 
 pub mod backend;
+pub mod hash;
 pub mod snapshot;
 pub mod wal;
 

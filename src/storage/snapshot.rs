@@ -28,15 +28,18 @@ struct State {
     generating: bool,
 }
 
+/// Hands out the live backend's environment (a defrag may replace it).
+pub type CurrentEnv = Arc<dyn Fn() -> Env<WithoutTls> + Send + Sync>;
+
 pub struct Snapshotter {
     dir: PathBuf,
     /// The live backend; `None` in unit tests.
-    env: Option<&'static Env<WithoutTls>>,
+    env: Option<CurrentEnv>,
     state: Arc<Mutex<State>>,
 }
 
 impl Snapshotter {
-    pub fn new(dir: PathBuf, env: &'static Env<WithoutTls>) -> Self {
+    pub fn new(dir: PathBuf, env: CurrentEnv) -> Self {
         // Half-written files of a previous run are useless.
         if let Ok(rd) = std::fs::read_dir(&dir) {
             for e in rd.flatten() {
@@ -84,7 +87,7 @@ impl Snapshotter {
                 return Some(meta.clone());
             }
         }
-        let env = self.env?;
+        let env = (self.env.as_ref()?)();
         if !state.generating {
             state.generating = true;
             tracing::info!(
@@ -96,7 +99,7 @@ impl Snapshotter {
             let spawned = std::thread::Builder::new()
                 .name("snapshot".into())
                 .spawn(move || {
-                    let made = generate(&dir, env);
+                    let made = generate(&dir, &env);
                     let mut state = shared.lock().expect("snapshotter lock");
                     state.generating = false;
                     match made {
