@@ -135,12 +135,15 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     notifier.status("opening the backend and replaying the write-ahead log");
 
     // LMDB's map is address space, not memory: reserve well past the quota
-    // so that the quota, not a full map, is what stops writes.
+    // so that the quota, not a full map, is what stops writes. A full map
+    // would fail a committed entry's apply; so even with the quota disabled
+    // NOSPACE is raised at three quarters of the map.
     let quota = crate::server::alarm::effective_quota(opts.quota_backend_bytes);
-    let map_size = quota
-        .map(|q| (q as usize).saturating_mul(4))
-        .unwrap_or(0)
-        .max(DEFAULT_MAP_SIZE);
+    let map_size = match quota {
+        Some(q) => (q as usize).saturating_mul(4).max(DEFAULT_MAP_SIZE),
+        None => 4 * DEFAULT_MAP_SIZE,
+    };
+    let quota = Some(quota.unwrap_or(i64::MAX).min((map_size / 4 * 3) as i64));
     crate::mvcc::defrag::remove_stray_copies(&data_dir.db_path);
     let backend = Backend::open(&data_dir.db_path, map_size)?;
     let store = Arc::new(Store::open(backend).context("open backend")?);

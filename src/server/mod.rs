@@ -89,8 +89,8 @@ pub struct Limits {
     /// How long a request may wait for raft and apply (etcd: 5 s plus two
     /// election timeouts).
     pub request_timeout: Duration,
-    /// Backend bytes past which writes are refused (NOSPACE); `None` when
-    /// the quota is disabled.
+    /// Backend bytes past which writes are refused (NOSPACE); `None` never
+    /// refuses (unit tests).
     pub quota_backend_bytes: Option<i64>,
 }
 
