@@ -153,6 +153,45 @@ pub struct RaftNode {
     member_id: u64,
 }
 
+/// The log a brand-new cluster starts with, as etcd's bootstrap writes
+/// it: one committed ConfChangeAddNode per initial member at term 1, so
+/// members that join later learn the initial configuration from the log
+/// itself. `etcdutl snapshot restore` writes the same log.
+pub fn bootstrap_log(members: &[Member]) -> anyhow::Result<(Vec<Entry>, HardState)> {
+    let mut entries = Vec::with_capacity(members.len());
+    for (i, m) in members.iter().enumerate() {
+        let cc = ConfChange {
+            change_type: ConfChangeType::AddNode,
+            node_id: m.id,
+            context: prost::Message::encode_to_vec(m).into(),
+            ..Default::default()
+        };
+        let mut e = Entry {
+            term: 1,
+            index: i as u64 + 1,
+            ..Default::default()
+        };
+        e.set_entry_type(EntryType::EntryConfChange);
+        e.data = cc.write_to_bytes()?.into();
+        entries.push(e);
+    }
+    let hs = HardState {
+        term: 1,
+        commit: entries.len() as u64,
+        ..Default::default()
+    };
+    Ok((entries, hs))
+}
+
+/// The conf state once the bootstrap log is applied: every initial member
+/// votes.
+pub fn bootstrap_conf_state(members: &[Member]) -> ConfState {
+    ConfState {
+        voters: members.iter().map(|m| m.id).collect(),
+        ..Default::default()
+    }
+}
+
 /// What `RaftNode::open` hands back besides the node.
 pub struct Opened {
     pub node: RaftNode,
@@ -187,31 +226,7 @@ impl RaftNode {
         if fresh {
             snapshot_index = 0;
             if let Some(members) = &opts.bootstrap {
-                // etcd's bootstrap: one committed ConfChangeAddNode per
-                // initial member at term 1, so members that join later
-                // learn the initial configuration from the log itself.
-                let mut entries = Vec::new();
-                for (i, m) in members.iter().enumerate() {
-                    let cc = ConfChange {
-                        change_type: ConfChangeType::AddNode,
-                        node_id: m.id,
-                        context: prost::Message::encode_to_vec(m).into(),
-                        ..Default::default()
-                    };
-                    let mut e = Entry {
-                        term: 1,
-                        index: i as u64 + 1,
-                        ..Default::default()
-                    };
-                    e.set_entry_type(EntryType::EntryConfChange);
-                    e.data = cc.write_to_bytes()?.into();
-                    entries.push(e);
-                }
-                let hs = HardState {
-                    term: 1,
-                    commit: entries.len() as u64,
-                    ..Default::default()
-                };
+                let (entries, hs) = bootstrap_log(members)?;
                 wal.append_entries(&entries)?;
                 wal.set_hard_state(&hs)?;
                 wal.sync()?;
