@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod hash;
+pub mod hash;
 pub mod snapshot;
 pub mod wal;
 
