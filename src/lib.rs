@@ -8,6 +8,7 @@
 //! - `apply`: the apply thread, the only LMDB writer; etcd's request semantics.
 //! - `mvcc`: revisions, the key index, reads and writes on LMDB.
 //! - `storage`: the data dir, the WAL and the LMDB environment.
+//! - `etcdutl`: offline tools over data dirs and snapshot files.
 //! - `logging`: etcd's zap-style structured logs.
 //! - `metrics`: Prometheus metrics under etcd's names.
 //! - `notify`: systemd's readiness and watchdog notifications.
@@ -19,6 +20,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod etcdmain;
+pub mod etcdutl;
 pub mod gofmt;
 pub mod lease;
 pub mod logging;
