@@ -5,6 +5,18 @@
 //! the keys are served, the member and cluster ids are the new cluster's,
 //! the revision is bumped and a watcher resuming from an old revision is
 //! told it was compacted.
+//!
+//! What "equal" means after a restore: by default the restored revision
+//! is bumped and everything up to it compacted, so the new cluster holds,
+//! for every key live at the snapshot's revision R, exactly the record of
+//! its last change at or before R (same key, value, create and mod
+//! revisions, version and lease), and nothing older. Its HashKV at its
+//! current revision therefore equals the old cluster's HashKV at R once the
+//! old cluster is compacted at R (HashKV hashes the records kept up to a
+//! revision). With `--bump-revision 0` the whole history is kept and the
+//! HashKV at R is equal without compacting anything.
+
+mod support_cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -18,9 +30,11 @@ use rsetcd::proto::etcdserverpb::lease_client::LeaseClient;
 use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use rsetcd::proto::etcdserverpb::watch_client::WatchClient;
 use rsetcd::proto::etcdserverpb::{
-    watch_request, DeleteRangeRequest, HashKvRequest, LeaseGrantRequest, LeaseTimeToLiveRequest,
-    MemberListRequest, PutRequest, RangeRequest, WatchCreateRequest, WatchRequest,
+    watch_request, CompactionRequest, DeleteRangeRequest, HashKvRequest, LeaseGrantRequest,
+    LeaseTimeToLiveRequest, MemberListRequest, PutRequest, RangeRequest, SnapshotRequest,
+    WatchCreateRequest, WatchRequest,
 };
+use rsetcd::proto::mvccpb::KeyValue;
 use sha2::{Digest, Sha256};
 use tonic::transport::{Channel, Endpoint};
 
@@ -702,4 +716,170 @@ async fn backup_copies_the_data_under_a_new_identity() {
         .put(put("x", "y"))
         .await
         .expect("the copy takes writes");
+}
+
+/// Every key at `rev` (0: the newest), through `channel`.
+async fn all_kvs(channel: Channel, rev: i64) -> (Vec<KeyValue>, i64) {
+    let r = KvClient::new(channel)
+        .range(RangeRequest {
+            key: b"\0".to_vec(),
+            range_end: b"\0".to_vec(),
+            revision: rev,
+            ..Default::default()
+        })
+        .await
+        .expect("range all")
+        .into_inner();
+    (r.kvs, r.header.expect("header").revision)
+}
+
+/// The Snapshot RPC's stream written to `out`, as `etcdctl snapshot save`
+/// writes it: every blob in order (the backend, then its SHA-256).
+async fn save_snapshot(channel: Channel, out: &Path) -> usize {
+    let mut stream = MaintenanceClient::new(channel)
+        .snapshot(SnapshotRequest {})
+        .await
+        .expect("snapshot")
+        .into_inner();
+    let mut bytes = Vec::new();
+    let mut last_blob = 0;
+    while let Some(chunk) = stream.message().await.expect("snapshot stream") {
+        last_blob = chunk.blob.len();
+        bytes.extend_from_slice(&chunk.blob);
+    }
+    assert_eq!(last_blob, 32, "the stream ends with the SHA-256");
+    std::fs::write(out, &bytes).expect("write snapshot");
+    bytes.len()
+}
+
+/// The path users take: snapshot a three-member cluster while it takes
+/// writes, restore the file into three new data dirs, start them: the new
+/// cluster serves the keys the snapshot held, its HashKV matches the old
+/// cluster's at the snapshot's revision (see the module comment for what
+/// "equal" means after the bump), and a watcher of the old cluster
+/// resuming against the new one is told its revision was compacted.
+#[tokio::test]
+async fn snapshot_of_a_loaded_cluster_restores_into_a_new_cluster() {
+    let old = support_cluster::Cluster::start(support_cluster::Flavor::Ours, 3, &[])
+        .await
+        .expect("old cluster");
+    let mut kv = old.members[0].kv().await.expect("connect");
+    let mut seen = 0;
+    for i in 0..50 {
+        seen = kv
+            .put(put(&format!("k{i:02}"), "v0"))
+            .await
+            .expect("put")
+            .into_inner()
+            .header
+            .expect("header")
+            .revision;
+    }
+    // A writer keeps going through m1 while m3 is snapshotted.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        let mut kv = old.members[0].kv().await.expect("connect");
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("k{:02}", i % 60);
+                if i % 7 == 3 {
+                    kv.delete_range(DeleteRangeRequest {
+                        key: key.into_bytes(),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("delete under load");
+                } else {
+                    kv.put(put(&key, &format!("v{i}")))
+                        .await
+                        .expect("put under load");
+                }
+                i += 1;
+            }
+            i
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let snapshot = dir.path().join("cluster.db");
+    save_snapshot(old.members[2].channel().await.expect("connect"), &snapshot).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = load.await.expect("load task");
+    assert!(writes > 20, "the cluster was under load ({writes} writes)");
+
+    let status: serde_json::Value = serde_json::from_str(&ok(etcdutl(&[
+        "snapshot",
+        "status",
+        s(&snapshot),
+        "-w",
+        "json",
+    ])))
+    .expect("json");
+    let r = status["revision"].as_i64().expect("revision");
+    let (_, old_now) = all_kvs(old.members[0].channel().await.expect("connect"), 0).await;
+    assert!(
+        seen < r && r < old_now,
+        "snapshot taken mid-load: {seen} < {r} < {old_now}"
+    );
+
+    let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let cluster = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("n{}=http://127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes = Vec::new();
+    for (i, &p) in peers.iter().enumerate() {
+        let name = format!("n{}", i + 1);
+        let data_dir = dir.path().join(&name);
+        // The trailer the server appended is checked (no --skip-hash-check).
+        ok(restore(&snapshot, &data_dir, &name, &cluster, &[]));
+        nodes.push(Etcd::start(&name, &data_dir, p, &[]));
+    }
+    for n in &mut nodes {
+        n.wait_serving().await;
+    }
+
+    // Same keys, values and revisions as the old cluster at R.
+    let (want, _) = all_kvs(old.members[0].channel().await.expect("connect"), r).await;
+    assert!(!want.is_empty());
+    for n in &nodes {
+        let (got, rev) = all_kvs(n.channel().await.expect("connect"), 0).await;
+        assert_eq!(rev, r + BUMP);
+        assert_eq!(got, want, "{} serves the snapshot's keys", n.name);
+    }
+
+    // HashKV: the old cluster compacted at R hashes, up to R, exactly the
+    // records the restore kept.
+    KvClient::new(old.members[0].channel().await.expect("connect"))
+        .compact(CompactionRequest {
+            revision: r,
+            physical: true,
+        })
+        .await
+        .expect("compact the old cluster at R");
+    let (old_hash, _) = old.members[1].hash_kv(r).await.expect("old hashkv");
+    for n in &nodes {
+        let h = MaintenanceClient::new(n.channel().await.expect("connect"))
+            .hash_kv(HashKvRequest { revision: 0 })
+            .await
+            .expect("new hashkv")
+            .into_inner();
+        assert_eq!(
+            h.hash, old_hash,
+            "{} hashes as the old cluster at R",
+            n.name
+        );
+        assert_eq!(h.hash_revision, r + BUMP);
+        assert_eq!(h.compact_revision, r + BUMP);
+    }
+
+    // A watcher of the old cluster that had seen `seen` resumes here.
+    let (canceled, compact_revision, _) = watch_from(&nodes[2], "k01", seen + 1).await;
+    assert!(canceled);
+    assert_eq!(compact_revision, r + BUMP);
 }
