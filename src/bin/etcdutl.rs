@@ -169,7 +169,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Hashkv { args, rev } => {
             let format: OutputFormat = cli.write_out.parse()?;
             let [path] = args.as_slice() else {
-                return Err(Error::BadArgs(format!(
+                // cobra's ExactArgs: reported by Execute, so exit 1.
+                return Err(Error::Failed(anyhow::anyhow!(
                     "accepts 1 arg(s), received {}",
                     args.len()
                 )));

@@ -312,7 +312,7 @@ fn rewrite_backend(
             "cluster-id" = %format!("{:x}", identity.cluster_id),
             "local-member-id" = %format!("{:x}", identity.member_id),
             "added-peer-id" = %format!("{:x}", m.id),
-            "added-peer-peer-urls" = ?m.peer_urls,
+            "added-peer-peer-urls" = %m.peer_urls.join(","),
             "added member"
         );
     }
