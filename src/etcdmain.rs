@@ -145,8 +145,12 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     };
     let quota = Some(quota.unwrap_or(i64::MAX).min((map_size / 4 * 3) as i64));
     crate::mvcc::defrag::remove_stray_copies(&data_dir.db_path);
+    check_backend_file(&data_dir.db_path)?;
     let backend = Backend::open(&data_dir.db_path, map_size)?;
-    let store = Arc::new(Store::open(backend).context("open backend")?);
+    let store = Arc::new(
+        Store::open(backend)
+            .with_context(|| format!("open backend {}", data_dir.db_path.display()))?,
+    );
     let (member_id, cluster_id, bootstrap) = identity(&store, &opts).await?;
     crate::metrics::server().set_member_id(member_id);
     let membership = Arc::new(Membership::new(member_id, cluster_id));
@@ -197,6 +201,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         let (store, snapshots, membership) = (store.clone(), snapshots.clone(), membership.clone());
         move |meta: &raft::eraftpb::SnapshotMetadata| -> anyhow::Result<u64> {
             let path = snapshots.path(meta.index);
+            check_backend_file(&path)?;
             tracing::info!(index = meta.index, path = %path.display(), "installing the snapshot the WAL records (a previous run stopped before it was applied)");
             let keep: [&[u8]; 2] = [META_MEMBER_ID, META_CLUSTER_ID];
             let applied = store
@@ -426,6 +431,23 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         s.abort();
     }
     tracing::info!("stopped serving; data synced");
+    Ok(())
+}
+
+/// Refuses a damaged LMDB file before LMDB maps it (see
+/// `storage::lmdb_check`): a truncated or overwritten file would otherwise
+/// crash the process with SIGBUS on first use.
+fn check_backend_file(path: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    if let Some(summary) = crate::storage::lmdb_check::check_file(path)? {
+        tracing::info!(
+            path = %path.display(),
+            tree_pages = summary.tree_pages,
+            overflow_pages = summary.overflow_pages,
+            took = ?started.elapsed(),
+            "checked the structure of the backend file"
+        );
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 
 pub mod backend;
 pub mod hash;
-pub mod hash;
+pub mod lmdb_check;
 pub mod snapshot;
 pub mod wal;
 
