@@ -237,6 +237,12 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             "starting a member of a new cluster"
         );
     }
+    let request_timeout = Duration::from_secs(5) + 2 * opts.election_timeout;
+    // As etcd: only a member that has data already is checked (a new one
+    // has nothing to compare), before it serves peers or clients.
+    if opts.initial_corrupt_check && !opened.fresh {
+        crate::server::corrupt::initial_check(&store, &membership, request_timeout).await?;
+    }
     let raft_handle = opened.handle.clone();
     let transport = Transport::new(
         membership.clone(),
@@ -253,6 +259,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             membership.clone(),
             raft_handle.tx.clone(),
             snapshots.clone(),
+            store.clone(),
         );
         let mut stop = peer_shutdown_rx.clone();
         peer_serving.push(tokio::spawn(
@@ -309,7 +316,6 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         .spawn(move || applier.run(apply_rx))?;
 
     let (ready_tx, ready_rx) = watch::channel(false);
-    let request_timeout = Duration::from_secs(5) + 2 * opts.election_timeout;
     let server = Arc::new(EtcdServer::new(
         member_id,
         cluster_id,
@@ -346,6 +352,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         opts.auto_compaction,
         crate::server::compactor::revision_check_interval(),
     );
+    crate::server::corrupt::spawn_periodic(&server, opts.corrupt_check_time);
 
     notifier.status("waiting for a leader; publishing this member through raft");
     publish(&server, &opts).await?;

@@ -700,16 +700,20 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "Time (in milliseconds) for a read to timeout.",
     ),
     // Experimental features
-    Setting::new("experimental-initial-corrupt-check", Bool, "false").help(
-        Experimental,
-        "'false'",
-        "Enable to check data corruption before serving any client/peer traffic.",
-    ),
-    Setting::new("experimental-corrupt-check-time", Duration, "0s").help(
-        Experimental,
-        "'0s'",
-        "Duration of time between cluster corruption check passes.",
-    ),
+    Setting::new("experimental-initial-corrupt-check", Bool, "false")
+        .supported()
+        .help(
+            Experimental,
+            "'false'",
+            "Enable to check data corruption before serving any client/peer traffic.",
+        ),
+    Setting::new("experimental-corrupt-check-time", Duration, "0s")
+        .supported()
+        .help(
+            Experimental,
+            "'0s'",
+            "Duration of time between cluster corruption check passes.",
+        ),
     Setting::new("experimental-compact-hash-check-enabled", Bool, "false").help(
         Experimental,
         "'false'",

@@ -9,10 +9,11 @@ use tokio::io::AsyncWriteExt as _;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::cluster::Membership;
+use crate::mvcc::Store;
 use crate::proto::peer::peer_server::{Peer, PeerServer};
 use crate::proto::peer::{
-    MembersRequest, MembersResponse, ProbeRequest, ProbeResponse, RaftBatch, RaftStreamEnd, Route,
-    SnapshotAck, SnapshotChunk,
+    MembersRequest, MembersResponse, PeerHashKvRequest, PeerHashKvResponse, ProbeRequest,
+    ProbeResponse, RaftBatch, RaftStreamEnd, Route, SnapshotAck, SnapshotChunk,
 };
 use crate::raft::RaftMsg;
 use crate::storage::snapshot::Snapshotter;
@@ -21,17 +22,21 @@ pub struct PeerService {
     membership: Arc<Membership>,
     raft_tx: Sender<RaftMsg>,
     snapshots: Arc<Snapshotter>,
+    /// Read for HashKV.
+    store: Arc<Store>,
 }
 
 pub fn server(
     membership: Arc<Membership>,
     raft_tx: Sender<RaftMsg>,
     snapshots: Arc<Snapshotter>,
+    store: Arc<Store>,
 ) -> PeerServer<PeerService> {
     PeerServer::new(PeerService {
         membership,
         raft_tx,
         snapshots,
+        store,
     })
     .max_decoding_message_size(usize::MAX)
     .max_encoding_message_size(usize::MAX)
@@ -202,5 +207,35 @@ impl Peer for PeerService {
     ) -> Result<Response<ProbeResponse>, Status> {
         self.check(request.get_ref().route.as_ref())?;
         Ok(Response::new(ProbeResponse {}))
+    }
+
+    async fn hash_kv(
+        &self,
+        request: Request<PeerHashKvRequest>,
+    ) -> Result<Response<PeerHashKvResponse>, Status> {
+        let request = request.into_inner();
+        self.check(request.route.as_ref())?;
+        let (store, rev) = (self.store.clone(), request.revision);
+        // A scan of the whole keyspace: off the async workers.
+        let hashed = tokio::task::spawn_blocking(move || {
+            let view = store.read()?;
+            Ok::<_, crate::mvcc::Error>((view.hash_kv(rev)?, view.current_rev()))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("hash task failed: {e}")))?;
+        match hashed {
+            Ok((h, current)) => Ok(Response::new(PeerHashKvResponse {
+                member_id: self.membership.local_id,
+                revision: current,
+                hash: h.hash,
+                compact_revision: h.compact_revision,
+                hash_revision: h.hash_revision,
+            })),
+            Err(e @ (crate::mvcc::Error::FutureRev | crate::mvcc::Error::Compacted)) => {
+                tracing::warn!(requested_revision = rev, error = %e, "failed to get hashKV");
+                Err(Status::out_of_range(e.to_string()))
+            }
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod alarm;
 pub mod compactor;
+pub mod corrupt;
 pub mod forward;
 pub mod id;
 pub mod lease;
