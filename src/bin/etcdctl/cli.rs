@@ -15,7 +15,14 @@ pub const API_VERSION: &str = "3.5";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandId {
     Root,
+    Alarm,
+    AlarmDisarm,
+    AlarmList,
+    Check,
+    CheckDatascale,
+    CheckPerf,
     Compaction,
+    Defrag,
     Del,
     Elect,
     Endpoint,
@@ -31,6 +38,7 @@ pub enum CommandId {
     LeaseRevoke,
     LeaseTimeToLive,
     Lock,
+    MakeMirror,
     Member,
     MemberAdd,
     MemberList,
@@ -39,6 +47,8 @@ pub enum CommandId {
     MemberUpdate,
     MoveLeader,
     Put,
+    Snapshot,
+    SnapshotSave,
     Txn,
     Version,
     Watch,
@@ -482,7 +492,199 @@ The items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learne
     ),
 ];
 
+const ALARM_CHILDREN: &[CommandDef] = &[
+    leaf(
+        CommandId::AlarmDisarm,
+        "disarm",
+        "disarm",
+        "Disarms all alarms",
+        &[help_flag("help for disarm")],
+    ),
+    leaf(
+        CommandId::AlarmList,
+        "list",
+        "list",
+        "Lists all alarms",
+        &[help_flag("help for list")],
+    ),
+];
+
+const CHECK_CHILDREN: &[CommandDef] = &[
+    CommandDef {
+        long: "If no endpoint is provided, localhost will be used. If multiple endpoints are provided, first endpoint will be used.",
+        ..leaf(
+            CommandId::CheckDatascale,
+            "datascale",
+            "datascale [options]",
+            "Check the memory usage of holding data for different workloads on a given server endpoint.",
+            &[
+                help_flag("help for datascale"),
+                FlagSpec::new(
+                    "load",
+                    Str,
+                    "s",
+                    "The datascale check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
+                ),
+                FlagSpec::new(
+                    "prefix",
+                    Str,
+                    "/etcdctl-check-datascale/",
+                    "The prefix for writing the datascale check's keys.",
+                ),
+                FlagSpec::new(
+                    "auto-compact",
+                    Bool,
+                    "false",
+                    "Compact storage with last revision after test is finished.",
+                ),
+                FlagSpec::new(
+                    "auto-defrag",
+                    Bool,
+                    "false",
+                    "Defragment storage after test is finished.",
+                ),
+            ],
+        )
+    },
+    leaf(
+        CommandId::CheckPerf,
+        "perf",
+        "perf [options]",
+        "Check the performance of the etcd cluster",
+        &[
+            help_flag("help for perf"),
+            FlagSpec::new(
+                "load",
+                Str,
+                "s",
+                "The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
+            ),
+            FlagSpec::new(
+                "prefix",
+                Str,
+                "/etcdctl-check-perf/",
+                "The prefix for writing the performance check's keys.",
+            ),
+            FlagSpec::new(
+                "auto-compact",
+                Bool,
+                "false",
+                "Compact storage with last revision after test is finished.",
+            ),
+            FlagSpec::new(
+                "auto-defrag",
+                Bool,
+                "false",
+                "Defragment storage after test is finished.",
+            ),
+        ],
+    ),
+];
+
+const DEFRAG_FLAGS: &[FlagSpec] = &[
+    help_flag("help for defrag"),
+    FlagSpec::new(
+        "data-dir",
+        Str,
+        "",
+        "Optional. If present, defragments a data directory not in use by etcd.",
+    ),
+];
+
+const MAKE_MIRROR_FLAGS: &[FlagSpec] = &[
+    help_flag("help for make-mirror"),
+    FlagSpec::new("prefix", Str, "", "Key-value prefix to mirror"),
+    FlagSpec::new(
+        "dest-prefix",
+        Str,
+        "",
+        "destination prefix to mirror a prefix to a different prefix in the destination cluster",
+    ),
+    FlagSpec::new(
+        "no-dest-prefix",
+        Bool,
+        "false",
+        "mirror key-values to the root of the destination cluster",
+    ),
+    FlagSpec::new(
+        "dest-cert",
+        Str,
+        "",
+        "Identify secure client using this TLS certificate file for the destination cluster",
+    ),
+    FlagSpec::new(
+        "dest-key",
+        Str,
+        "",
+        "Identify secure client using this TLS key file",
+    ),
+    FlagSpec::new(
+        "dest-cacert",
+        Str,
+        "",
+        "Verify certificates of TLS enabled secure servers using this CA bundle",
+    ),
+    FlagSpec::new(
+        "dest-insecure-transport",
+        Bool,
+        "true",
+        "Disable transport security for client connections",
+    ),
+    FlagSpec::new(
+        "dest-user",
+        Str,
+        "",
+        "Destination username[:password] for authentication (prompt if password is not supplied)",
+    ),
+    FlagSpec::new(
+        "dest-password",
+        Str,
+        "",
+        "Destination password for authentication (if this option is used, --user option shouldn't include password)",
+    ),
+];
+
+const SNAPSHOT_CHILDREN: &[CommandDef] = &[leaf(
+    CommandId::SnapshotSave,
+    "save",
+    "save <filename>",
+    "Stores an etcd node backend snapshot to a given file",
+    &[help_flag("help for save")],
+)];
+
+/// A command that only groups subcommands (not runnable).
+const fn group(
+    id: CommandId,
+    name: &'static str,
+    usage: &'static str,
+    short: &'static str,
+    flags: &'static [FlagSpec],
+    children: &'static [CommandDef],
+) -> CommandDef {
+    CommandDef {
+        runnable: false,
+        children,
+        ..leaf(id, name, usage, short, flags)
+    }
+}
+
 const ROOT_CHILDREN: &[CommandDef] = &[
+    group(
+        CommandId::Alarm,
+        "alarm",
+        "alarm <subcommand>",
+        "Alarm related commands",
+        &[help_flag("help for alarm")],
+        ALARM_CHILDREN,
+    ),
+    group(
+        CommandId::Check,
+        "check",
+        "check <subcommand>",
+        "commands for checking properties of the etcd cluster",
+        &[help_flag("help for check")],
+        CHECK_CHILDREN,
+    ),
     leaf(
         CommandId::Compaction,
         "compaction",
@@ -490,6 +692,16 @@ const ROOT_CHILDREN: &[CommandDef] = &[
         "Compacts the event history in etcd",
         COMPACTION_FLAGS,
     ),
+    CommandDef {
+        persistent: ENDPOINT_PERSISTENT,
+        ..leaf(
+            CommandId::Defrag,
+            "defrag",
+            "defrag",
+            "Defragments the storage of the etcd members with given endpoints",
+            DEFRAG_FLAGS,
+        )
+    },
     leaf(
         CommandId::Del,
         "del",
@@ -551,6 +763,13 @@ Simply type etcdctl help [path to command] for full details.",
         "Acquires a named lock",
         LOCK_FLAGS,
     ),
+    leaf(
+        CommandId::MakeMirror,
+        "make-mirror",
+        "make-mirror [options] <destination>",
+        "Makes a mirror at the destination etcd cluster",
+        MAKE_MIRROR_FLAGS,
+    ),
     CommandDef {
         id: CommandId::Member,
         name: "member",
@@ -579,6 +798,14 @@ Simply type etcdctl help [path to command] for full details.",
             PUT_FLAGS,
         )
     },
+    group(
+        CommandId::Snapshot,
+        "snapshot",
+        "snapshot <subcommand>",
+        "Manages etcd node snapshots",
+        &[help_flag("help for snapshot")],
+        SNAPSHOT_CHILDREN,
+    ),
     leaf(
         CommandId::Txn,
         "txn",

@@ -8,7 +8,8 @@
 //! (one module per command). The long-running commands use ports of
 //! clientv3's machinery: `watcher` (watch streams), `lessor` (lease
 //! keep-alive), `concurrency` (session, mutex, election), with `process`
-//! (exec-commands) and `shutdown` (signals). Go's formatting rules are
+//! (exec-commands), `shutdown` (signals) and `progress` (the progress bar
+//! of `check`). Go's formatting rules are
 //! `rsetcd::gofmt`.
 
 mod cli;
@@ -21,6 +22,7 @@ mod help;
 mod lessor;
 mod printer;
 mod process;
+mod progress;
 mod shutdown;
 mod tabwriter;
 mod watcher;

@@ -20,6 +20,7 @@ use rsetcd::proto::mvccpb::KeyValue;
 use crate::exit::{CtlResult, ExitError};
 use crate::flags::FlagSet;
 
+mod alarm;
 mod lease;
 mod maintenance;
 mod member;

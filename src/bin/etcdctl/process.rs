@@ -105,7 +105,7 @@ fn is_executable(path: &Path) -> bool {
 
 /// The C library's text for an OS error, as Go prints it (lower case,
 /// without Rust's " (os error N)").
-fn errno_text(err: &std::io::Error) -> String {
+pub fn errno_text(err: &std::io::Error) -> String {
     let text = err.to_string();
     let head = text.split(" (os error").next().unwrap_or(&text);
     let mut chars = head.chars();

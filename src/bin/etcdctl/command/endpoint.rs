@@ -170,7 +170,7 @@ pub async fn hash_kv(mut inv: Invocation) -> CtlResult {
 }
 
 /// `--endpoints`, or with `--cluster` every member's client URLs.
-async fn endpoints(config: &ClientConfig, cluster: bool) -> CtlResult<Vec<String>> {
+pub async fn endpoints(config: &ClientConfig, cluster: bool) -> CtlResult<Vec<String>> {
     if !cluster {
         return Ok(config.endpoints.clone());
     }

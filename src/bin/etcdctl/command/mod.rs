@@ -1,16 +1,21 @@
 //! The commands etcdctl runs, one module per command (etcd's
 //! `etcdctl/ctlv3/command/<noun>_command.go`), and the dispatch to them.
 
+pub mod alarm;
+pub mod check;
 pub mod compaction;
+pub mod defrag;
 pub mod del;
 pub mod elect;
 pub mod endpoint;
 pub mod get;
 pub mod lease;
 pub mod lock;
+pub mod make_mirror;
 pub mod member;
 pub mod move_leader;
 pub mod put;
+pub mod snapshot;
 pub mod txn;
 pub mod version;
 pub mod watch;
@@ -66,9 +71,22 @@ pub async fn run(resolved: &Resolved, invocation: Invocation) -> CtlResult {
         CommandId::LeaseKeepAlive => lease::keep_alive(invocation).await,
         CommandId::Lock => lock::run(invocation).await,
         CommandId::Elect => elect::run(invocation).await,
+        CommandId::AlarmDisarm => alarm::disarm(invocation).await,
+        CommandId::AlarmList => alarm::list(invocation).await,
+        CommandId::CheckPerf => check::perf(invocation).await,
+        CommandId::CheckDatascale => check::datascale(invocation).await,
+        CommandId::Defrag => defrag::run(invocation).await,
+        CommandId::MakeMirror => make_mirror::run(invocation).await,
+        CommandId::SnapshotSave => snapshot::save(invocation).await,
         CommandId::Help => help_command(&invocation.args),
         // Groups are not runnable: main prints their help instead.
-        CommandId::Root | CommandId::Endpoint | CommandId::Lease | CommandId::Member => {
+        CommandId::Root
+        | CommandId::Alarm
+        | CommandId::Check
+        | CommandId::Endpoint
+        | CommandId::Lease
+        | CommandId::Member
+        | CommandId::Snapshot => {
             print!("{}", help::usage(resolved));
             Ok(())
         }
