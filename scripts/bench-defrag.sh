@@ -90,7 +90,7 @@ run() {
     sleep 3
     local t0 t1
     t0=$(date +%s%N)
-    ctl defrag >&2
+    ctl --command-timeout=600s defrag >&2
     t1=$(date +%s%N)
     defrag_ms=$(( (t1 - t0) / 1000000 ))
     wait "$load_pid"
@@ -98,7 +98,7 @@ run() {
     local slowest rps stall
     slowest=$(grep -m1 'Slowest:' "$dir/load.txt" | awk '{print $2}')
     rps=$(grep -m1 'Requests/sec:' "$dir/load.txt" | awk '{print $2}')
-    stall=$(grep -o '"write_stall":"[^"]*"' "$dir/server.log" | tail -1 | cut -d'"' -f4)
+    stall=$(grep -o '"write_stall":"[^"]*"' "$dir/server.log" | tail -1 | cut -d'"' -f4 || true)
     [ -n "$stall" ] || stall="whole defrag"
     echo "| $label | $((before / 1048576)) MiB → $((after / 1048576)) MiB | ${defrag_ms} ms | $slowest s | $rps | $stall |"
     stop_server
