@@ -48,7 +48,9 @@ pub enum CommandId {
     MoveLeader,
     Put,
     Snapshot,
+    SnapshotRestore,
     SnapshotSave,
+    SnapshotStatus,
     Txn,
     Version,
     Watch,
@@ -644,13 +646,73 @@ const MAKE_MIRROR_FLAGS: &[FlagSpec] = &[
     ),
 ];
 
-const SNAPSHOT_CHILDREN: &[CommandDef] = &[leaf(
-    CommandId::SnapshotSave,
-    "save",
-    "save <filename>",
-    "Stores an etcd node backend snapshot to a given file",
-    &[help_flag("help for save")],
-)];
+const SNAPSHOT_CHILDREN: &[CommandDef] = &[
+    CommandDef {
+        long: "Moved to `etcdctl snapshot restore ...`\n",
+        ..leaf(
+            CommandId::SnapshotRestore,
+            "restore",
+            "restore <filename> [options]",
+            "Restores an etcd member snapshot to an etcd directory",
+            &[
+                help_flag("help for restore"),
+                FlagSpec::new("data-dir", Str, "", "Path to the data directory"),
+                FlagSpec::new(
+                    "wal-dir",
+                    Str,
+                    "",
+                    "Path to the WAL directory (use --data-dir if none given)",
+                ),
+                FlagSpec::new(
+                    "initial-cluster",
+                    Str,
+                    "default=http://localhost:2380",
+                    "Initial cluster configuration for restore bootstrap",
+                ),
+                FlagSpec::new(
+                    "initial-cluster-token",
+                    Str,
+                    "etcd-cluster",
+                    "Initial cluster token for the etcd cluster during restore bootstrap",
+                ),
+                FlagSpec::new(
+                    "initial-advertise-peer-urls",
+                    Str,
+                    "http://localhost:2380",
+                    "List of this member's peer URLs to advertise to the rest of the cluster",
+                ),
+                FlagSpec::new("name", Str, "default", "Human-readable name for this member"),
+                FlagSpec::new(
+                    "skip-hash-check",
+                    Bool,
+                    "false",
+                    "Ignore snapshot integrity hash value (required if copied from data directory)",
+                ),
+            ],
+        )
+    },
+    leaf(
+        CommandId::SnapshotSave,
+        "save",
+        "save <filename>",
+        "Stores an etcd node backend snapshot to a given file",
+        &[help_flag("help for save")],
+    ),
+    CommandDef {
+        long: "When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.
+The items in the lists are hash, revision, total keys, total size.
+
+Moved to 'etcdctl snapshot status ...'
+",
+        ..leaf(
+            CommandId::SnapshotStatus,
+            "status",
+            "status <filename>",
+            "[deprecated] Gets backend snapshot status of a given file",
+            &[help_flag("help for status")],
+        )
+    },
+];
 
 /// A command that only groups subcommands (not runnable).
 const fn group(

@@ -78,6 +78,8 @@ pub async fn run(resolved: &Resolved, invocation: Invocation) -> CtlResult {
         CommandId::Defrag => defrag::run(invocation).await,
         CommandId::MakeMirror => make_mirror::run(invocation).await,
         CommandId::SnapshotSave => snapshot::save(invocation).await,
+        CommandId::SnapshotStatus => snapshot::status(invocation),
+        CommandId::SnapshotRestore => snapshot::restore(invocation),
         CommandId::Help => help_command(&invocation.args),
         // Groups are not runnable: main prints their help instead.
         CommandId::Root

@@ -1,15 +1,20 @@
-//! `etcdctl snapshot save <filename>`: streams one member's backend
-//! snapshot (the server appends a SHA-256 trailer) into `<filename>.part`,
-//! syncs it and renames it into place, as clientv3's `snapshot.Save` does,
-//! with the log lines etcd 3.5's etcdctl writes on the way (zap's
-//! production logger: JSON, epoch timestamps).
+//! `etcdctl snapshot save|status|restore`. `save` streams one member's
+//! backend snapshot (the server appends a SHA-256 trailer) into
+//! `<filename>.part`, syncs it and renames it into place, as clientv3's
+//! `snapshot.Save` does, with the log lines etcd 3.5's etcdctl writes on
+//! the way (zap's production logger: JSON, epoch timestamps). `status` and
+//! `restore` are etcd 3.5's deprecated aliases of etcdutl's commands: a
+//! warning, then the same work (`rsetcd::etcdutl`).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rsetcd::client::{grpc_status_string, status_text};
+use rsetcd::etcdutl::printer::{self as etcdutl_printer, OutputFormat};
+use rsetcd::etcdutl::snapshot::{self as etcdutl_snapshot, RestoreConfig, RevisionBump};
 use rsetcd::gofmt;
 use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use rsetcd::proto::etcdserverpb::SnapshotRequest;
@@ -40,6 +45,70 @@ pub async fn save(mut inv: Invocation) -> CtlResult {
         .map_err(|message| ExitError::new(EXIT_INTERRUPTED, message))?;
     println!("Snapshot saved at {path}");
     Ok(())
+}
+
+/// etcdutl's `snapshot status`, after etcd 3.5's deprecation notice. Like
+/// etcd's, it reads `--write-out` and `--hex` without the `ETCDCTL_*`
+/// variables (no client is configured).
+pub fn status(inv: Invocation) -> CtlResult {
+    eprint!("Deprecated: Use `etcdutl snapshot status` instead.\n\n");
+    if inv.args.len() != 1 {
+        return Err(ExitError::bad_args(
+            "snapshot status requires exactly one argument",
+        ));
+    }
+    let format: OutputFormat = inv
+        .flags
+        .string("write-out")
+        .parse()
+        .map_err(etcdutl_error)?;
+    let status = etcdutl_snapshot::status(&PathBuf::from(&inv.args[0])).map_err(etcdutl_error)?;
+    let text = etcdutl_printer::snapshot_status(format, &status).map_err(etcdutl_error)?;
+    print!("{text}");
+    Ok(())
+}
+
+/// etcdutl's `snapshot restore` with etcd 3.5 etcdctl's flags: the data
+/// dir defaults to `<name>.etcd`, and the revision is kept as it is (this
+/// alias has no --bump-revision).
+pub fn restore(inv: Invocation) -> CtlResult {
+    eprint!("Deprecated: Use `etcdutl snapshot restore` instead.\n\n");
+    if inv.args.len() != 1 {
+        return Err(ExitError::bad_args(
+            "snapshot restore requires exactly one argument",
+        ));
+    }
+    let flags = &inv.flags;
+    let optional_path = |name: &str| {
+        let value = flags.string(name);
+        (!value.is_empty()).then(|| PathBuf::from(value))
+    };
+    let config = RestoreConfig {
+        snapshot_path: PathBuf::from(&inv.args[0]),
+        name: flags.string("name"),
+        data_dir: optional_path("data-dir"),
+        wal_dir: optional_path("wal-dir"),
+        peer_urls: flags.string("initial-advertise-peer-urls"),
+        initial_cluster: flags.string("initial-cluster"),
+        initial_cluster_token: flags.string("initial-cluster-token"),
+        skip_hash_check: flags.bool("skip-hash-check"),
+        revision: RevisionBump {
+            bump: 0,
+            mark_compacted: false,
+        },
+    };
+    // etcdutl's logger: zap's console format on stderr.
+    let _ = rsetcd::logging::init(
+        tracing::Level::INFO,
+        rsetcd::logging::Format::Console,
+        &[rsetcd::logging::Output::Stderr],
+    );
+    etcdutl_snapshot::restore(&config).map_err(etcdutl_error)?;
+    Ok(())
+}
+
+fn etcdutl_error(err: rsetcd::etcdutl::Error) -> ExitError {
+    ExitError::new(err.exit_code(), err.to_string())
 }
 
 /// clientv3's `snapshot.Save`; the error is the text etcdctl prints.
