@@ -185,6 +185,18 @@ fn defrag_under_write_load_loses_no_acknowledged_write() -> anyhow::Result<()> {
             after.db_size
         );
         assert!(!acked.is_empty());
+        // etcd's defrag metrics saw it.
+        let metrics = http_get(&url, "/metrics").await?;
+        assert!(
+            metrics.contains("etcd_disk_backend_defrag_duration_seconds_count 1\n"),
+            "defrag not counted:\n{}",
+            metrics
+                .lines()
+                .filter(|l| l.contains("defrag"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        assert!(metrics.contains("etcd_disk_defrag_inflight 0\n"));
         let check = |kvs: Vec<rsetcd::proto::mvccpb::KeyValue>| {
             let found: BTreeMap<String, Vec<u8>> = kvs
                 .into_iter()
@@ -270,4 +282,16 @@ fn snapshot_stream_ends_with_the_sha256_of_its_bytes() -> anyhow::Result<()> {
         assert_eq!(kv_table.len(&rtxn)?, 300);
         anyhow::Ok(())
     })
+}
+
+/// A plain HTTP/1.1 GET (no HTTP client crate needed).
+async fn http_get(client_url: &str, path: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = client_url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await?;
+    Ok(body)
 }

@@ -84,10 +84,21 @@ async fn nospace_is_cluster_wide_and_hashes_agree() -> anyhow::Result<()> {
             "{}",
             member.name
         );
-        let health = reqwest_health(&member.client_url()).await?;
+        let health = http_get(&member.client_url(), "/health").await?;
         assert!(
-            health.contains("ALARM NOSPACE"),
+            health.starts_with("HTTP/1.1 503"),
             "{}: {health}",
+            member.name
+        );
+        assert!(
+            health.trim_end().ends_with(r#"{"health":"false","reason":"ALARM NOSPACE"}"#),
+            "{}: {health}",
+            member.name
+        );
+        let excluded = http_get(&member.client_url(), "/health?exclude=NOSPACE").await?;
+        assert!(
+            excluded.trim_end().ends_with(r#"{"health":"true","reason":""}"#),
+            "{}: {excluded}",
             member.name
         );
     }
@@ -149,13 +160,13 @@ async fn nospace_is_cluster_wide_and_hashes_agree() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// GET /health over plain HTTP/1.1 (no HTTP client crate needed).
-async fn reqwest_health(client_url: &str) -> anyhow::Result<String> {
+/// A plain HTTP/1.1 GET (no HTTP client crate needed).
+async fn http_get(client_url: &str, path: &str) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let addr = client_url.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     s.write_all(
-        format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
     )
     .await?;
     let mut body = String::new();

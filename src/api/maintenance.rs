@@ -141,6 +141,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        self.server.serializable_read().await?;
         let shared = &self.server.raft.shared;
         let (db_size, db_size_in_use) = self
             .server
@@ -210,6 +211,9 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        // Answers go out before their LMDB commit: include every write
+        // this member has acknowledged (as a serializable read does).
+        self.server.serializable_read().await?;
         let store = self.server.store.clone();
         let (hash, rev) = tokio::task::spawn_blocking(move || store.hash(MEMBER_LOCAL_META))
             .await
@@ -226,6 +230,7 @@ impl Maintenance for MaintenanceService {
         req: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
         let rev = req.into_inner().revision;
+        self.server.serializable_read().await?;
         let started = std::time::Instant::now();
         let view = self
             .server
@@ -251,6 +256,7 @@ impl Maintenance for MaintenanceService {
         &self,
         _: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.server.serializable_read().await?;
         let store = self.server.store.clone();
         let file = tokio::task::spawn_blocking(move || snapshot_copy(&store))
             .await
