@@ -139,11 +139,10 @@ impl Store {
             let [skv, smeta, slease] = crate::storage::backend::open_tables(&src, path)
                 .map_err(|e| Error::Corrupt(format!("{e:#}")))?;
             let stxn = src.read_txn()?;
-            let b = self.backend.load_full();
-            let mut txn = b.env.write_txn()?;
             // A defrag in progress must not swap in a copy of what this
             // install replaces.
             self.rewrites.fetch_add(1, Ordering::AcqRel);
+            let (b, mut txn) = self.begin_write()?;
             let mut kept = Vec::new();
             for k in keep {
                 if let Some(v) = b.meta.get(&txn, k)? {
@@ -260,20 +259,7 @@ impl Store {
     /// Starts the only write transaction. Call from the apply thread only:
     /// an LMDB write txn must end on the thread that began it.
     pub fn write(&self) -> Result<WriteTxn<'_>, Error> {
-        let (backend, txn) = loop {
-            let backend = self.backend.load_full();
-            let txn = backend.env.write_txn()?;
-            // SAFETY: the txn borrows the environment inside `backend`, an
-            // Arc that `WriteTxn` holds (declared after `txn`, so dropped
-            // after it): the environment outlives the txn.
-            let txn: RwTxn<'static> = unsafe { std::mem::transmute(txn) };
-            // A defrag that swapped backends holds the old one's write lock
-            // until the swap; whoever waited on it must use the new one.
-            if Arc::ptr_eq(&backend, &self.backend.load()) {
-                break (backend, txn);
-            }
-            txn.abort();
-        };
+        let (backend, txn) = self.begin_write()?;
         let current = meta_i64(&backend, &txn, META_CURRENT_REV, 1)?;
         let compacted = meta_i64(&backend, &txn, META_COMPACT_REV, -1)?;
         Ok(WriteTxn {
@@ -311,6 +297,25 @@ impl Store {
     pub(super) fn swap_backend(&self, new: Arc<Backend>) {
         self.backend.store(new);
         self.refresh_size();
+    }
+
+    /// A write txn on the current backend. The caller must keep the
+    /// returned `Arc` alive longer than the txn (declare it after the txn
+    /// in a struct, or drop the txn first).
+    fn begin_write(&self) -> Result<(Arc<Backend>, RwTxn<'static>), Error> {
+        loop {
+            let backend = self.backend.load_full();
+            let txn = backend.env.write_txn()?;
+            // SAFETY: the txn borrows the environment inside `backend`,
+            // which the caller keeps alive longer than the txn (see above).
+            let txn: RwTxn<'static> = unsafe { std::mem::transmute(txn) };
+            // A defrag that swapped backends holds the old one's write lock
+            // until the swap; whoever waited on it must use the new one.
+            if Arc::ptr_eq(&backend, &self.backend.load()) {
+                return Ok((backend, txn));
+            }
+            txn.abort();
+        }
     }
 
     /// Bytes of the backend file as of the last commit.
