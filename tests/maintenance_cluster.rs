@@ -91,13 +91,17 @@ async fn nospace_is_cluster_wide_and_hashes_agree() -> anyhow::Result<()> {
             member.name
         );
         assert!(
-            health.trim_end().ends_with(r#"{"health":"false","reason":"ALARM NOSPACE"}"#),
+            health
+                .trim_end()
+                .ends_with(r#"{"health":"false","reason":"ALARM NOSPACE"}"#),
             "{}: {health}",
             member.name
         );
         let excluded = http_get(&member.client_url(), "/health?exclude=NOSPACE").await?;
         assert!(
-            excluded.trim_end().ends_with(r#"{"health":"true","reason":""}"#),
+            excluded
+                .trim_end()
+                .ends_with(r#"{"health":"true","reason":""}"#),
             "{}: {excluded}",
             member.name
         );
