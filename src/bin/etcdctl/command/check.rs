@@ -163,17 +163,18 @@ pub async fn perf(mut inv: Invocation) -> CtlResult {
 
     let stats = Stats::collect(results, started).await;
     let _ = generator.await;
+    // etcd goes on without waiting for the bar, so its last line may land
+    // among the next ones; ours ends first (unless interrupted: etcd's
+    // bar would run on).
+    if !*cancelled.borrow() {
+        let _ = ticker.await;
+    }
 
     attempt_cleanup(&config, &prefix, auto_compact).await?;
     if auto_defrag {
         for endpoint in &config.endpoints {
             defragment(&config, endpoint).await?;
         }
-    }
-    // An interrupted check reports at once; otherwise let the bar finish
-    // its line first.
-    if !*cancelled.borrow() {
-        let _ = ticker.await;
     }
     interrupt.abort();
 
