@@ -118,15 +118,7 @@ impl Store {
         rewrites: u64,
     ) -> Result<(Arc<Backend>, Duration), Error> {
         let io = |what: &str, e: std::io::Error| Error::Corrupt(format!("defrag: {what}: {e}"));
-        let file = old
-            .env
-            .copy_to_path(copy_path, heed::CompactionOption::Enabled)?;
-        // LMDB creates the copy world-readable; keep the backend's mode.
-        if let Ok(meta) = std::fs::metadata(&self.db_path) {
-            file.set_permissions(meta.permissions())
-                .map_err(|e| io("set the copy's permissions", e))?;
-        }
-        drop(file);
+        copy_with_steady_writeback(&old.env, copy_path, &self.db_path)?;
         let map_size = old.env.info().map_size;
         let new = Backend::open(copy_path, map_size)
             .map_err(|e| Error::Corrupt(format!("defrag: open the copy: {e:#}")))?;
@@ -205,6 +197,87 @@ impl Store {
         }
         current_rev(old, rtxn)
     }
+}
+
+/// How much of the copy may be written but not yet on its way to disk.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// LMDB's compacting copy, written out with bounded dirty data: LMDB writes
+/// into a pipe, and every `WRITEBACK_STEP` bytes we start writeback of the
+/// range just written and wait for the one before (sync_file_range). Left
+/// to the page cache, the copy's GiBs would be flushed in one burst, and
+/// the WAL's fdatasyncs (every acknowledged write) would queue behind it.
+fn copy_with_steady_writeback(
+    env: &heed::Env<heed::WithoutTls>,
+    path: &Path,
+    mode_of: &Path,
+) -> Result<(), Error> {
+    use std::io::{Read as _, Write as _};
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let io = |what: &str, e: std::io::Error| Error::Corrupt(format!("defrag: {what}: {e}"));
+    let mode = std::fs::metadata(mode_of)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0o600);
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| io("create the copy", e))?;
+    let (rd, wr) =
+        nix::unistd::pipe().map_err(|e| io("pipe", std::io::Error::from_raw_os_error(e as i32)))?;
+    std::thread::scope(|scope| {
+        let copier = scope.spawn(move || {
+            let mut wr = std::fs::File::from(wr);
+            env.copy_to_file(&mut wr, heed::CompactionOption::Enabled)
+        });
+        let mut input = std::fs::File::from(rd);
+        let pumped = (|| -> std::io::Result<()> {
+            let fd = out.as_raw_fd();
+            let mut buf = vec![0u8; 1 << 20];
+            let (mut written, mut started) = (0u64, 0u64);
+            loop {
+                let n = input.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                out.write_all(&buf[..n])?;
+                written += n as u64;
+                if written - started >= WRITEBACK_STEP {
+                    // SAFETY: plain syscalls on a descriptor we own.
+                    unsafe {
+                        nix::libc::sync_file_range(
+                            fd,
+                            started as i64,
+                            (written - started) as i64,
+                            nix::libc::SYNC_FILE_RANGE_WRITE,
+                        );
+                        if started > 0 {
+                            nix::libc::sync_file_range(
+                                fd,
+                                0,
+                                started as i64,
+                                nix::libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                                    | nix::libc::SYNC_FILE_RANGE_WRITE
+                                    | nix::libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                            );
+                        }
+                    }
+                    started = written;
+                }
+            }
+        })();
+        // Closing our end makes a copier still writing fail instead of
+        // blocking forever.
+        drop(input);
+        let copied = copier
+            .join()
+            .map_err(|_| Error::Corrupt("defrag: the copy thread panicked".into()))?;
+        copied?;
+        pumped.map_err(|e| io("write the copy", e))
+    })?;
+    out.sync_data().map_err(|e| io("sync the copy", e))
 }
 
 fn current_rev(b: &Backend, txn: &RoTxn<'_>) -> Result<i64, Error> {
