@@ -59,7 +59,8 @@ async fn nospace_is_cluster_wide_and_hashes_agree() -> anyhow::Result<()> {
     );
     let raiser = m[0].status().await?.header.unwrap().member_id;
 
-    // Every member lists the alarm and refuses writes that grow the store.
+    // Every member lists the alarm (before any other member's own quota
+    // check raises its own: each member checks its own backend, as etcd).
     for member in m {
         let mut mc = member.maintenance().await?;
         let listed = mc
@@ -70,13 +71,6 @@ async fn nospace_is_cluster_wide_and_hashes_agree() -> anyhow::Result<()> {
         assert_eq!(listed.len(), 1, "{}: {listed:?}", member.name);
         assert_eq!(listed[0].member_id, raiser);
         assert_eq!(listed[0].alarm, AlarmType::Nospace as i32);
-        let e = member
-            .kv()
-            .await?
-            .put(put("other", b"x".to_vec()))
-            .await
-            .expect_err("a put under NOSPACE");
-        assert_eq!(e.message(), "etcdserver: mvcc: database space exceeded");
         let status = member.status().await?;
         assert_eq!(
             status.errors,
@@ -107,7 +101,19 @@ async fn nospace_is_cluster_wide_and_hashes_agree() -> anyhow::Result<()> {
         );
     }
 
-    // Compact, defrag every member, disarm through another member.
+    // Every member refuses writes that grow the store.
+    for member in m {
+        let e = member
+            .kv()
+            .await?
+            .put(put("other", b"x".to_vec()))
+            .await
+            .expect_err("a put under NOSPACE");
+        assert_eq!(e.message(), "etcdserver: mvcc: database space exceeded");
+    }
+
+    // Compact, defrag every member, disarm everything through another
+    // member (as `etcdctl alarm disarm`: list, then deactivate each).
     let rev = m[1].status().await?.header.unwrap().revision;
     m[1].kv()
         .await?
@@ -123,14 +129,21 @@ async fn nospace_is_cluster_wide_and_hashes_agree() -> anyhow::Result<()> {
             .defragment(DefragmentRequest {})
             .await?;
     }
-    let disarmed = m[2]
-        .maintenance()
-        .await?
-        .alarm(alarm(AlarmAction::Deactivate, raiser))
+    let mut mc = m[2].maintenance().await?;
+    let active = mc
+        .alarm(alarm(AlarmAction::Get, 0))
         .await?
         .into_inner()
         .alarms;
-    assert_eq!(disarmed.len(), 1);
+    assert!(active.iter().any(|a| a.member_id == raiser), "{active:?}");
+    for a in active {
+        let disarmed = mc
+            .alarm(alarm(AlarmAction::Deactivate, a.member_id))
+            .await?
+            .into_inner()
+            .alarms;
+        assert_eq!(disarmed, vec![a]);
+    }
     for member in m {
         member
             .kv()
