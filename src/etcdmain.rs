@@ -32,7 +32,7 @@ use crate::storage::snapshot::{Snapshotter, META_CONF_STATE};
 use crate::storage::DataDir;
 
 pub const META_MEMBER_ID: &[u8] = b"member_id";
-const META_CLUSTER_ID: &[u8] = b"cluster_id";
+pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
 
 /// What the server needs from the configuration (etcd's `embed.Config`).
 #[derive(Debug, Clone)]

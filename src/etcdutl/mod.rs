@@ -21,14 +21,13 @@ pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 
-/// Backend meta keys these tools write. `mvcc::store` and `etcdmain` keep
-/// these names private; the restore and backup tests start a server on
-/// what these tools write, which fails if the names ever drift apart.
+/// Backend meta keys these tools read and write, named where the server
+/// defines them.
 pub(crate) mod meta {
-    pub const CURRENT_REV: &[u8] = b"current_rev";
-    pub const COMPACT_REV: &[u8] = b"compact_rev";
-    pub const MEMBER_ID: &[u8] = b"member_id";
-    pub const CLUSTER_ID: &[u8] = b"cluster_id";
+    pub use crate::etcdmain::{META_CLUSTER_ID as CLUSTER_ID, META_MEMBER_ID as MEMBER_ID};
+    pub use crate::mvcc::store::{
+        META_COMPACT_REV as COMPACT_REV, META_CURRENT_REV as CURRENT_REV,
+    };
 }
 
 /// A failure, with the exit code etcd's `cobrautl.ExitWithError` gives it.

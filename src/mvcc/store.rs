@@ -29,8 +29,8 @@ use crate::storage::backend::Backend;
 const RECORD_PUT: u8 = 0;
 const RECORD_DELETE: u8 = 1;
 
-pub(super) const META_CURRENT_REV: &[u8] = b"current_rev";
-const META_COMPACT_REV: &[u8] = b"compact_rev";
+pub const META_CURRENT_REV: &[u8] = b"current_rev";
+pub const META_COMPACT_REV: &[u8] = b"compact_rev";
 pub const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub const META_TERM: &[u8] = b"consistent_term";
 
