@@ -7,6 +7,7 @@
 //! members, and elections are timed.
 
 mod support_cluster;
+mod support_http;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -678,20 +679,11 @@ async fn a_member_of_another_cluster_is_refused() {
     );
 }
 
-/// GET `path` on 127.0.0.1:`port` over plain HTTP/1.1; returns the body.
+/// The body of `path` on 127.0.0.1:`port`.
 async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(15), s.read_to_string(&mut out)).await??;
-    Ok(out
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .trim()
-        .to_string())
+    Ok(support_http::get(&format!("127.0.0.1:{port}"), path)
+        .await?
+        .1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

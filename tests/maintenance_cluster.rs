@@ -3,6 +3,7 @@
 //! member's backend hashes the same.
 
 mod support_cluster;
+mod support_http;
 
 use std::time::{Duration, Instant};
 
@@ -78,25 +79,21 @@ async fn nospace_is_cluster_wide_and_hashes_agree() -> anyhow::Result<()> {
             "{}",
             member.name
         );
-        let health = http_get(&member.client_url(), "/health").await?;
-        assert!(
-            health.starts_with("HTTP/1.1 503"),
-            "{}: {health}",
+        let health = support_http::get(&member.client_url(), "/health").await?;
+        assert_eq!(
+            health,
+            (
+                503,
+                r#"{"health":"false","reason":"ALARM NOSPACE"}"#.to_string()
+            ),
+            "{}",
             member.name
         );
-        assert!(
-            health
-                .trim_end()
-                .ends_with(r#"{"health":"false","reason":"ALARM NOSPACE"}"#),
-            "{}: {health}",
-            member.name
-        );
-        let excluded = http_get(&member.client_url(), "/health?exclude=NOSPACE").await?;
-        assert!(
-            excluded
-                .trim_end()
-                .ends_with(r#"{"health":"true","reason":""}"#),
-            "{}: {excluded}",
+        let excluded = support_http::get(&member.client_url(), "/health?exclude=NOSPACE").await?;
+        assert_eq!(
+            excluded,
+            (200, r#"{"health":"true","reason":""}"#.to_string()),
+            "{}",
             member.name
         );
     }
@@ -175,18 +172,4 @@ async fn nospace_is_cluster_wide_and_hashes_agree() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(())
-}
-
-/// A plain HTTP/1.1 GET (no HTTP client crate needed).
-async fn http_get(client_url: &str, path: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let addr = client_url.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).await?;
-    Ok(body)
 }
