@@ -15,7 +15,7 @@ use rsetcd::etcdutl::{backup, defrag, hashkv, Error};
     name = "etcdutl",
     about = "An administrative command line tool for etcd3."
 )]
-struct Cli {
+pub(crate) struct Cli {
     /// set the output format (fields, json, protobuf, simple, table)
     #[arg(
         short = 'w',

@@ -9,6 +9,7 @@
 //! are accepted only at their default value; anything else fails at start
 //! with "`--<flag> is not supported yet`".
 
+mod docs;
 mod env;
 mod flags;
 mod help;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use url::Url;
 
+pub use docs::docs_command;
 pub use urls::{check_url_list, url_to_string};
 pub use validate::{supported_settings, unsupported_settings, AutoCompaction};
 
