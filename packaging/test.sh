@@ -185,6 +185,14 @@ user_flow() {
     health=$(in_ct curl -fsS http://127.0.0.1:2379/health) || fail "/health right after start failed"
     expect_contains /health "$health" '"health":"true"'
 
+    log "$kind: man pages and shell completions are installed and load"
+    local bin
+    for bin in etcd etcdctl etcdutl; do
+        in_ct sh -c "ls /usr/share/man/man1/$bin.1*" >/dev/null 2>&1 || fail "no man page for $bin"
+        in_ct bash -c "source /usr/share/bash-completion/completions/$bin && complete -p $bin" >/dev/null ||
+            fail "the bash completion of $bin does not load"
+    done
+
     log "$kind: systemd-analyze verify of the units prints nothing"
     local units=() unit
     for unit in etcd.service etcd-backup.service etcd-backup.timer; do
