@@ -14,6 +14,8 @@
 #    installs the files staged here), checked with rpmlint (allow-list:
 #    packaging/rpm/rpmlint.toml) and for unexpanded macros in its scriptlets.
 # Packages land in DIR (default target/packages). Any failure exits non-zero.
+# RSETCD_PACKAGE_PROFILE=debug packages target/debug's binaries instead (CI
+# does, to test the packaging without a second, release build).
 # Needs: dpkg-dev, fakeroot, lintian, rpm, rpmlint, systemd (apt-get install).
 set -euo pipefail
 
@@ -43,22 +45,28 @@ cd "$repo"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 [ -n "$version" ] || die "no version in Cargo.toml"
 release=1
+profile=${RSETCD_PACKAGE_PROFILE:-release}
+case $profile in
+    release) cargo_profile=(--release) ;;
+    debug) cargo_profile=() ;;
+    *) die "RSETCD_PACKAGE_PROFILE must be release or debug, not $profile" ;;
+esac
 arch=$(dpkg --print-architecture)
 
 if [ "$build" = 1 ]; then
-    say "cargo build --release (etcd, etcdctl, etcdutl)"
-    cargo build --release --bin etcd --bin etcdctl --bin etcdutl
+    say "cargo build ${cargo_profile[*]} (etcd, etcdctl, etcdutl)"
+    cargo build "${cargo_profile[@]}" --bin etcd --bin etcdctl --bin etcdutl
 fi
 for bin in etcd etcdctl etcdutl; do
-    [ -x "target/release/$bin" ] || die "target/release/$bin is missing (run without --no-build)"
+    [ -x "target/$profile/$bin" ] || die "target/$profile/$bin is missing (run without --no-build)"
 done
 
 docs=
 if [ -f examples/gen-docs.rs ]; then
-    say "man pages and completions (cargo run --release --example gen-docs)"
-    rm -rf target/release/docs
-    cargo run --quiet --release --example gen-docs -- target/release/docs
-    docs=$repo/target/release/docs
+    say "man pages and completions (cargo run ${cargo_profile[*]} --example gen-docs)"
+    rm -rf "target/$profile/docs"
+    cargo run --quiet "${cargo_profile[@]}" --example gen-docs -- "target/$profile/docs"
+    docs=$repo/target/$profile/docs
 else
     say "note: examples/gen-docs.rs not found; packages without man pages and completions"
 fi
@@ -69,7 +77,7 @@ trap 'rm -rf "$work"' EXIT
 # Stripped binaries: the packages ship no debug info.
 mkdir -p "$work/bin"
 for bin in etcd etcdctl etcdutl; do
-    strip --strip-unneeded -o "$work/bin/$bin" "target/release/$bin"
+    strip --strip-unneeded -o "$work/bin/$bin" "target/$profile/$bin"
 done
 
 say "systemd-analyze verify"
