@@ -1,6 +1,7 @@
 //! Go's formatting and parsing rules, where etcd's users see them: flag
 //! values (`strconv`, `time.ParseDuration`), `%q` quoting, `%g` floats,
-//! `time.Duration.String()`, go-humanize sizes and `encoding/json` strings.
+//! `time.Duration.String()`, go-humanize sizes, `encoding/json` strings and
+//! tablewriter tables.
 //! The server's config, etcdctl and the benchmark all match etcd byte for
 //! byte, so there is one copy of each rule, here.
 
@@ -8,8 +9,10 @@ mod duration;
 mod number;
 mod quote;
 mod strconv;
+mod table;
 
 pub use duration::{format_duration, parse_duration, parse_duration_saturating};
 pub use number::{format_g, humanize_bytes};
 pub use quote::{json_string, quote, quote_char, scan_quoted, unquote};
 pub use strconv::{parse_bool, parse_int, parse_uint, NumError, NumErrorKind};
+pub use table::table;

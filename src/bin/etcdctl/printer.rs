@@ -4,6 +4,7 @@
 //! (`"Name" : value` lines), `protobuf` (the raw message) and `table` (only
 //! for the endpoint commands and `member list`).
 
+use rsetcd::gofmt::table;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -342,47 +343,6 @@ fn status_rows(list: &[EndpointStatus]) -> Vec<Vec<String>> {
             ]
         })
         .collect()
-}
-
-/// olekukonko/tablewriter as etcdctl sets it up: centred upper-case
-/// headers, right-aligned cells.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let titles: Vec<String> = header.iter().map(|h| h.to_uppercase()).collect();
-    let mut widths: Vec<usize> = titles.iter().map(|t| t.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let border: String = widths.iter().fold(String::from("+"), |mut acc, w| {
-        acc.push_str(&"-".repeat(w + 2));
-        acc.push('+');
-        acc
-    });
-    let mut out = format!("{border}\n|");
-    for (title, w) in titles.iter().zip(&widths) {
-        let gap = w - title.chars().count();
-        let left = gap / 2;
-        let _ = write!(
-            out,
-            " {}{}{} |",
-            " ".repeat(left),
-            title,
-            " ".repeat(gap - left)
-        );
-    }
-    let _ = write!(out, "\n{border}\n");
-    for row in rows {
-        out.push('|');
-        for (cell, w) in row.iter().zip(&widths) {
-            let _ = write!(out, " {:>width$} |", cell, width = w);
-        }
-        out.push('\n');
-    }
-    let _ = writeln!(out, "{border}");
-    out
 }
 
 // ---- fields ----
