@@ -477,9 +477,13 @@ async fn bind(u: &url::Url) -> anyhow::Result<TcpListener> {
         .or(addrs.first())
         .copied()
         .with_context(|| format!("{host} resolves to no address"))?;
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listen tcp {addr}: bind"))
+    // Go's text: tests and scripts retry on "bind: address already in use".
+    TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "listen tcp {addr}: bind: {}",
+            crate::gofmt::os_error_text(&e)
+        )
+    })
 }
 
 /// The member and cluster ids: stored ones on restart (the initial-*

@@ -41,10 +41,7 @@ use tonic::transport::{Channel, Endpoint};
 const BUMP: i64 = 1_000_000_000;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    support_cluster::free_port().expect("a free port")
 }
 
 /// One `etcd` process of ours, killed on drop.

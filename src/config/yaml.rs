@@ -75,23 +75,14 @@ pub(crate) fn load(
 
 /// Reads the file, with Go's `open`/`read` error wording.
 fn read(path: &str) -> Result<String, ConfigError> {
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| ConfigError::invalid(format!("open {path}: {}", io_text(&e))))?;
+    let mut file = std::fs::File::open(path).map_err(|e| {
+        ConfigError::invalid(format!("open {path}: {}", crate::gofmt::os_error_text(&e)))
+    })?;
     let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(|e| ConfigError::invalid(format!("read {path}: {}", io_text(&e))))?;
+    file.read_to_string(&mut text).map_err(|e| {
+        ConfigError::invalid(format!("read {path}: {}", crate::gofmt::os_error_text(&e)))
+    })?;
     Ok(text)
-}
-
-/// "no such file or directory", as Go prints OS errors.
-fn io_text(err: &std::io::Error) -> String {
-    let text = err.to_string();
-    let text = text.split(" (os error").next().unwrap_or_default();
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 /// etcd's post-processing in `configFromFile`.

@@ -218,11 +218,10 @@ async fn get_once(url: &str) -> anyhow::Result<()> {
     tokio::time::timeout(Duration::from_secs(2), attempt).await?
 }
 
-/// A 127.0.0.1 port that was free a moment ago.
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("bind a free port")?;
-    Ok(listener.local_addr()?.port())
-}
+/// Free 127.0.0.1 ports, from below the ephemeral range.
+#[path = "../support_ports/mod.rs"]
+mod ports;
+pub use ports::free_port;
 
 fn log_tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();

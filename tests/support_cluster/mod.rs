@@ -42,10 +42,9 @@ impl Flavor {
     }
 }
 
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
+#[path = "../support_ports/mod.rs"]
+mod ports;
+pub use ports::free_port;
 
 pub struct Member {
     pub name: String,

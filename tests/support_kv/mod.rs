@@ -299,8 +299,7 @@ pub fn is_clean_sigterm_exit(status: ExitStatus) -> bool {
     status.success() || status.signal() == Some(Signal::SIGTERM as i32)
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
+/// Free 127.0.0.1 ports, from below the ephemeral range.
+#[path = "../support_ports/mod.rs"]
+mod ports;
+pub use ports::free_port;

@@ -103,17 +103,7 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_dir() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The C library's text for an OS error, as Go prints it (lower case,
-/// without Rust's " (os error N)").
-pub fn errno_text(err: &std::io::Error) -> String {
-    let text = err.to_string();
-    let head = text.split(" (os error").next().unwrap_or(&text);
-    let mut chars = head.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
+pub use rsetcd::gofmt::os_error_text as errno_text;
 
 /// Go's `ProcessState.String()` for a failed command.
 fn status_text(status: ExitStatus) -> String {
