@@ -16,7 +16,7 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -219,6 +219,9 @@ async fn get_once(url: &str) -> anyhow::Result<()> {
 }
 
 /// Free 127.0.0.1 ports, from below the ephemeral range.
+// A test binary using two support modules holds two copies (each starts
+// at its own random offset).
+#[allow(clippy::duplicate_mod)]
 #[path = "../support_ports/mod.rs"]
 mod ports;
 pub use ports::free_port;

@@ -7,7 +7,6 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,6 +41,9 @@ impl Flavor {
     }
 }
 
+// A test binary using two support modules holds two copies (each starts
+// at its own random offset).
+#[allow(clippy::duplicate_mod)]
 #[path = "../support_ports/mod.rs"]
 mod ports;
 pub use ports::free_port;

@@ -8,7 +8,6 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -300,6 +299,9 @@ pub fn is_clean_sigterm_exit(status: ExitStatus) -> bool {
 }
 
 /// Free 127.0.0.1 ports, from below the ephemeral range.
+// A test binary using two support modules holds two copies (each starts
+// at its own random offset).
+#[allow(clippy::duplicate_mod)]
 #[path = "../support_ports/mod.rs"]
 mod ports;
 pub use ports::free_port;
