@@ -18,6 +18,10 @@ pub enum CommandId {
     Alarm,
     AlarmDisarm,
     AlarmList,
+    Auth,
+    AuthDisable,
+    AuthEnable,
+    AuthStatus,
     Check,
     CheckDatascale,
     CheckPerf,
@@ -47,11 +51,26 @@ pub enum CommandId {
     MemberUpdate,
     MoveLeader,
     Put,
+    Role,
+    RoleAdd,
+    RoleDelete,
+    RoleGet,
+    RoleGrantPermission,
+    RoleList,
+    RoleRevokePermission,
     Snapshot,
     SnapshotRestore,
     SnapshotSave,
     SnapshotStatus,
     Txn,
+    User,
+    UserAdd,
+    UserDelete,
+    UserGet,
+    UserGrantRole,
+    UserList,
+    UserPasswd,
+    UserRevokeRole,
     Version,
     Watch,
 }
@@ -646,6 +665,181 @@ const MAKE_MIRROR_FLAGS: &[FlagSpec] = &[
     ),
 ];
 
+const AUTH_CHILDREN: &[CommandDef] = &[
+    leaf(
+        CommandId::AuthDisable,
+        "disable",
+        "disable",
+        "Disables authentication",
+        &[help_flag("help for disable")],
+    ),
+    leaf(
+        CommandId::AuthEnable,
+        "enable",
+        "enable",
+        "Enables authentication",
+        &[help_flag("help for enable")],
+    ),
+    leaf(
+        CommandId::AuthStatus,
+        "status",
+        "status",
+        "Returns authentication status",
+        &[help_flag("help for status")],
+    ),
+];
+
+const USER_CHILDREN: &[CommandDef] = &[
+    leaf(
+        CommandId::UserAdd,
+        "add",
+        "add <user name or user:password> [options]",
+        "Adds a new user",
+        &[
+            help_flag("help for add"),
+            FlagSpec::new(
+                "interactive",
+                Bool,
+                "true",
+                "Read password from stdin instead of interactive terminal",
+            ),
+            FlagSpec::new(
+                "new-user-password",
+                Str,
+                "",
+                "Supply password from the command line flag",
+            ),
+            FlagSpec::new(
+                "no-password",
+                Bool,
+                "false",
+                "Create a user without password (CN based auth only)",
+            ),
+        ],
+    ),
+    leaf(
+        CommandId::UserDelete,
+        "delete",
+        "delete <user name>",
+        "Deletes a user",
+        &[help_flag("help for delete")],
+    ),
+    leaf(
+        CommandId::UserGet,
+        "get",
+        "get <user name> [options]",
+        "Gets detailed information of a user",
+        &[
+            help_flag("help for get"),
+            FlagSpec::new(
+                "detail",
+                Bool,
+                "false",
+                "Show permissions of roles granted to the user",
+            ),
+        ],
+    ),
+    leaf(
+        CommandId::UserGrantRole,
+        "grant-role",
+        "grant-role <user name> <role name>",
+        "Grants a role to a user",
+        &[help_flag("help for grant-role")],
+    ),
+    leaf(
+        CommandId::UserList,
+        "list",
+        "list",
+        "Lists all users",
+        &[help_flag("help for list")],
+    ),
+    leaf(
+        CommandId::UserPasswd,
+        "passwd",
+        "passwd <user name> [options]",
+        "Changes password of user",
+        &[
+            help_flag("help for passwd"),
+            FlagSpec::new(
+                "interactive",
+                Bool,
+                "true",
+                "If true, read password from stdin instead of interactive terminal",
+            ),
+        ],
+    ),
+    leaf(
+        CommandId::UserRevokeRole,
+        "revoke-role",
+        "revoke-role <user name> <role name>",
+        "Revokes a role from a user",
+        &[help_flag("help for revoke-role")],
+    ),
+];
+
+const ROLE_CHILDREN: &[CommandDef] = &[
+    leaf(
+        CommandId::RoleAdd,
+        "add",
+        "add <role name>",
+        "Adds a new role",
+        &[help_flag("help for add")],
+    ),
+    leaf(
+        CommandId::RoleDelete,
+        "delete",
+        "delete <role name>",
+        "Deletes a role",
+        &[help_flag("help for delete")],
+    ),
+    leaf(
+        CommandId::RoleGet,
+        "get",
+        "get <role name>",
+        "Gets detailed information of a role",
+        &[help_flag("help for get")],
+    ),
+    leaf(
+        CommandId::RoleGrantPermission,
+        "grant-permission",
+        "grant-permission [options] <role name> <permission type> <key> [endkey]",
+        "Grants a key to a role",
+        &[
+            help_flag("help for grant-permission"),
+            FlagSpec::new("prefix", Bool, "false", "grant a prefix permission"),
+            FlagSpec::new(
+                "from-key",
+                Bool,
+                "false",
+                "grant a permission of keys that are greater than or equal to the given key using byte compare",
+            ),
+        ],
+    ),
+    leaf(
+        CommandId::RoleList,
+        "list",
+        "list",
+        "Lists all roles",
+        &[help_flag("help for list")],
+    ),
+    leaf(
+        CommandId::RoleRevokePermission,
+        "revoke-permission",
+        "revoke-permission <role name> <key> [endkey]",
+        "Revokes a key from a role",
+        &[
+            help_flag("help for revoke-permission"),
+            FlagSpec::new("prefix", Bool, "false", "revoke a prefix permission"),
+            FlagSpec::new(
+                "from-key",
+                Bool,
+                "false",
+                "revoke a permission of keys that are greater than or equal to the given key using byte compare",
+            ),
+        ],
+    ),
+];
+
 const SNAPSHOT_CHILDREN: &[CommandDef] = &[
     CommandDef {
         long: "Moved to `etcdctl snapshot restore ...`\n",
@@ -738,6 +932,14 @@ const ROOT_CHILDREN: &[CommandDef] = &[
         "Alarm related commands",
         &[help_flag("help for alarm")],
         ALARM_CHILDREN,
+    ),
+    group(
+        CommandId::Auth,
+        "auth",
+        "auth <enable or disable>",
+        "Enable or disable authentication",
+        &[help_flag("help for auth")],
+        AUTH_CHILDREN,
     ),
     group(
         CommandId::Check,
@@ -861,6 +1063,14 @@ Simply type etcdctl help [path to command] for full details.",
         )
     },
     group(
+        CommandId::Role,
+        "role",
+        "role <subcommand>",
+        "Role related commands",
+        &[help_flag("help for role")],
+        ROLE_CHILDREN,
+    ),
+    group(
         CommandId::Snapshot,
         "snapshot",
         "snapshot <subcommand>",
@@ -874,6 +1084,14 @@ Simply type etcdctl help [path to command] for full details.",
         "txn [options]",
         "Txn processes all the requests in one transaction",
         TXN_FLAGS,
+    ),
+    group(
+        CommandId::User,
+        "user",
+        "user <subcommand>",
+        "User related commands",
+        &[help_flag("help for user")],
+        USER_CHILDREN,
     ),
     leaf(
         CommandId::Version,

@@ -14,7 +14,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
-use rsetcd::client::{endpoint_host_port, grpc_status_string, status_text};
+use rsetcd::client::{grpc_status_string, status_text};
 use rsetcd::gofmt;
 use rsetcd::logging::{utc_timestamp, TimestampPrecision};
 use rsetcd::proto::etcdserverpb::auth_client::AuthClient;
@@ -22,7 +22,9 @@ use rsetcd::proto::etcdserverpb::AuthenticateRequest;
 
 use crate::exit::{CtlResult, ExitError, EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_ERROR};
 use crate::flags::{FlagSet, FlagSpec};
+use crate::password;
 use crate::printer::Printer;
+use crate::tls::{self, TlsClient, TlsOptions};
 
 const ENV_PREFIX: &str = "ETCDCTL";
 
@@ -98,7 +100,12 @@ pub struct ClientConfig {
     pub command_timeout: Duration,
     pub keepalive_time: Duration,
     pub keepalive_timeout: Duration,
+    /// `--user` and its password; `None` (or an empty password, as
+    /// clientv3 treats it) sends no token.
     pub auth: Option<(String, String)>,
+    /// The TLS configuration, when TLS flags were given; `https://`
+    /// endpoints use TLS without it too.
+    pub tls: Option<TlsClient>,
 }
 
 /// etcdctl's `clientConfigFromCmd`: applies the environment, prints the
@@ -113,15 +120,16 @@ pub fn client_config(
             eprintln!("{}={}", flag_to_env(spec.name), flags.value_text(spec.name));
         }
     }
-    let config = ClientConfig {
+    let mut config = ClientConfig {
         endpoints: flags.slice("endpoints"),
         dial_timeout: flags.duration("dial-timeout"),
         command_timeout: flags.duration("command-timeout"),
         keepalive_time: flags.duration("keepalive-time"),
         keepalive_timeout: flags.duration("keepalive-timeout"),
-        auth: auth_from_flags(flags)?,
+        auth: None,
+        tls: tls_from_flags(flags)?,
     };
-    check_secure_flags(flags, &config.endpoints)?;
+    config.auth = auth_from_flags(flags)?;
     if !flags.string("discovery-srv").is_empty() {
         return Err(ExitError::new(
             EXIT_BAD_ARGS,
@@ -132,8 +140,9 @@ pub fn client_config(
     Ok((config, printer))
 }
 
-/// TLS arrives in a later version: refuse TLS options rather than ignore them.
-fn check_secure_flags(flags: &FlagSet, endpoints: &[String]) -> CtlResult {
+/// etcdctl's `secureCfgFromCmd` + `newClientCfg`: empty file names are
+/// refused, then the files are loaded (Go's errors, exit code 128).
+fn tls_from_flags(flags: &FlagSet) -> CtlResult<Option<TlsClient>> {
     for name in ["cert", "key", "cacert"] {
         if flags.changed(name) && flags.string(name).is_empty() {
             return Err(ExitError::bad_args(format!(
@@ -141,38 +150,47 @@ fn check_secure_flags(flags: &FlagSet, endpoints: &[String]) -> CtlResult {
             )));
         }
     }
-    let tls_requested = ["cert", "key", "cacert"]
-        .iter()
-        .any(|n| !flags.string(n).is_empty())
-        || flags.bool("insecure-skip-tls-verify")
-        || !flags.bool("insecure-transport")
-        || endpoints.iter().any(|e| e.starts_with("https://"));
-    if tls_requested {
-        return Err(ExitError::bad_args("TLS is not supported yet"));
-    }
-    Ok(())
+    let options = TlsOptions {
+        cert: flags.string("cert"),
+        key: flags.string("key"),
+        cacert: flags.string("cacert"),
+        insecure_transport: flags.bool("insecure-transport"),
+        insecure_skip_verify: flags.bool("insecure-skip-tls-verify"),
+    };
+    options.load().map_err(ExitError::bad_args)
 }
 
-/// `--user name[:password]` and `--password`, as etcd 3.5 combines them.
+/// `--user name[:password]` and `--password`, as etcdctl's `authCfgFromCmd`
+/// combines them: with `--password` the whole `--user` is the name;
+/// otherwise a name without `:` makes etcdctl ask for the password.
 fn auth_from_flags(flags: &FlagSet) -> CtlResult<Option<(String, String)>> {
-    let user = flags.string("user");
+    user_and_password(&flags.string("user"), &flags.string("password"))
+}
+
+/// The `--user`/`--password` pair (also make-mirror's `--dest-user` and
+/// `--dest-password`).
+pub fn user_and_password(user: &str, password: &str) -> CtlResult<Option<(String, String)>> {
     if user.is_empty() {
         return Ok(None);
     }
-    let password = flags.string("password");
     if !password.is_empty() {
-        return Ok(Some((user, password)));
+        return Ok(Some((user.to_string(), password.to_string())));
     }
     match user.split_once(':') {
         Some((name, pass)) => Ok(Some((name.to_string(), pass.to_string()))),
-        None => Err(ExitError::error(
-            "interactive password prompt is not supported yet; use --password or --user=<name>:<password>",
-        )),
+        None => {
+            let password = password::ask("Password: ").map_err(ExitError::error)?;
+            Ok(Some((user.to_string(), password)))
+        }
     }
 }
 
 /// The message etcdctl prints when the command's deadline passes.
 pub const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
+
+/// The errors after which clientv3 fetches a new token and retries.
+const INVALID_AUTH_TOKEN: &str = "etcdserver: invalid auth token";
+const AUTH_OLD_REVISION: &str = "etcdserver: revision of auth store is old";
 
 /// The authentication error etcd returns when auth is off; clients go on
 /// without a token then.
@@ -267,6 +285,7 @@ impl Client {
         F: Fn(Channel, Request<Req>) -> Fut,
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
+        let mut refreshed = false;
         loop {
             let channel = self.channel().await?;
             let request = self.request(message.clone());
@@ -276,6 +295,15 @@ impl Client {
                     self.last_connect_error = grpc_status_string(&status);
                     self.drop_connection();
                 }
+                Ok(Err(status)) if self.should_refresh_token(&status, refreshed) => {
+                    // clientv3's retry interceptor: log in again, then retry.
+                    refreshed = true;
+                    self.warn_retry(&grpc_status_string(&status));
+                    self.token = None;
+                    if let Some((_, channel)) = self.connected.clone() {
+                        self.authenticate(channel).await?;
+                    }
+                }
                 Ok(Err(status)) => {
                     self.warn_retry(&grpc_status_string(&status));
                     return Err(RpcError::new(status_text(&status)));
@@ -283,6 +311,14 @@ impl Client {
                 Err(_) => return Err(self.deadline_exceeded()),
             }
         }
+    }
+
+    /// Whether a failed call is worth one retry with a fresh token: the
+    /// server dropped ours (restart, expiry) or its auth store moved on.
+    fn should_refresh_token(&self, status: &Status, refreshed: bool) -> bool {
+        !refreshed
+            && self.token.is_some()
+            && matches!(status.message(), INVALID_AUTH_TOKEN | AUTH_OLD_REVISION)
     }
 
     fn request<Req>(&self, message: Req) -> Request<Req> {
@@ -385,22 +421,36 @@ impl Client {
 
     async fn connect(&self, index: usize) -> Result<Channel, String> {
         let raw = &self.config.endpoints[index];
-        let host_port = endpoint_host_port(raw)
-            .map_err(|_| format!("unsupported endpoint scheme in {raw:?}"))?;
-        let endpoint = Endpoint::from_shared(format!("http://{host_port}"))
+        let target = tls::target(raw, self.config.tls.as_ref())?;
+        let host_port = &target.host_port;
+        let scheme = if target.secure { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{host_port}"))
             .map_err(|e| format!("invalid endpoint {raw:?}: {e}"))?
             .connect_timeout(self.config.dial_timeout)
             .http2_keep_alive_interval(self.config.keepalive_time.max(MIN_KEEPALIVE_TIME))
             .keep_alive_timeout(self.config.keepalive_timeout)
             .tcp_nodelay(true);
+        if target.secure {
+            let tls = self
+                .config
+                .tls
+                .clone()
+                .unwrap_or_else(TlsClient::system_default);
+            endpoint = tls.apply(endpoint)?;
+        }
         let dial_limit = Instant::now() + self.config.dial_timeout;
         let limit = self.deadline.map_or(dial_limit, |d| d.min(dial_limit));
         match tokio::time::timeout_at(limit, endpoint.connect()).await {
             Ok(Ok(channel)) => Ok(channel),
-            Ok(Err(err)) => Err(format!(
-                "connection error: desc = \"transport: Error while dialing: dial tcp {host_port}: {}\"",
-                source_text(&err)
-            )),
+            Ok(Err(err)) => match handshake_error(&err) {
+                Some(reason) => Err(format!(
+                    "connection error: desc = \"transport: {reason}\""
+                )),
+                None => Err(format!(
+                    "connection error: desc = \"transport: Error while dialing: dial tcp {host_port}: {}\"",
+                    innermost_error(&err)
+                )),
+            },
             Err(_) => Err(format!(
                 "connection error: desc = \"transport: Error while dialing: dial tcp {host_port}: i/o timeout\""
             )),
@@ -413,6 +463,10 @@ impl Client {
         let Some((name, password)) = self.config.auth.clone() else {
             return Ok(());
         };
+        // clientv3 logs in only with both a name and a password.
+        if password.is_empty() {
+            return Ok(());
+        }
         let request = self.request(AuthenticateRequest { name, password });
         let result = self
             .before_deadline(AuthClient::new(channel).authenticate(request))
@@ -472,8 +526,28 @@ impl Client {
     }
 }
 
+/// The TLS failure behind a failed dial, in Go's words.
+fn handshake_error(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(tls_err) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls::handshake_error_text(tls_err));
+        }
+        if let Some(io_err) = e.downcast_ref::<std::io::Error>() {
+            if let Some(tls_err) = io_err
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return Some(tls::handshake_error_text(tls_err));
+            }
+        }
+        current = e.source();
+    }
+    None
+}
+
 /// The innermost cause of a transport error (e.g. "connection refused").
-fn source_text(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn innermost_error(err: &(dyn std::error::Error + 'static)) -> String {
     let mut current = err;
     while let Some(source) = current.source() {
         current = source;

@@ -4,7 +4,7 @@
 //!
 //! Layout: `cli` (command tree and resolution), `flags` (pflag syntax),
 //! `help` + `tabwriter` (usage text), `global` (environment, connection,
-//! errors), `printer` (output formats), `exit` (exit codes), `command/*`
+//! errors), `tls` (client TLS), `password` (password prompts), `printer` (output formats), `exit` (exit codes), `command/*`
 //! (one module per command). The long-running commands use ports of
 //! clientv3's machinery: `watcher` (watch streams), `lessor` (lease
 //! keep-alive), `concurrency` (session, mutex, election), with `process`
@@ -20,11 +20,13 @@ mod flags;
 mod global;
 mod help;
 mod lessor;
+mod password;
 mod printer;
 mod process;
 mod progress;
 mod shutdown;
 mod tabwriter;
+mod tls;
 mod watcher;
 
 use crate::command::Invocation;

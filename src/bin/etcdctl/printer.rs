@@ -22,11 +22,13 @@ use crate::exit::{CtlResult, ExitError};
 use crate::flags::FlagSet;
 
 mod alarm;
+mod auth;
 mod lease;
 mod maintenance;
 mod member;
 mod watch;
 
+pub use auth::HeaderOnly;
 pub use lease::lease_id_text;
 pub use maintenance::EndpointHashKv;
 pub use watch::event_type_name;

@@ -20,6 +20,7 @@ use rsetcd::proto::mvccpb::event::EventType;
 use crate::command::Invocation;
 use crate::exit::{CtlResult, ExitError};
 use crate::global::{self, Client, ClientConfig};
+use crate::tls::{TlsClient, TlsOptions};
 use crate::watcher::{Watcher, ERR_COMPACTED};
 
 /// Keys read per page of the initial copy (the mirror package's limit).
@@ -63,12 +64,16 @@ pub async fn run(mut inv: Invocation) -> CtlResult {
         ));
     }
     let destination = inv.args[0].clone();
-    check_dest_security(&inv, &destination)?;
-    let dest_auth = dest_auth(&inv)?;
+    let dest_tls = dest_tls(&inv)?;
+    let dest_auth = global::user_and_password(
+        &inv.flags.string("dest-user"),
+        &inv.flags.string("dest-password"),
+    )?;
     let (config, _printer) = global::client_config(&mut inv.flags, &inv.inherited)?;
     let dest_config = ClientConfig {
         endpoints: vec![destination],
         auth: dest_auth,
+        tls: dest_tls,
         ..config.clone()
     };
 
@@ -247,38 +252,18 @@ async fn commit(dest: &mut Client, ops: Vec<RequestOp>) -> Result<(), String> {
     .map_err(|err| err.text)
 }
 
-/// The destination's TLS options. Our client speaks plain HTTP/2 only, so
-/// they are refused as the global `--cacert` and friends are.
-fn check_dest_security(inv: &Invocation, destination: &str) -> CtlResult {
+/// The destination's TLS from the `--dest-*` flags (etcdctl gives the
+/// destination no `--insecure-skip-tls-verify`).
+fn dest_tls(inv: &Invocation) -> CtlResult<Option<TlsClient>> {
     let flags = &inv.flags;
-    let tls_requested = ["dest-cert", "dest-key", "dest-cacert"]
-        .iter()
-        .any(|name| !flags.string(name).is_empty())
-        || !flags.bool("dest-insecure-transport")
-        || destination.starts_with("https://");
-    if tls_requested {
-        return Err(ExitError::bad_args("TLS is not supported yet"));
-    }
-    Ok(())
-}
-
-/// `--dest-user name[:password]` and `--dest-password`, combined as the
-/// global `--user` and `--password` are.
-fn dest_auth(inv: &Invocation) -> CtlResult<Option<(String, String)>> {
-    let user = inv.flags.string("dest-user");
-    if user.is_empty() {
-        return Ok(None);
-    }
-    let password = inv.flags.string("dest-password");
-    if !password.is_empty() {
-        return Ok(Some((user, password)));
-    }
-    match user.split_once(':') {
-        Some((name, pass)) => Ok(Some((name.to_string(), pass.to_string()))),
-        None => Err(ExitError::error(
-            "interactive password prompt is not supported yet; use --dest-password or --dest-user=<name>:<password>",
-        )),
-    }
+    let options = TlsOptions {
+        cert: flags.string("dest-cert"),
+        key: flags.string("dest-key"),
+        cacert: flags.string("dest-cacert"),
+        insecure_transport: flags.bool("dest-insecure-transport"),
+        insecure_skip_verify: false,
+    };
+    options.load().map_err(ExitError::bad_args)
 }
 
 #[cfg(test)]

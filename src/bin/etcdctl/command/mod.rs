@@ -2,6 +2,7 @@
 //! `etcdctl/ctlv3/command/<noun>_command.go`), and the dispatch to them.
 
 pub mod alarm;
+pub mod auth;
 pub mod check;
 pub mod compaction;
 pub mod defrag;
@@ -15,8 +16,10 @@ pub mod make_mirror;
 pub mod member;
 pub mod move_leader;
 pub mod put;
+pub mod role;
 pub mod snapshot;
 pub mod txn;
+pub mod user;
 pub mod version;
 pub mod watch;
 
@@ -80,15 +83,34 @@ pub async fn run(resolved: &Resolved, invocation: Invocation) -> CtlResult {
         CommandId::SnapshotSave => snapshot::save(invocation).await,
         CommandId::SnapshotStatus => snapshot::status(invocation),
         CommandId::SnapshotRestore => snapshot::restore(invocation),
+        CommandId::AuthEnable => auth::enable(invocation).await,
+        CommandId::AuthDisable => auth::disable(invocation).await,
+        CommandId::AuthStatus => auth::status(invocation).await,
+        CommandId::UserAdd => user::add(invocation).await,
+        CommandId::UserDelete => user::delete(invocation).await,
+        CommandId::UserGet => user::get(invocation).await,
+        CommandId::UserList => user::list(invocation).await,
+        CommandId::UserPasswd => user::passwd(invocation).await,
+        CommandId::UserGrantRole => user::grant_role(invocation).await,
+        CommandId::UserRevokeRole => user::revoke_role(invocation).await,
+        CommandId::RoleAdd => role::add(invocation).await,
+        CommandId::RoleDelete => role::delete(invocation).await,
+        CommandId::RoleGet => role::get(invocation).await,
+        CommandId::RoleList => role::list(invocation).await,
+        CommandId::RoleGrantPermission => role::grant_permission(invocation).await,
+        CommandId::RoleRevokePermission => role::revoke_permission(invocation).await,
         CommandId::Help => help_command(&invocation.args),
         // Groups are not runnable: main prints their help instead.
         CommandId::Root
         | CommandId::Alarm
+        | CommandId::Auth
         | CommandId::Check
         | CommandId::Endpoint
         | CommandId::Lease
         | CommandId::Member
-        | CommandId::Snapshot => {
+        | CommandId::Role
+        | CommandId::Snapshot
+        | CommandId::User => {
             print!("{}", help::usage(resolved));
             Ok(())
         }
