@@ -233,6 +233,13 @@ pub struct Client {
     deadline: Option<Instant>,
     /// Index of the endpoint in use and its channel.
     connected: Option<(usize, Channel)>,
+    /// Whether the server has answered on the current connection; until it
+    /// has, a failure of the transport itself (a TLS peer refusing us, a
+    /// plain server on a TLS port) is a failed dial, as for grpc-go, which
+    /// waits for the server's preface before using a connection.
+    proven: bool,
+    /// Connections that failed before the server answered, for backoff.
+    unproven_failures: u32,
     /// Where the next connection attempt starts.
     next_endpoint: usize,
     token: Option<MetadataValue<tonic::metadata::Ascii>>,
@@ -265,6 +272,8 @@ impl Client {
             config,
             deadline: None,
             connected: None,
+            proven: false,
+            unproven_failures: 0,
             next_endpoint: 0,
             token: None,
             last_connect_error: String::new(),
@@ -290,7 +299,16 @@ impl Client {
             let channel = self.channel().await?;
             let request = self.request(message.clone());
             match self.before_deadline(rpc(channel, request)).await {
-                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Ok(response)) => {
+                    self.proven = true;
+                    return Ok(response.into_inner());
+                }
+                Ok(Err(status)) if !self.proven && is_transport_failure(&status) => {
+                    self.dial_failed(&status).await;
+                    if self.past_deadline() {
+                        return Err(self.deadline_exceeded());
+                    }
+                }
                 Ok(Err(status)) if status.code() == Code::Unavailable && retry_safe => {
                     self.last_connect_error = grpc_status_string(&status);
                     self.drop_connection();
@@ -301,16 +319,35 @@ impl Client {
                     self.warn_retry(&grpc_status_string(&status));
                     self.token = None;
                     if let Some((_, channel)) = self.connected.clone() {
-                        self.authenticate(channel).await?;
+                        match self.authenticate(channel).await {
+                            Ok(()) => {}
+                            Err(LoginError::Dial(status)) => self.dial_failed(&status).await,
+                            Err(LoginError::Refused(err)) => return Err(err),
+                        }
                     }
                 }
                 Ok(Err(status)) => {
+                    self.proven = true;
                     self.warn_retry(&grpc_status_string(&status));
                     return Err(RpcError::new(status_text(&status)));
                 }
                 Err(_) => return Err(self.deadline_exceeded()),
             }
         }
+    }
+
+    /// The connection broke before the server ever answered: remember why,
+    /// give it up and wait a little before dialing again.
+    async fn dial_failed(&mut self, status: &Status) {
+        self.last_connect_error = format!(
+            "connection error: desc = \"transport: {}\"",
+            transport_failure_text(status)
+        );
+        self.drop_connection();
+        self.unproven_failures = (self.unproven_failures + 1).min(5);
+        let pause = Duration::from_millis(50) * (1 << self.unproven_failures);
+        let wake = Instant::now() + pause.min(Duration::from_secs(1));
+        tokio::time::sleep_until(self.deadline.map_or(wake, |d| wake.min(d))).await;
     }
 
     /// Whether a failed call is worth one retry with a fresh token: the
@@ -402,8 +439,16 @@ impl Client {
                 match self.connect(index).await {
                     Ok(channel) => {
                         self.connected = Some((index, channel.clone()));
+                        self.proven = false;
                         if self.token.is_none() && self.config.auth.is_some() {
-                            self.authenticate(channel.clone()).await?;
+                            match self.authenticate(channel.clone()).await {
+                                Ok(()) => {}
+                                Err(LoginError::Dial(status)) => {
+                                    self.dial_failed(&status).await;
+                                    continue;
+                                }
+                                Err(LoginError::Refused(err)) => return Err(err),
+                            }
                         }
                         return Ok(channel);
                     }
@@ -459,7 +504,7 @@ impl Client {
 
     /// Fetches an auth token for `--user`; servers with auth off are used
     /// without one.
-    async fn authenticate(&mut self, channel: Channel) -> Result<(), RpcError> {
+    async fn authenticate(&mut self, channel: Channel) -> Result<(), LoginError> {
         let Some((name, password)) = self.config.auth.clone() else {
             return Ok(());
         };
@@ -473,24 +518,30 @@ impl Client {
             .await;
         match result {
             Ok(Ok(response)) => {
+                self.proven = true;
                 let token = response.into_inner().token;
-                let value = MetadataValue::try_from(token.as_str())
-                    .map_err(|_| RpcError::new("etcdserver: invalid auth token"))?;
+                let value = MetadataValue::try_from(token.as_str()).map_err(|_| {
+                    LoginError::Refused(RpcError::new("etcdserver: invalid auth token"))
+                })?;
                 self.token = Some(value);
                 Ok(())
             }
+            Ok(Err(status)) if !self.proven && is_transport_failure(&status) => {
+                Err(LoginError::Dial(status))
+            }
             Ok(Err(status)) if status.message() == AUTH_NOT_ENABLED => {
+                self.proven = true;
                 self.warn_retry(&grpc_status_string(&status));
                 Ok(())
             }
             Ok(Err(status)) => {
                 self.warn_retry(&grpc_status_string(&status));
-                Err(RpcError {
+                Err(LoginError::Refused(RpcError {
                     text: status_text(&status),
                     exit_code: EXIT_BAD_CONNECTION,
-                })
+                }))
             }
-            Err(_) => Err(self.deadline_exceeded()),
+            Err(_) => Err(LoginError::Refused(self.deadline_exceeded())),
         }
     }
 
@@ -526,6 +577,32 @@ impl Client {
     }
 }
 
+/// Why logging in failed.
+enum LoginError {
+    /// The connection itself failed before the server answered.
+    Dial(Status),
+    /// The server refused (wrong password, ...), or time ran out.
+    Refused(RpcError),
+}
+
+/// Whether a failed call's status was made up locally from a transport
+/// error (tonic keeps the error as its source) rather than sent by the
+/// server.
+fn is_transport_failure(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
+}
+
+/// What broke the transport: a TLS failure in Go's words, or the
+/// innermost error.
+fn transport_failure_text(status: &Status) -> String {
+    match std::error::Error::source(status) {
+        Some(source) => {
+            handshake_error(source).unwrap_or_else(|| innermost_error(source))
+        }
+        None => status.message().to_string(),
+    }
+}
+
 /// The TLS failure behind a failed dial, in Go's words.
 fn handshake_error(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut current = Some(err);
@@ -534,11 +611,14 @@ fn handshake_error(err: &(dyn std::error::Error + 'static)) -> Option<String> {
             return Some(tls::handshake_error_text(tls_err));
         }
         if let Some(io_err) = e.downcast_ref::<std::io::Error>() {
-            if let Some(tls_err) = io_err
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return Some(tls::handshake_error_text(tls_err));
+            if let Some(inner) = io_err.get_ref() {
+                if let Some(tls_err) = inner.downcast_ref::<rustls::Error>() {
+                    return Some(tls::handshake_error_text(tls_err));
+                }
+                // tokio-rustls hands alerts read after the handshake on as text.
+                if let Some(text) = tls::alert_error_text(&inner.to_string()) {
+                    return Some(text);
+                }
             }
         }
         current = e.source();

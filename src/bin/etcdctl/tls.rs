@@ -259,10 +259,38 @@ pub fn handshake_error_text(err: &rustls::Error) -> String {
         | rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
             "x509: certificate has expired or is not yet valid".to_string()
         }
-        rustls::Error::AlertReceived(alert) => format!("remote error: tls: {alert:?}"),
+        rustls::Error::AlertReceived(alert) => format!("remote error: tls: {}", alert_text(*alert)),
         other => other.to_string(),
     };
     format!("authentication handshake failed: {reason}")
+}
+
+/// Go's name for a TLS alert the server sent.
+fn alert_text(alert: rustls::AlertDescription) -> String {
+    go_alert_name(&format!("{alert:?}"))
+}
+
+/// rustls's alert names (`BadCertificate`) as Go prints them.
+fn go_alert_name(name: &str) -> String {
+    match name {
+        "BadCertificate" => "bad certificate".to_string(),
+        "CertificateRequired" => "certificate required".to_string(),
+        "UnknownCA" => "unknown certificate authority".to_string(),
+        "HandshakeFailure" => "handshake failure".to_string(),
+        "ProtocolVersion" => "protocol version not supported".to_string(),
+        "CertificateExpired" => "expired certificate".to_string(),
+        "CertificateUnknown" => "unknown certificate".to_string(),
+        other => other.to_lowercase(),
+    }
+}
+
+/// rustls's "received fatal alert: X" (as text) in Go's words.
+pub fn alert_error_text(text: &str) -> Option<String> {
+    let name = text.strip_prefix("received fatal alert: ")?;
+    Some(format!(
+        "authentication handshake failed: remote error: tls: {}",
+        go_alert_name(name)
+    ))
 }
 
 /// `--insecure-skip-tls-verify`: any server certificate is accepted, but
