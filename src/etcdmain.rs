@@ -68,6 +68,13 @@ pub struct ServeOptions {
     pub initial_corrupt_check: bool,
     /// `--experimental-corrupt-check-time` (zero: off).
     pub corrupt_check_time: Duration,
+    /// Certificates of the client and peer ports (https:// URLs).
+    pub client_tls: crate::config::TlsConfig,
+    pub peer_tls: crate::config::TlsConfig,
+    pub cipher_suites: Vec<String>,
+    pub tls_min_version: String,
+    pub tls_max_version: String,
+    pub self_signed_cert_validity_years: u64,
 }
 
 impl From<&crate::config::Config> for ServeOptions {
@@ -97,6 +104,12 @@ impl From<&crate::config::Config> for ServeOptions {
             auto_compaction: c.auto_compaction,
             initial_corrupt_check: c.experimental.initial_corrupt_check,
             corrupt_check_time: c.experimental.corrupt_check_time,
+            client_tls: c.client_tls.clone(),
+            peer_tls: c.peer_tls.clone(),
+            cipher_suites: c.cipher_suites.clone(),
+            tls_min_version: c.tls_min_version.clone(),
+            tls_max_version: c.tls_max_version.clone(),
+            self_signed_cert_validity_years: c.self_signed_cert_validity_years,
             grpc: crate::api::GrpcOptions {
                 keepalive_interval: c.grpc_keepalive_interval,
                 keepalive_timeout: c.grpc_keepalive_timeout,
@@ -119,6 +132,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     crate::metrics::init(opts.metrics);
     set_quota_metric(opts.quota_backend_bytes);
     let data_dir = DataDir::open(&opts.data_dir, opts.wal_dir.as_deref())?;
+    let tls = SidesTls::load(&opts)?;
     // Bind before the (possibly long) replay, so a taken port fails at once.
     let mut listeners = Vec::new();
     for u in &opts.listen_client_urls {
@@ -151,7 +165,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         Store::open(backend)
             .with_context(|| format!("open backend {}", data_dir.db_path.display()))?,
     );
-    let (member_id, cluster_id, bootstrap) = identity(&store, &opts).await?;
+    let (member_id, cluster_id, bootstrap) = identity(&store, &opts, tls.peer.as_deref()).await?;
     crate::metrics::server().set_member_id(member_id);
     let membership = Arc::new(Membership::new(member_id, cluster_id));
     let alarms = Arc::new(crate::alarm::Alarms::from_meta(
@@ -249,6 +263,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         snapshots.clone(),
         raft_handle.tx.clone(),
         tokio::runtime::Handle::current(),
+        tls.peer.clone(),
     );
     opened.node.set_transport(transport.clone());
     let (peer_shutdown_tx, peer_shutdown_rx) = watch::channel(false);
@@ -262,16 +277,20 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             store.clone(),
         );
         let mut stop = peer_shutdown_rx.clone();
-        peer_serving.push(tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)),
-                    async move {
-                        let _ = stop.wait_for(|&s| s).await;
-                    },
-                ),
-        ));
+        let stopped = async move {
+            let _ = stop.wait_for(|&s| s).await;
+        };
+        let server = tonic::transport::Server::builder().add_service(service);
+        peer_serving.push(match (u.scheme(), &tls.peer) {
+            ("https", Some(peer_tls)) => tokio::spawn(server.serve_with_incoming_shutdown(
+                crate::tls::acceptor::incoming(l, peer_tls.clone()),
+                stopped,
+            )),
+            _ => tokio::spawn(server.serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)),
+                stopped,
+            )),
+        });
     }
     let raft_thread = std::thread::Builder::new()
         .name("raft".into())
@@ -364,19 +383,42 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let mut serving = Vec::new();
     let mut client_addrs = Vec::new();
     tracing::info!("ready to serve client requests");
-    for l in listeners {
+    for (u, l) in opts.listen_client_urls.iter().zip(listeners) {
         let addr = l.local_addr()?;
-        client_addrs.push(addr);
-        tracing::warn!(
-            address = addr.to_string(),
-            "serving client traffic insecurely; this is strongly discouraged!"
-        );
-        serving.push(tokio::spawn(crate::api::serve(
-            l,
-            routes.clone(),
-            opts.grpc.clone(),
-            shutdown_rx.clone(),
-        )));
+        let secure = match (u.scheme(), &tls.client) {
+            ("https", Some(client_tls)) => Some(client_tls.clone()),
+            _ => None,
+        };
+        client_addrs.push((addr, secure.is_some()));
+        serving.push(match secure {
+            Some(client_tls) => {
+                tracing::info!(
+                    traffic = "grpc+http",
+                    address = addr.to_string(),
+                    "serving client traffic securely"
+                );
+                tokio::spawn(crate::api::serve_tls(
+                    l,
+                    client_tls,
+                    routes.clone(),
+                    opts.grpc.clone(),
+                    shutdown_rx.clone(),
+                ))
+            }
+            None => {
+                tracing::warn!(
+                    traffic = "grpc+http",
+                    address = addr.to_string(),
+                    "serving client traffic insecurely; this is strongly discouraged!"
+                );
+                tokio::spawn(crate::api::serve(
+                    l,
+                    routes.clone(),
+                    opts.grpc.clone(),
+                    shutdown_rx.clone(),
+                ))
+            }
+        });
     }
     let mut metrics_serving = Vec::new();
     for (u, l) in metrics_listeners {
@@ -390,6 +432,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let readiness = tokio::spawn(notify_when_ready(
         server.clone(),
         client_addrs,
+        tls.client.clone(),
         notifier.clone(),
     ));
 
@@ -441,6 +484,87 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The TLS of the client and the peer port, loaded before anything binds
+/// (etcd's configureClientListeners / configurePeerListeners checks), and
+/// watched for changed files.
+struct SidesTls {
+    client: Option<Arc<crate::tls::ReloadableTls>>,
+    peer: Option<Arc<crate::tls::ReloadableTls>>,
+}
+
+impl SidesTls {
+    fn load(opts: &ServeOptions) -> anyhow::Result<SidesTls> {
+        use crate::tls::{ReloadableTls, Role, Suites, TlsInfo};
+        let suites = Suites::new(
+            &opts.cipher_suites,
+            &opts.tls_min_version,
+            &opts.tls_max_version,
+        )?;
+        let info = |role, cfg, urls: &[url::Url]| {
+            TlsInfo::from_config(
+                role,
+                cfg,
+                &suites,
+                &opts.data_dir,
+                urls,
+                opts.self_signed_cert_validity_years,
+            )
+        };
+        let client = info(Role::Client, &opts.client_tls, &opts.listen_client_urls)?;
+        let peer = info(Role::Peer, &opts.peer_tls, &opts.listen_peer_urls)?;
+        for (side, info, urls) in [
+            (Role::Client, &client, &opts.listen_client_urls),
+            (Role::Peer, &peer, &opts.listen_peer_urls),
+        ] {
+            for u in urls {
+                let text = url_string(u);
+                match (u.scheme(), info) {
+                    ("https", None) if side == Role::Client => bail!(
+                        "TLS key/cert (--cert-file, --key-file) must be provided for client url {text} with HTTPS scheme"
+                    ),
+                    ("https", None) => bail!(
+                        "cannot listen on TLS for {}:{}: KeyFile and CertFile are not presented",
+                        u.host_str().unwrap_or_default(),
+                        u.port().unwrap_or_default()
+                    ),
+                    ("http", Some(_)) => tracing::warn!(
+                        url = text.as_str(),
+                        side = side.as_str(),
+                        "scheme is HTTP while key and cert files are present; ignoring key and cert files"
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        let load = |info: Option<TlsInfo>| -> anyhow::Result<Option<Arc<ReloadableTls>>> {
+            let Some(info) = info else { return Ok(None) };
+            tracing::info!(
+                tls_info = info.describe().as_str(),
+                cipher_suites = %format!("{:?}", opts.cipher_suites),
+                "starting with {} TLS",
+                info.role.as_str()
+            );
+            let role = info.role;
+            Ok(Some(ReloadableTls::new(info).with_context(|| {
+                format!("cannot load the {} TLS certificates", role.as_str())
+            })?))
+        };
+        let sides = SidesTls {
+            client: load(client)?,
+            peer: load(peer)?,
+        };
+        crate::tls::reload::spawn(
+            sides
+                .client
+                .iter()
+                .chain(sides.peer.iter())
+                .cloned()
+                .collect(),
+        );
+        Ok(sides)
+    }
+}
+
 /// Refuses a damaged LMDB file before LMDB maps it (see
 /// `storage::lmdb_check`): a truncated or overwritten file would otherwise
 /// crash the process with SIGBUS on first use.
@@ -459,8 +583,8 @@ fn check_backend_file(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn bind(u: &url::Url) -> anyhow::Result<TcpListener> {
-    if u.scheme() != "http" {
-        bail!("listen URL {u}: only http:// is supported yet");
+    if !matches!(u.scheme(), "http" | "https") {
+        bail!("listen URL {u}: only http:// and https:// are supported");
     }
     let host = u.host_str().unwrap_or("localhost");
     let port = u
@@ -493,6 +617,7 @@ async fn bind(u: &url::Url) -> anyhow::Result<TcpListener> {
 async fn identity(
     store: &Store,
     opts: &ServeOptions,
+    peer_tls: Option<&crate::tls::ReloadableTls>,
 ) -> anyhow::Result<(u64, u64, Option<Vec<Member>>)> {
     let read_id = |key: &[u8]| -> anyhow::Result<Option<u64>> {
         Ok(match store.get_meta(key)? {
@@ -558,7 +683,7 @@ async fn identity(
             .context("local member missing from the initial cluster")?;
         (member_id, cluster_id, Some(members.clone()), members)
     } else {
-        let (cluster_id, members) = join(&initial, &own).await?;
+        let (cluster_id, members) = join(&initial, &own, peer_tls).await?;
         let me = {
             let m = Membership::new(0, cluster_id);
             for x in &members {
@@ -604,14 +729,22 @@ async fn identity(
 
 /// Asks the other members named in --initial-cluster for the cluster's
 /// membership (etcd's GetClusterFromRemotePeers).
-async fn join(initial: &[(String, String)], own: &[String]) -> anyhow::Result<(u64, Vec<Member>)> {
+async fn join(
+    initial: &[(String, String)],
+    own: &[String],
+    peer_tls: Option<&crate::tls::ReloadableTls>,
+) -> anyhow::Result<(u64, Vec<Member>)> {
     use crate::proto::peer::peer_client::PeerClient;
     let mut errors = Vec::new();
     for attempt in 0..10 {
         for (_, u) in initial.iter().filter(|(_, u)| !own.contains(u)) {
-            let endpoint = tonic::transport::Endpoint::from_shared(u.clone())?
-                .connect_timeout(Duration::from_secs(1))
-                .timeout(Duration::from_secs(2));
+            let endpoint = crate::peer::transport::secure(
+                tonic::transport::Endpoint::from_shared(u.clone())?
+                    .connect_timeout(Duration::from_secs(1))
+                    .timeout(Duration::from_secs(2)),
+                u,
+                peer_tls,
+            )?;
             let result = async {
                 let mut client = PeerClient::new(endpoint.connect().await?);
                 anyhow::Ok(
@@ -807,7 +940,8 @@ async fn serve_metrics(
 /// linearizable read, end to end over gRPC.
 async fn notify_when_ready(
     server: Arc<EtcdServer>,
-    client_addrs: Vec<SocketAddr>,
+    client_addrs: Vec<(SocketAddr, bool)>,
+    client_tls: Option<Arc<crate::tls::ReloadableTls>>,
     notifier: crate::notify::Notifier,
 ) {
     let committed = server
@@ -823,14 +957,20 @@ async fn notify_when_ready(
     if applied.wait_for(|&a| a >= committed).await.is_err() {
         return;
     }
-    let Some(&addr) = client_addrs.first() else {
+    // A plain listener when there is one: no certificate is involved.
+    let Some(&(addr, secure)) = client_addrs
+        .iter()
+        .find(|(_, secure)| !secure)
+        .or(client_addrs.first())
+    else {
         return;
     };
     let target = reachable(addr);
+    let tls = if secure { client_tls.as_deref() } else { None };
     notifier.status(&format!("checking a linearizable read on {target}"));
     let mut attempt = 0u32;
     loop {
-        match linearizable_read_via(target).await {
+        match linearizable_read_via(target, tls).await {
             Ok(()) => break,
             Err(e) => {
                 attempt += 1;
@@ -841,7 +981,7 @@ async fn notify_when_ready(
             }
         }
     }
-    let addrs: Vec<String> = client_addrs.iter().map(|a| a.to_string()).collect();
+    let addrs: Vec<String> = client_addrs.iter().map(|(a, _)| a.to_string()).collect();
     notifier.ready(&format!("serving client requests on {}", addrs.join(", ")));
 }
 
@@ -856,12 +996,24 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 /// One linearizable Range through the client port, as a client sees it.
-async fn linearizable_read_via(addr: SocketAddr) -> anyhow::Result<()> {
+async fn linearizable_read_via(
+    addr: SocketAddr,
+    tls: Option<&crate::tls::ReloadableTls>,
+) -> anyhow::Result<()> {
     use crate::proto::etcdserverpb::kv_client::KvClient;
     use crate::proto::etcdserverpb::RangeRequest;
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))?
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(5));
+    if let Some(tls) = tls {
+        // Our own listener: its certificate is ours; we present ours too.
+        let (config, _) = tls.client_config()?;
+        let skip = Arc::new(crate::tls::verify::SkipServerVerification {
+            provider: tls.info.suites.provider.clone(),
+        });
+        endpoint = endpoint.tls_config_with_verifier(config, skip)?;
+    }
     let mut client = KvClient::new(endpoint.connect().await?);
     client
         .range(RangeRequest {

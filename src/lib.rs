@@ -32,6 +32,7 @@ pub mod proto;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod watch;
 
 /// The etcd release whose API and behaviour we implement.

@@ -1,6 +1,6 @@
 //! The client-facing surface: etcd's gRPC services and its plain-HTTP
 //! endpoints, served together on every client listener (gRPC over h2c,
-//! HTTP/1.1 for curl), as etcd does.
+//! HTTP/1.1 for curl), as etcd does; over TLS on https:// listeners.
 //!
 //! `api` validates requests and maps errors; it never opens an LMDB write
 //! transaction and never talks to raft except through `server`.
@@ -90,8 +90,47 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     grpc: GrpcOptions,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), tonic::transport::Error> {
+    // Our own listener: socket options must be set on the incoming
+    // stream (the builder's tcp_nodelay applies only to its own bind).
+    // Without TCP_NODELAY small responses wait on Nagle + delayed ACK.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(std::time::Duration::from_secs(30)));
+    serve_incoming(incoming, routes, grpc, shutdown).await
+}
+
+/// [`serve`] for an https:// listener: connections are TLS-handshaken
+/// (with the certificates loaded at that moment) before they reach gRPC,
+/// so `Request::peer_certs()` returns a verified client chain.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: std::sync::Arc<crate::tls::ReloadableTls>,
+    routes: Routes,
+    grpc: GrpcOptions,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = crate::tls::acceptor::incoming(listener, tls);
+    serve_incoming(incoming, routes, grpc, shutdown).await
+}
+
+async fn serve_incoming<S, IO, IE>(
+    incoming: S,
+    routes: Routes,
+    grpc: GrpcOptions,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), tonic::transport::Error>
+where
+    S: tokio_stream::Stream<Item = Result<IO, IE>>,
+    IO: tonic::transport::server::Connected
+        + tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let nonzero = |d: std::time::Duration| (!d.is_zero()).then_some(d);
     tonic::transport::Server::builder()
         .accept_http1(true)
@@ -99,17 +138,8 @@ pub async fn serve(
         .http2_keepalive_timeout(nonzero(grpc.keepalive_timeout))
         .max_concurrent_streams(grpc.max_concurrent_streams)
         .add_routes(routes)
-        // Our own listener: socket options must be set on the incoming
-        // stream (the builder's tcp_nodelay applies only to its own bind).
-        // Without TCP_NODELAY small responses wait on Nagle + delayed ACK.
-        .serve_with_incoming_shutdown(incoming(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.wait_for(|&s| s).await;
         })
         .await
-}
-
-fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(std::time::Duration::from_secs(30)))
 }

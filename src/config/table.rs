@@ -428,23 +428,23 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "Phase of v2store deprecation. Allows to opt-in for higher compatibility mode.\n    Supported values:\n      'not-yet'                // Issues a warning if v2store have meaningful content (default in v3.5)\n      'write-only'             // Custom v2 state is not allowed (planned default in v3.6)\n      'write-only-drop-data'   // Custom v2 state will get DELETED !\n      'gone'                   // v2store is not maintained any longer. (planned default in v3.7)",
     ),
     // Security
-    Setting::new("cert-file", Str, "")
+    Setting::new("cert-file", Str, "").supported()
         .yaml_nested(CLIENT_TLS, "cert-file")
         .help(Security, "''", "Path to the client server TLS cert file."),
-    Setting::new("key-file", Str, "")
+    Setting::new("key-file", Str, "").supported()
         .yaml_nested(CLIENT_TLS, "key-file")
         .help(Security, "''", "Path to the client server TLS key file."),
-    Setting::new("client-cert-auth", Bool, "false")
+    Setting::new("client-cert-auth", Bool, "false").supported()
         .yaml_nested(CLIENT_TLS, "client-cert-auth")
         .help(Security, "'false'", "Enable client cert authentication."),
-    Setting::new("client-cert-file", Str, "")
+    Setting::new("client-cert-file", Str, "").supported()
         .yaml_nested(CLIENT_TLS, "client-cert-file")
         .help(
             Security,
             "''",
             "Path to an explicit peer client TLS cert file otherwise cert file will be used when client auth is required.",
         ),
-    Setting::new("client-key-file", Str, "")
+    Setting::new("client-key-file", Str, "").supported()
         .yaml_nested(CLIENT_TLS, "client-key-file")
         .help(
             Security,
@@ -456,81 +456,81 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "''",
         "Path to the client certificate revocation list file.",
     ),
-    Setting::new("client-cert-allowed-hostname", Str, "")
+    Setting::new("client-cert-allowed-hostname", Str, "").supported()
         .no_yaml()
         .help(
             Security,
             "''",
             "Allowed TLS hostname for client cert authentication.",
         ),
-    Setting::new("trusted-ca-file", Str, "")
+    Setting::new("trusted-ca-file", Str, "").supported()
         .yaml_nested(CLIENT_TLS, "trusted-ca-file")
         .help(
             Security,
             "''",
             "Path to the client server TLS trusted CA cert file.",
         ),
-    Setting::new("auto-tls", Bool, "false")
+    Setting::new("auto-tls", Bool, "false").supported()
         .yaml_nested(CLIENT_TLS, "auto-tls")
         .help(
             Security,
             "'false'",
             "Client TLS using generated certificates.",
         ),
-    Setting::new("peer-cert-file", Str, "")
+    Setting::new("peer-cert-file", Str, "").supported()
         .yaml_nested(PEER_TLS, "cert-file")
         .help(Security, "''", "Path to the peer server TLS cert file."),
-    Setting::new("peer-key-file", Str, "")
+    Setting::new("peer-key-file", Str, "").supported()
         .yaml_nested(PEER_TLS, "key-file")
         .help(Security, "''", "Path to the peer server TLS key file."),
-    Setting::new("peer-client-cert-auth", Bool, "false")
+    Setting::new("peer-client-cert-auth", Bool, "false").supported()
         .yaml_nested(PEER_TLS, "client-cert-auth")
         .help(
             Security,
             "'false'",
             "Enable peer client cert authentication.",
         ),
-    Setting::new("peer-trusted-ca-file", Str, "")
+    Setting::new("peer-trusted-ca-file", Str, "").supported()
         .yaml_nested(PEER_TLS, "trusted-ca-file")
         .help(
             Security,
             "''",
             "Path to the peer server TLS trusted CA file.",
         ),
-    Setting::new("peer-cert-allowed-cn", Str, "").no_yaml().help(
+    Setting::new("peer-cert-allowed-cn", Str, "").supported().no_yaml().help(
         Security,
         "''",
         "Required CN for client certs connecting to the peer endpoint.",
     ),
-    Setting::new("peer-cert-allowed-hostname", Str, "")
+    Setting::new("peer-cert-allowed-hostname", Str, "").supported()
         .no_yaml()
         .help(
             Security,
             "''",
             "Allowed TLS hostname for inter peer authentication.",
         ),
-    Setting::new("peer-auto-tls", Bool, "false")
+    Setting::new("peer-auto-tls", Bool, "false").supported()
         .yaml_nested(PEER_TLS, "auto-tls")
         .help(
             Security,
             "'false'",
             "Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided.",
         ),
-    Setting::new("peer-client-cert-file", Str, "")
+    Setting::new("peer-client-cert-file", Str, "").supported()
         .yaml_nested(PEER_TLS, "client-cert-file")
         .help(
             Security,
             "''",
             "Path to an explicit peer client TLS cert file otherwise peer cert file will be used when client auth is required.",
         ),
-    Setting::new("peer-client-key-file", Str, "")
+    Setting::new("peer-client-key-file", Str, "").supported()
         .yaml_nested(PEER_TLS, "client-key-file")
         .help(
             Security,
             "''",
             "Path to an explicit peer client TLS key file otherwise peer key file will be used when client auth is required.",
         ),
-    Setting::new("self-signed-cert-validity", Uint, "1").help(
+    Setting::new("self-signed-cert-validity", Uint, "1").supported().help(
         Security,
         "'1'",
         "The validity period of the client and peer certificates that are automatically generated by etcd when you specify ClientAutoTLS and PeerAutoTLS, the unit is year, and the default is 1.",
@@ -540,7 +540,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "''",
         "Path to the peer certificate revocation list file.",
     ),
-    Setting::new("cipher-suites", StringList, "").help(
+    Setting::new("cipher-suites", StringList, "").supported().help(
         Security,
         "''",
         "Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).",
@@ -555,12 +555,12 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "'*'",
         "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all).",
     ),
-    Setting::new("tls-min-version", Str, "TLS1.2").help(
+    Setting::new("tls-min-version", Str, "TLS1.2").supported().help(
         Security,
         "'TLS1.2'",
         "Minimum TLS version supported by etcd. Possible values: TLS1.2, TLS1.3.",
     ),
-    Setting::new("tls-max-version", Str, "").help(
+    Setting::new("tls-max-version", Str, "").supported().help(
         Security,
         "''",
         "Maximum TLS version supported by etcd. Possible values: TLS1.2, TLS1.3 (empty will be auto-populated by Go).",
@@ -756,6 +756,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         Bool,
         "false",
     )
+    .supported()
     .no_yaml()
     .help(
         Experimental,

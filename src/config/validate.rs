@@ -378,12 +378,16 @@ fn check_supported(s: &Settings) -> Result<(), ConfigError> {
             )));
         }
     }
-    for name in [
-        "listen-client-urls",
-        "listen-peer-urls",
-        "listen-metrics-urls",
+    for (name, schemes) in [
+        ("listen-client-urls", &["http", "https"][..]),
+        ("listen-peer-urls", &["http", "https"][..]),
+        ("listen-metrics-urls", &["http"][..]),
     ] {
-        if let Some(u) = s.urls(name).iter().find(|u| u.scheme != "http") {
+        if let Some(u) = s
+            .urls(name)
+            .iter()
+            .find(|u| !schemes.contains(&u.scheme.as_str()))
+        {
             return Err(ConfigError::invalid(format!(
                 "--{name} with a {:?} URL is not supported yet ({}){}",
                 u.scheme,

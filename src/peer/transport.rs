@@ -16,6 +16,7 @@ use crate::proto::peer::peer_client::PeerClient;
 use crate::proto::peer::{ProbeRequest, RaftBatch, Route, SnapshotChunk};
 use crate::raft::RaftMsg;
 use crate::storage::snapshot::Snapshotter;
+use crate::tls::ReloadableTls;
 
 /// Raft messages queued per remote member (etcd's streamBufSize is 4096).
 const QUEUE: usize = 4096;
@@ -49,6 +50,8 @@ pub struct Transport {
     peers: Mutex<HashMap<u64, Peer>>,
     /// Set when a peer tells us we were removed from the cluster.
     removed: tokio::sync::watch::Sender<bool>,
+    /// Peer TLS: used towards https:// peer URLs.
+    tls: Option<Arc<ReloadableTls>>,
 }
 
 impl Transport {
@@ -57,6 +60,7 @@ impl Transport {
         snapshots: Arc<Snapshotter>,
         raft_tx: std::sync::mpsc::Sender<RaftMsg>,
         runtime: tokio::runtime::Handle,
+        tls: Option<Arc<ReloadableTls>>,
     ) -> Arc<Self> {
         Arc::new(Transport {
             local_id: membership.local_id,
@@ -67,6 +71,7 @@ impl Transport {
             runtime,
             peers: Mutex::new(HashMap::new()),
             removed: tokio::sync::watch::Sender::new(false),
+            tls,
         })
     }
 
@@ -260,7 +265,7 @@ impl Transport {
                 .await;
             Ok(())
         };
-        let mut client = PeerClient::new(connect(&url).await?)
+        let mut client = PeerClient::new(connect(&url, self.tls.as_deref()).await?)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         let call = client.snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
@@ -275,14 +280,37 @@ impl Transport {
     }
 }
 
-async fn connect(url: &str) -> anyhow::Result<Channel> {
-    Ok(Endpoint::from_shared(url.to_string())?
+/// A channel to a member's peer URL; TLS (with this member's peer
+/// certificate, checked against --peer-trusted-ca-file) for https:// URLs.
+pub async fn connect(url: &str, tls: Option<&ReloadableTls>) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_string())?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(2))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .connect()
-        .await?)
+        .keep_alive_timeout(Duration::from_secs(5));
+    Ok(secure(endpoint, url, tls)?.connect().await?)
+}
+
+/// `endpoint` with TLS when `url` is https://. Without peer TLS configured
+/// no certificate can be trusted, as in etcd.
+pub fn secure(
+    endpoint: Endpoint,
+    url: &str,
+    tls: Option<&ReloadableTls>,
+) -> anyhow::Result<Endpoint> {
+    if !url.starts_with("https://") {
+        return Ok(endpoint);
+    }
+    let (config, verifier) = match tls {
+        Some(tls) => tls.client_config()?,
+        None => (
+            tonic::transport::ClientTlsConfig::new().assume_http2(true),
+            Arc::new(crate::tls::verify::NoTrustedCa {
+                provider: Arc::new(rustls::crypto::ring::default_provider()),
+            }) as Arc<dyn rustls::client::danger::ServerCertVerifier>,
+        ),
+    };
+    Ok(endpoint.tls_config_with_verifier(config, verifier)?)
 }
 
 /// The task that owns the connection to one member.
@@ -302,7 +330,7 @@ impl PeerSender {
         let mut backoff = BACKOFF_MIN;
         let mut logged_down = false;
         while !self.stop.load(Ordering::Acquire) {
-            let channel = match connect(&self.url).await {
+            let channel = match connect(&self.url, self.transport.tls.as_deref()).await {
                 Ok(c) => c,
                 Err(e) => {
                     if !logged_down {

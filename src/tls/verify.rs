@@ -1,0 +1,200 @@
+//! Certificate verifiers beyond rustls' WebPKI ones: a client verifier that
+//! also requires an allowed CN or hostname (--peer-cert-allowed-cn,
+//! --peer-cert-allowed-hostname, --client-cert-allowed-hostname), and the
+//! server verifier of outgoing peer connections, which skips verification
+//! for self-signed (--peer-auto-tls) members as etcd does.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use super::identity::{peer_common_name, SubjectAltNames};
+
+/// Who may connect, beyond holding a certificate from a trusted CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedIdentity {
+    CommonName(String),
+    Hostname(String),
+}
+
+impl AllowedIdentity {
+    fn allows(&self, leaf: &CertificateDer<'_>) -> bool {
+        match self {
+            AllowedIdentity::CommonName(cn) => {
+                peer_common_name(std::slice::from_ref(leaf)).as_deref() == Some(cn.as_str())
+            }
+            AllowedIdentity::Hostname(host) => SubjectAltNames::of(leaf).matches_host(host),
+        }
+    }
+}
+
+/// A CA-verifying client verifier with an optional identity rule.
+#[derive(Debug)]
+pub struct ClientVerifier {
+    pub inner: Arc<dyn ClientCertVerifier>,
+    pub allowed: Option<AllowedIdentity>,
+}
+
+/// A refusal with etcd's reason, for our log.
+fn bad_certificate(reason: String) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+        std::io::Error::other(reason),
+    ))))
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if let Some(allowed) = &self.allowed {
+            if !allowed.allows(end_entity) {
+                // etcd's VerifyPeerCertificate text.
+                return Err(bad_certificate(
+                    "client certificate authentication failed".into(),
+                ));
+            }
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Accepts any server certificate but still checks the handshake
+/// signatures: Go's InsecureSkipVerify, used towards self-signed members.
+#[derive(Debug)]
+pub struct SkipServerVerification {
+    pub provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for SkipServerVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Refuses every server: an https peer URL with no CA to check it against.
+#[derive(Debug)]
+pub struct NoTrustedCa {
+    pub provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for NoTrustedCa {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        SkipServerVerification {
+            provider: self.provider.clone(),
+        }
+        .verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        SkipServerVerification {
+            provider: self.provider.clone(),
+        }
+        .verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
