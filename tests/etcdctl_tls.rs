@@ -337,6 +337,21 @@ const MUTUAL_TLS_CASES: &[Case] = &[
         &["--command-timeout=1s", "--cacert=ca.crt", "get", "k"],
         &[],
     ),
+    // With a login, the dial must succeed within --dial-timeout (exit 2).
+    (
+        &[
+            "--command-timeout=1s",
+            "--cacert=ca.crt",
+            "--user=root:pw",
+            "get",
+            "k",
+        ],
+        &[],
+    ),
+    (
+        &["--endpoints=127.0.0.1:1", "--user=root:pw", "get", "k"],
+        &[],
+    ),
     // No TLS at all, or TLS dropped by http://.
     (&["--command-timeout=1s", "get", "k"], &[]),
     (

@@ -240,6 +240,12 @@ pub struct Client {
     proven: bool,
     /// Connections that failed before the server answered, for backoff.
     unproven_failures: u32,
+    /// While the first login is under way: when it must be done. clientv3
+    /// logs in while the client is built, within `--dial-timeout`, and
+    /// etcdctl exits with code 2 when that fails.
+    login_by: Option<Instant>,
+    /// The first login is behind us (or none is needed).
+    login_settled: bool,
     /// Where the next connection attempt starts.
     next_endpoint: usize,
     token: Option<MetadataValue<tonic::metadata::Ascii>>,
@@ -274,6 +280,8 @@ impl Client {
             connected: None,
             proven: false,
             unproven_failures: 0,
+            login_by: None,
+            login_settled: false,
             next_endpoint: 0,
             token: None,
             last_connect_error: String::new(),
@@ -347,7 +355,16 @@ impl Client {
         self.unproven_failures = (self.unproven_failures + 1).min(5);
         let pause = Duration::from_millis(50) * (1 << self.unproven_failures);
         let wake = Instant::now() + pause.min(Duration::from_secs(1));
-        tokio::time::sleep_until(self.deadline.map_or(wake, |d| wake.min(d))).await;
+        tokio::time::sleep_until(self.limit().map_or(wake, |d| wake.min(d))).await;
+    }
+
+    /// Whether calls carry a token: clientv3 logs in only with both a user
+    /// name and a password.
+    fn needs_login(&self) -> bool {
+        self.config
+            .auth
+            .as_ref()
+            .is_some_and(|(_, password)| !password.is_empty())
     }
 
     /// Whether a failed call is worth one retry with a fresh token: the
@@ -403,14 +420,23 @@ impl Client {
 
     /// Runs `future` until the command's deadline, if it has one.
     async fn before_deadline<F: Future>(&self, future: F) -> Result<F::Output, Elapsed> {
-        match self.deadline {
+        match self.limit() {
             Some(deadline) => tokio::time::timeout_at(deadline, future).await,
             None => Ok(future.await),
         }
     }
 
+    /// The time the current step must end by: the command's deadline, or
+    /// sooner while the first login is under way.
+    fn limit(&self) -> Option<Instant> {
+        match (self.deadline, self.login_by) {
+            (Some(d), Some(l)) => Some(d.min(l)),
+            (d, l) => d.or(l),
+        }
+    }
+
     fn past_deadline(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.limit().is_some_and(|d| Instant::now() >= d)
     }
 
     fn drop_connection(&mut self) {
@@ -427,6 +453,9 @@ impl Client {
         }
         if self.config.endpoints.is_empty() {
             return Err(self.deadline_exceeded());
+        }
+        if !self.login_settled && self.login_by.is_none() && self.needs_login() {
+            self.login_by = Some(Instant::now() + self.config.dial_timeout);
         }
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -450,6 +479,8 @@ impl Client {
                                 Err(LoginError::Refused(err)) => return Err(err),
                             }
                         }
+                        self.login_by = None;
+                        self.login_settled = true;
                         return Ok(channel);
                     }
                     Err(err) => self.last_connect_error = err,
@@ -459,7 +490,7 @@ impl Client {
                 return Err(self.deadline_exceeded());
             }
             let wake = Instant::now() + backoff;
-            tokio::time::sleep_until(self.deadline.map_or(wake, |d| wake.min(d))).await;
+            tokio::time::sleep_until(self.limit().map_or(wake, |d| wake.min(d))).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }
     }
@@ -484,7 +515,7 @@ impl Client {
             endpoint = tls.apply(endpoint)?;
         }
         let dial_limit = Instant::now() + self.config.dial_timeout;
-        let limit = self.deadline.map_or(dial_limit, |d| d.min(dial_limit));
+        let limit = self.limit().map_or(dial_limit, |d| d.min(dial_limit));
         match tokio::time::timeout_at(limit, endpoint.connect()).await {
             Ok(Ok(channel)) => Ok(channel),
             Ok(Err(err)) => match handshake_error(&err) {
@@ -554,6 +585,12 @@ impl Client {
         self.warn_retry(&format!(
             "rpc error: code = DeadlineExceeded desc = {detail}"
         ));
+        if self.login_by.is_some() {
+            return RpcError {
+                text: DEADLINE_EXCEEDED.to_string(),
+                exit_code: EXIT_BAD_CONNECTION,
+            };
+        }
         RpcError::new(DEADLINE_EXCEEDED)
     }
 
@@ -596,9 +633,7 @@ fn is_transport_failure(status: &Status) -> bool {
 /// innermost error.
 fn transport_failure_text(status: &Status) -> String {
     match std::error::Error::source(status) {
-        Some(source) => {
-            handshake_error(source).unwrap_or_else(|| innermost_error(source))
-        }
+        Some(source) => handshake_error(source).unwrap_or_else(|| innermost_error(source)),
         None => status.message().to_string(),
     }
 }
