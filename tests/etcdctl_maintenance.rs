@@ -650,20 +650,17 @@ fn make_mirror_copies_and_follows_like_etcdctl_34() {
     );
     assert_same("make-mirror with both prefixes", &reference, &ours);
     assert_eq!(ours.code, Some(128));
-    // TLS is not there yet: refused as the global --cacert is.
-    let tls = run(
-        OUR_ETCDCTL,
-        &[
-            "--endpoints",
-            &s,
-            "make-mirror",
-            "--dest-cacert",
-            "/ca.pem",
-            &d,
-        ],
+    // The destination's TLS files are loaded before anything is dialed.
+    let (reference, ours) = both(
+        &s,
+        &["make-mirror", "--dest-cacert", "/nonexistent/ca.pem", &d],
     );
-    assert_eq!(tls.stderr, "Error: TLS is not supported yet\n");
-    assert_eq!(tls.code, Some(128));
+    assert_same(
+        "make-mirror with a missing --dest-cacert",
+        &reference,
+        &ours,
+    );
+    assert_eq!(ours.code, Some(128));
 
     // Reference servers and ours at once: the 30 s wait is shared.
     let ours_source = start_ours(&[]);

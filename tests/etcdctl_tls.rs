@@ -575,3 +575,67 @@ fn wrong_ca_is_reported_as_unknown_authority() {
         "{stderr}"
     );
 }
+
+/// make-mirror copies into a cluster reached with the `--dest-*` TLS
+/// flags (client certificate required there).
+#[test]
+fn make_mirror_reaches_a_tls_destination() {
+    if skip_without_reference() {
+        return;
+    }
+    let certs = make_certs();
+    let dest = start_tls_server(
+        &certs.path("server.crt"),
+        &certs.path("server.key"),
+        Some(&certs.path("ca.crt")),
+    );
+    let source = common::TestServer::start_reference(&common::ServerOptions::default())
+        .expect("start source etcd");
+    let put = run(
+        OUR_ETCDCTL,
+        &certs,
+        &source.endpoint(),
+        &["put", "m/k", "v"],
+        &[],
+    );
+    assert_eq!(put.code, Some(0), "{put:?}");
+
+    let mut mirror = Command::new(OUR_ETCDCTL)
+        .current_dir(certs.dir.path())
+        .args([
+            &format!("--endpoints={}", source.endpoint()),
+            "make-mirror",
+            "--dest-cacert=ca.crt",
+            "--dest-cert=client.crt",
+            "--dest-key=client.key",
+            &dest.endpoint,
+        ])
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start make-mirror");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mirrored = loop {
+        let got = run(
+            REFERENCE_ETCDCTL,
+            &certs,
+            &dest.endpoint,
+            &[
+                "--cacert=ca.crt",
+                "--cert=client.crt",
+                "--key=client.key",
+                "get",
+                "m/k",
+            ],
+            &[],
+        );
+        if got.stdout == "m/k\nv\n" || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = mirror.kill();
+    let _ = mirror.wait();
+    assert_eq!(mirrored.stdout, "m/k\nv\n", "{mirrored:?}");
+}
