@@ -63,7 +63,7 @@ async fn handshake(stream: TcpStream, tls: &ReloadableTls) -> Option<TlsStream<T
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
-            rejected(&remote, "", None, &e.to_string());
+            rejected(&remote, "", None, &handshake_error(&e));
             return None;
         }
         Err(_) => {
@@ -84,6 +84,42 @@ async fn handshake(stream: TcpStream, tls: &ReloadableTls) -> Option<TlsStream<T
         }
     }
     Some(conn)
+}
+
+/// A refused handshake in the words Go's TLS stack uses (what etcd logs),
+/// rustls' own text otherwise.
+fn handshake_error(e: &std::io::Error) -> String {
+    use rustls::{AlertDescription, CertificateError, Error};
+    let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) else {
+        return e.to_string();
+    };
+    let alert = |a: &AlertDescription| match a {
+        AlertDescription::BadCertificate => "bad certificate".to_string(),
+        AlertDescription::UnknownCA => "unknown certificate authority".to_string(),
+        AlertDescription::CertificateExpired => "expired certificate".to_string(),
+        AlertDescription::CertificateRequired => "certificate required".to_string(),
+        AlertDescription::ProtocolVersion => "protocol version not supported".to_string(),
+        AlertDescription::HandshakeFailure => "handshake failure".to_string(),
+        other => format!("{other:?}"),
+    };
+    let verify = |c: &CertificateError| match c {
+        CertificateError::UnknownIssuer => {
+            "x509: certificate signed by unknown authority".to_string()
+        }
+        CertificateError::Expired | CertificateError::NotValidYet => {
+            "x509: certificate has expired or is not yet valid".to_string()
+        }
+        CertificateError::Other(o) => o.to_string(),
+        other => format!("x509: {other:?}"),
+    };
+    match tls {
+        Error::NoCertificatesPresented => "tls: client didn't provide a certificate".into(),
+        Error::InvalidCertificate(c) => {
+            format!("tls: failed to verify client certificate: {}", verify(c))
+        }
+        Error::AlertReceived(a) => format!("remote error: tls: {}", alert(a)),
+        other => other.to_string(),
+    }
 }
 
 /// etcd's `logTLSHandshakeFailure`.

@@ -1,0 +1,334 @@
+//! Peer TLS as an operator sees it: members talking over https:// peer
+//! URLs with certificates from one CA elect a leader and replicate; a new
+//! member with such a certificate joins; members whose certificate comes
+//! from another CA, or has a CN other than --peer-cert-allowed-cn, are
+//! refused at the handshake and never get data; --peer-auto-tls members
+//! form a cluster with self-signed certificates.
+
+#[path = "support_tls/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::{etcdctl_available, etcdctl_eventually, etcdctl_ok, free_port, Ca, Pair, Proc};
+
+const OURS: &str = env!("CARGO_BIN_EXE_etcd");
+
+struct Node {
+    name: String,
+    client: String,
+    peer: String,
+}
+
+impl Node {
+    fn new(name: &str) -> Node {
+        Node {
+            name: name.to_string(),
+            client: format!("http://127.0.0.1:{}", free_port().expect("port")),
+            peer: format!("https://127.0.0.1:{}", free_port().expect("port")),
+        }
+    }
+}
+
+fn initial_cluster(nodes: &[&Node]) -> String {
+    nodes
+        .iter()
+        .map(|n| format!("{}={}", n.name, n.peer))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn start(
+    dir: &Path,
+    node: &Node,
+    cluster: &str,
+    state: &str,
+    tls: &[String],
+) -> anyhow::Result<Proc> {
+    let mut args = vec![
+        format!("--name={}", node.name),
+        format!("--data-dir={}", dir.join(&node.name).display()),
+        format!("--listen-client-urls={}", node.client),
+        format!("--advertise-client-urls={}", node.client),
+        format!("--listen-peer-urls={}", node.peer),
+        format!("--initial-advertise-peer-urls={}", node.peer),
+        format!("--initial-cluster={cluster}"),
+        format!("--initial-cluster-state={state}"),
+        "--initial-cluster-token=tls-peer".to_string(),
+        "--heartbeat-interval=50".to_string(),
+        "--election-timeout=500".to_string(),
+    ];
+    args.extend(tls.iter().cloned());
+    Proc::start(OURS, &node.name, dir, &args)
+}
+
+/// Peer TLS flags for a member holding `pair`, trusting `ca`.
+fn peer_flags(pair: &Pair, ca: &Ca) -> Vec<String> {
+    vec![
+        format!("--peer-cert-file={}", pair.cert.display()),
+        format!("--peer-key-file={}", pair.key.display()),
+        format!("--peer-trusted-ca-file={}", ca.ca_file().display()),
+        "--peer-client-cert-auth".to_string(),
+        "--peer-cert-allowed-cn=member".to_string(),
+    ]
+}
+
+fn get(endpoint: &str, key: &str, serializable: bool) -> anyhow::Result<String> {
+    let mut args = vec![
+        "--endpoints",
+        endpoint,
+        "--command-timeout=4s",
+        "get",
+        key,
+        "--print-value-only",
+    ];
+    if serializable {
+        args.push("--consistency=s");
+    }
+    etcdctl_ok(&args)
+}
+
+#[test]
+fn members_over_peer_tls_replicate_and_refuse_foreign_certificates() {
+    if !etcdctl_available() {
+        eprintln!("skipped: {} not installed", support::ETCDCTL);
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new(dir.path(), "cluster").expect("ca");
+    let rogue_ca = Ca::new(dir.path(), "rogue").expect("rogue ca");
+    let nodes: Vec<Node> = (0..3).map(|i| Node::new(&format!("m{i}"))).collect();
+    let cluster = initial_cluster(&nodes.iter().collect::<Vec<_>>());
+    let mut members: Vec<Proc> = nodes
+        .iter()
+        .map(|n| {
+            let pair = ca.server(&n.name, "member").expect("cert");
+            start(dir.path(), n, &cluster, "new", &peer_flags(&pair, &ca)).expect("start")
+        })
+        .collect();
+    etcdctl_eventually(
+        &[
+            "--endpoints",
+            &nodes[0].client,
+            "--command-timeout=4s",
+            "put",
+            "k",
+            "over-tls",
+        ],
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", members[0].log()));
+    assert_eq!(
+        get(&nodes[2].client, "k", false).expect("get on m2"),
+        "over-tls\n"
+    );
+    for m in members.iter_mut() {
+        assert!(m.is_running());
+        let log = m.log();
+        assert!(log.contains("\"msg\":\"starting with peer TLS\""), "{log}");
+        assert!(
+            log.contains("established a stream to a remote peer"),
+            "{log}"
+        );
+        assert!(!log.contains("rejected connection"), "{log}");
+    }
+
+    // A new member with a certificate of the cluster's CA joins and
+    // receives the data.
+    let joiner = Node::new("m3");
+    // Right after the start --strict-reconfig-check may still find the
+    // cluster unhealthy: retried.
+    etcdctl_eventually(
+        &[
+            "--endpoints",
+            &nodes[0].client,
+            "member",
+            "add",
+            "m3",
+            &format!("--peer-urls={}", joiner.peer),
+        ],
+        Duration::from_secs(10),
+    )
+    .expect("member add m3");
+    let joined_cluster = initial_cluster(&nodes.iter().chain([&joiner]).collect::<Vec<_>>());
+    let pair = ca.server("m3", "member").expect("cert");
+    let mut m3 = start(
+        dir.path(),
+        &joiner,
+        &joined_cluster,
+        "existing",
+        &peer_flags(&pair, &ca),
+    )
+    .expect("start m3");
+    let value = etcdctl_eventually(
+        &[
+            "--endpoints",
+            &joiner.client,
+            "--command-timeout=4s",
+            "get",
+            "k",
+            "--print-value-only",
+            "--consistency=s",
+        ],
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", m3.log()));
+    assert_eq!(value, "over-tls\n");
+    assert!(m3.is_running());
+
+    // Two intruders are added as members (so the cluster would send them
+    // data) but present the wrong certificates: one from another CA, one
+    // from the cluster's CA with a CN other than the allowed one.
+    let rogue_pair = rogue_ca.server("rogue", "member").expect("rogue cert");
+    let intruder_pair = ca.server("intruder", "intruder").expect("intruder cert");
+    let mut all: Vec<&Node> = nodes.iter().chain([&joiner]).collect();
+    let rogue = Node::new("rogue");
+    let intruder = Node::new("intruder");
+    for (node, pair, trusted) in [
+        (&rogue, &rogue_pair, &rogue_ca),
+        (&intruder, &intruder_pair, &ca),
+    ] {
+        etcdctl_eventually(
+            &[
+                "--endpoints",
+                &nodes[0].client,
+                "member",
+                "add",
+                &node.name,
+                &format!("--peer-urls={}", node.peer),
+            ],
+            Duration::from_secs(10),
+        )
+        .expect("member add");
+        all.push(node);
+        let mut proc = start(
+            dir.path(),
+            node,
+            &initial_cluster(&all),
+            "existing",
+            &peer_flags(pair, trusted),
+        )
+        .expect("start intruder");
+        // Its requests for the membership are refused at the handshake:
+        // it cannot join.
+        let status = proc
+            .wait_exit(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}\n{}", proc.log()));
+        assert!(!status.success());
+        let log = proc.log();
+        assert!(
+            log.contains("cannot fetch cluster info from peer urls"),
+            "{log}"
+        );
+        assert!(!log.contains("published local member"), "{log}");
+        assert!(!log.contains("established a stream"), "{log}");
+        assert!(
+            !log.contains("received and saved database snapshot"),
+            "{log}"
+        );
+        // Out again, so the next one can be added under
+        // --strict-reconfig-check.
+        let list =
+            etcdctl_ok(&["--endpoints", &nodes[0].client, "member", "list"]).expect("member list");
+        let id = list
+            .lines()
+            .find(|l| l.contains(&format!(", {}, ", node.peer)))
+            .and_then(|l| l.split(',').next())
+            .unwrap_or_else(|| panic!("{} not listed: {list}", node.name))
+            .to_string();
+        etcdctl_ok(&["--endpoints", &nodes[0].client, "member", "remove", &id])
+            .expect("member remove");
+        all.pop();
+    }
+    let cluster_logs: String = members.iter().map(Proc::log).collect();
+    assert!(
+        cluster_logs.contains("\"msg\":\"rejected connection\""),
+        "{cluster_logs}"
+    );
+    // The rogue's CA does not know ours: it gives up on our certificate.
+    assert!(
+        cluster_logs.contains("remote error: tls: unknown certificate authority"),
+        "{cluster_logs}"
+    );
+    assert!(
+        cluster_logs.contains("client certificate authentication failed"),
+        "{cluster_logs}"
+    );
+    // The cluster keeps working with its members.
+    etcdctl_ok(&[
+        "--endpoints",
+        &nodes[1].client,
+        "--command-timeout=4s",
+        "put",
+        "after",
+        "intruders",
+    ])
+    .expect("put after the intruders");
+    assert_eq!(
+        get(&joiner.client, "after", false).expect("get"),
+        "intruders\n"
+    );
+    drop(m3);
+}
+
+#[test]
+fn peer_auto_tls_members_form_a_cluster() {
+    if !etcdctl_available() {
+        eprintln!("skipped: {} not installed", support::ETCDCTL);
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nodes: Vec<Node> = (0..3).map(|i| Node::new(&format!("a{i}"))).collect();
+    let cluster = initial_cluster(&nodes.iter().collect::<Vec<_>>());
+    let members: Vec<Proc> = nodes
+        .iter()
+        .map(|n| {
+            start(
+                dir.path(),
+                n,
+                &cluster,
+                "new",
+                &["--peer-auto-tls".to_string()],
+            )
+            .expect("start")
+        })
+        .collect();
+    etcdctl_eventually(
+        &[
+            "--endpoints",
+            &nodes[1].client,
+            "--command-timeout=4s",
+            "put",
+            "auto",
+            "peer-tls",
+        ],
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", members[1].log()));
+    assert_eq!(
+        get(&nodes[2].client, "auto", false).expect("get"),
+        "peer-tls\n"
+    );
+    for n in &nodes {
+        let fixtures = dir.path().join(&n.name).join("fixtures").join("peer");
+        assert!(fixtures.join("cert.pem").is_file() && fixtures.join("key.pem").is_file());
+    }
+}
+
+#[test]
+fn https_peer_url_without_certificates_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::new("alone");
+    let mut proc = start(dir.path(), &node, &initial_cluster(&[&node]), "new", &[]).expect("start");
+    let status = proc.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(1));
+    let port = node.peer.rsplit(':').next().expect("port");
+    assert!(
+        proc.log().contains(&format!(
+            "cannot listen on TLS for 127.0.0.1:{port}: KeyFile and CertFile are not presented"
+        )),
+        "{}",
+        proc.log()
+    );
+}
