@@ -558,3 +558,55 @@ fn replaced_certificates_and_ca_are_used_without_restart() {
     );
     assert!(member.is_running());
 }
+
+#[test]
+fn client_cert_allowed_hostname_admits_only_that_host() {
+    if !etcdctl_available() {
+        eprintln!("skipped: {} not installed", support::ETCDCTL);
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new(dir.path(), "main").expect("ca");
+    let server = ca.server("server", "server").expect("server cert");
+    let allowed = ca
+        .issue("allowed", "gateway", &["gateway.example.com"], false)
+        .expect("cert");
+    let other = ca
+        .issue("other", "gateway", &["other.example.com"], false)
+        .expect("cert");
+    let https = format!("https://127.0.0.1:{}", free_port().expect("port"));
+    let mut member = start(
+        dir.path(),
+        std::slice::from_ref(&https),
+        &[
+            &format!("--cert-file={}", path(&server.cert)),
+            &format!("--key-file={}", path(&server.key)),
+            &format!("--trusted-ca-file={}", path(&ca.ca_file())),
+            "--client-cert-auth",
+            "--client-cert-allowed-hostname=gateway.example.com",
+        ],
+    )
+    .expect("start");
+    wait_ready(&mut member);
+    let cacert = format!("--cacert={}", path(&ca.ca_file()));
+    let flags = |pair: &support::Pair| {
+        [
+            cacert.clone(),
+            format!("--cert={}", path(&pair.cert)),
+            format!("--key={}", path(&pair.key)),
+        ]
+    };
+    let ok = flags(&allowed);
+    let ok: Vec<&str> = ok.iter().map(String::as_str).collect();
+    assert_eq!(
+        etcdctl_ok(&ctl(&https, &ok, &["put", "k", "v"])).expect("allowed host"),
+        "OK\n"
+    );
+    let refused = flags(&other);
+    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
+    let out = etcdctl(&ctl(&https, &refused, &["get", "k"])).expect("etcdctl");
+    assert!(!out.status.success());
+    assert!(member
+        .log()
+        .contains("client certificate authentication failed"));
+}

@@ -1,8 +1,8 @@
 //! Peer TLS as an operator sees it: members talking over https:// peer
 //! URLs with certificates from one CA elect a leader and replicate; a new
 //! member with such a certificate joins; members whose certificate comes
-//! from another CA, or has a CN other than --peer-cert-allowed-cn, are
-//! refused at the handshake and never get data; --peer-auto-tls members
+//! from another CA, has a CN other than --peer-cert-allowed-cn, or names
+//! another address than theirs, are refused and never get data; --peer-auto-tls members
 //! form a cluster with self-signed certificates.
 
 #[path = "support_tls/mod.rs"]
@@ -182,12 +182,19 @@ fn members_over_peer_tls_replicate_and_refuse_foreign_certificates() {
     // from the cluster's CA with a CN other than the allowed one.
     let rogue_pair = rogue_ca.server("rogue", "member").expect("rogue cert");
     let intruder_pair = ca.server("intruder", "intruder").expect("intruder cert");
+    // Right CA and CN, but issued for another address than the one it
+    // connects from (etcd's SAN check of peers).
+    let elsewhere_pair = ca
+        .issue("elsewhere", "member", &["10.0.0.1"], true)
+        .expect("elsewhere cert");
     let mut all: Vec<&Node> = nodes.iter().chain([&joiner]).collect();
     let rogue = Node::new("rogue");
     let intruder = Node::new("intruder");
+    let elsewhere = Node::new("elsewhere");
     for (node, pair, trusted) in [
         (&rogue, &rogue_pair, &rogue_ca),
         (&intruder, &intruder_pair, &ca),
+        (&elsewhere, &elsewhere_pair, &ca),
     ] {
         etcdctl_eventually(
             &[
@@ -253,6 +260,10 @@ fn members_over_peer_tls_replicate_and_refuse_foreign_certificates() {
     );
     assert!(
         cluster_logs.contains("client certificate authentication failed"),
+        "{cluster_logs}"
+    );
+    assert!(
+        cluster_logs.contains("x509: certificate is valid for 10.0.0.1, not 127.0.0.1"),
         "{cluster_logs}"
     );
     // The cluster keeps working with its members.
