@@ -255,6 +255,20 @@ mod tests {
     }
 
     #[test]
+    fn auth_status_json_omits_false() {
+        let mut o = JsonObject::new();
+        let resp = AuthStatusResponse {
+            header: None,
+            enabled: false,
+            auth_revision: 4,
+        };
+        json_header(&mut o, resp.header.as_ref());
+        o.flag("enabled", resp.enabled);
+        o.num("authRevision", resp.auth_revision);
+        assert_eq!(o.finish(), r#"{"authRevision":4}"#);
+    }
+
+    #[test]
     fn permission_json_omits_zero_fields() {
         assert_eq!(
             json_permission(&perm(permission::Type::Read, b"foo", b"")),
