@@ -610,3 +610,53 @@ fn client_cert_allowed_hostname_admits_only_that_host() {
         .log()
         .contains("client certificate authentication failed"));
 }
+
+#[test]
+fn client_crl_file_refuses_revoked_certificates() {
+    if !etcdctl_available() {
+        eprintln!("skipped: {} not installed", support::ETCDCTL);
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new(dir.path(), "main").expect("ca");
+    let server = ca.server("server", "server").expect("server cert");
+    let good = ca.client("good", "good").expect("cert");
+    let revoked = ca.client("revoked", "revoked").expect("cert");
+    let crl = ca.crl("crl", &[&revoked]).expect("crl");
+    let https = format!("https://127.0.0.1:{}", free_port().expect("port"));
+    let mut member = start(
+        dir.path(),
+        std::slice::from_ref(&https),
+        &[
+            &format!("--cert-file={}", path(&server.cert)),
+            &format!("--key-file={}", path(&server.key)),
+            &format!("--trusted-ca-file={}", path(&ca.ca_file())),
+            &format!("--client-crl-file={}", path(&crl)),
+            "--client-cert-auth",
+        ],
+    )
+    .expect("start");
+    wait_ready(&mut member);
+    let flags = |pair: &support::Pair| {
+        [
+            format!("--cacert={}", path(&ca.ca_file())),
+            format!("--cert={}", path(&pair.cert)),
+            format!("--key={}", path(&pair.key)),
+        ]
+    };
+    let ok = flags(&good);
+    let ok: Vec<&str> = ok.iter().map(String::as_str).collect();
+    assert_eq!(
+        etcdctl_ok(&ctl(&https, &ok, &["put", "k", "v"])).expect("good certificate"),
+        "OK\n"
+    );
+    let bad = flags(&revoked);
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let out = etcdctl(&ctl(&https, &bad, &["get", "k"])).expect("etcdctl");
+    assert!(!out.status.success());
+    assert!(
+        member.log().contains("transport: certificate revoked"),
+        "{}",
+        member.log()
+    );
+}

@@ -109,6 +109,7 @@ fn handshake_error(e: &std::io::Error) -> String {
         CertificateError::Expired | CertificateError::NotValidYet => {
             "x509: certificate has expired or is not yet valid".to_string()
         }
+        CertificateError::Revoked => "transport: certificate revoked".to_string(),
         CertificateError::Other(o) => o.to_string(),
         other => format!("x509: {other:?}"),
     };

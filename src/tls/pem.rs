@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 /// The file's bytes; Go's text for an error ("open F: no such file or
 /// directory").
@@ -53,4 +53,22 @@ pub fn roots(bytes: &[u8], path: &Path) -> anyhow::Result<RootCertStore> {
             .with_context(|| format!("add a CA certificate of {}", path.display()))?;
     }
     Ok(store)
+}
+
+/// Certificate revocation lists, PEM or DER (Go's x509.ParseCRL takes
+/// both).
+pub fn crls(
+    bytes: &[u8],
+    path: &Path,
+) -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> {
+    let pem = CertificateRevocationListDer::pem_slice_iter(bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parse revocation lists in {}", path.display()))?;
+    if !pem.is_empty() {
+        return Ok(pem);
+    }
+    if bytes.first() == Some(&0x30) {
+        return Ok(vec![CertificateRevocationListDer::from(bytes.to_vec())]);
+    }
+    anyhow::bail!("no certificate revocation list in {}", path.display())
 }

@@ -39,6 +39,7 @@ pub struct Ca {
 pub struct Pair {
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub serial: u64,
 }
 
 impl Ca {
@@ -94,16 +95,49 @@ impl Ca {
                 .extended_key_usages
                 .push(rcgen::ExtendedKeyUsagePurpose::ServerAuth);
         }
+        let serial = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos() as u64;
+        params.serial_number = Some(serial.into());
         let key = rcgen::KeyPair::generate()?;
         let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer)?;
         let pair = Pair {
             cert: self.dir.join(format!("{file}.pem")),
             key: self.dir.join(format!("{file}-key.pem")),
+            serial,
         };
         std::fs::write(&pair.cert, cert.pem())?;
         std::fs::write(&pair.key, key.serialize_pem())?;
         Ok(pair)
+    }
+}
+
+impl Ca {
+    /// A revocation list of this CA naming `revoked`, written to `file`.
+    pub fn crl(&self, file: &str, revoked: &[&Pair]) -> anyhow::Result<PathBuf> {
+        let now = rcgen::date_time_ymd(2024, 1, 1);
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now,
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: 1u64.into(),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|p| rcgen::RevokedCertParams {
+                    serial_number: p.serial.into(),
+                    revocation_time: now,
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        let crl = params.signed_by(&issuer)?;
+        let path = self.dir.join(format!("{file}.pem"));
+        std::fs::write(&path, crl.pem()?)?;
+        Ok(path)
     }
 }
 
