@@ -521,6 +521,21 @@ fn tls_flags_match_real_etcdctl_with_a_self_signed_server() {
             stderr: String::new(),
         }
     );
+    let ours = run(
+        OUR_ETCDCTL,
+        &certs,
+        &server.endpoint,
+        &["get", "a", "--print-value-only"],
+        &[
+            ("ETCDCTL_INSECURE_TRANSPORT", "false"),
+            ("ETCDCTL_INSECURE_SKIP_TLS_VERIFY", "true"),
+        ],
+    );
+    assert_eq!(
+        (ours.code, ours.stdout.as_str()),
+        (Some(0), "1\n"),
+        "{ours:?}"
+    );
     // Without skipping, the self-signed certificate is not trusted.
     let ours = run(
         OUR_ETCDCTL,
