@@ -75,6 +75,10 @@ pub struct ServeOptions {
     pub tls_min_version: String,
     pub tls_max_version: String,
     pub self_signed_cert_validity_years: u64,
+    /// `--auth-token`, `--auth-token-ttl` (seconds), `--bcrypt-cost`.
+    pub auth_token: String,
+    pub auth_token_ttl: Duration,
+    pub bcrypt_cost: u32,
 }
 
 impl From<&crate::config::Config> for ServeOptions {
@@ -110,6 +114,9 @@ impl From<&crate::config::Config> for ServeOptions {
             tls_min_version: c.tls_min_version.clone(),
             tls_max_version: c.tls_max_version.clone(),
             self_signed_cert_validity_years: c.self_signed_cert_validity_years,
+            auth_token: c.auth_token.clone(),
+            auth_token_ttl: Duration::from_secs(c.auth_token_ttl_secs),
+            bcrypt_cost: c.bcrypt_cost as u32,
             grpc: crate::api::GrpcOptions {
                 keepalive_interval: c.grpc_keepalive_interval,
                 keepalive_timeout: c.grpc_keepalive_timeout,
@@ -179,6 +186,12 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         );
     }
     membership.load(&store)?;
+    let auth = Arc::new(crate::auth::AuthStore::new(
+        crate::auth::token::Provider::from_options(&opts.auth_token, opts.auth_token_ttl)?,
+        opts.bcrypt_cost,
+        opts.client_tls.client_cert_auth,
+    ));
+    auth.load(&store)?;
     let applied = store.applied()?;
     tracing::info!(
         local_member_id = format!("{member_id:x}"),
@@ -326,6 +339,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         hub: hub.clone(),
         membership: membership.clone(),
         alarms: alarms.clone(),
+        auth: auth.clone(),
         snapshots: snapshots.clone(),
         transport: transport.clone(),
         local_meta_keys: vec![META_MEMBER_ID.to_vec(), META_CLUSTER_ID.to_vec()],
@@ -360,6 +374,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             strict_reconfig_check: opts.strict_reconfig_check,
             election_timeout: opts.election_timeout,
             alarms,
+            auth,
         },
     ));
     tokio::spawn(crate::server::lease::run(

@@ -6,6 +6,7 @@
 //! - `server`: propose-and-wait, linearizable reads, the member's identity.
 //! - `raft`: the raft thread that owns raft-rs's `RawNode` and the WAL.
 //! - `apply`: the apply thread, the only LMDB writer; etcd's request semantics.
+//! - `auth`: RBAC: users, roles, permissions, tokens.
 //! - `mvcc`: revisions, the key index, reads and writes on LMDB.
 //! - `storage`: the data dir, the WAL and the LMDB environment.
 //! - `etcdutl`: offline tools over data dirs and snapshot files.
@@ -16,6 +17,7 @@
 pub mod alarm;
 pub mod api;
 pub mod apply;
+pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod config;

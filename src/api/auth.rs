@@ -1,15 +1,155 @@
-//! The Auth service. Authentication is never enabled yet (RBAC arrives with
-//! the security work), so Authenticate answers as etcd does with auth
-//! disabled, and clients that pass --user keep working. User and role
-//! management answer Unimplemented until then.
+//! The Auth service (etcd's v3rpc/auth.go and the auth half of
+//! v3_server.go), and `caller`: who a request comes from (its token, or
+//! with --client-cert-auth its client certificate's CN).
+//!
+//! Changes go through raft and are checked when applied (admin requests
+//! need the root role there). Reads (user/role get and list, status) wait
+//! for a linearizable read point and answer from the replicated state with
+//! the same checks etcd applies to them.
 
 use std::sync::Arc;
 
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
+use crate::apply::Response as Applied;
+use crate::auth::token::{Provider, SimpleTokens};
+use crate::auth::{AuthInfo, Credential, Error as AuthError};
 use crate::proto::etcdserverpb::auth_server::Auth;
 use crate::proto::etcdserverpb::*;
+use crate::proto::internal::internal_raft_request::Request as Internal;
+use crate::proto::internal::{
+    InternalAuthenticateRequest, InternalUserAddRequest, InternalUserChangePasswordRequest,
+};
 use crate::server::{Error, EtcdServer};
+
+/// Metadata keys clients send the token in (etcd's TokenFieldNameGRPC and
+/// TokenFieldNameSwagger).
+const TOKEN_KEYS: [&str; 2] = ["token", "authorization"];
+
+/// The credential a request carries (its token, or under
+/// --client-cert-auth its certificate's CN), for streams that check it
+/// again at each request on them.
+pub async fn credential<T>(server: &EtcdServer, req: &Request<T>) -> Credential {
+    if !server.auth.is_enabled() {
+        return Credential::None;
+    }
+    if let Some(token) = TOKEN_KEYS.iter().find_map(|k| req.metadata().get(*k)) {
+        let token = token.to_str().unwrap_or_default().to_string();
+        if let Some(index) = SimpleTokens::index_of(&token) {
+            // an unapplied or bad token is refused at each create instead
+            let _ = wait_applied(server, index).await;
+        }
+        return Credential::Token(token);
+    }
+    if server.auth.client_cert_auth() {
+        if let Some(cn) = req
+            .peer_certs()
+            .and_then(|c| crate::tls::peer_common_name(&c))
+        {
+            return Credential::CommonName(cn);
+        }
+    }
+    Credential::None
+}
+
+/// etcd's AuthInfoFromCtx: `None` with auth disabled, or with neither a
+/// token nor (under --client-cert-auth) a client certificate. An unknown
+/// or expired token is refused.
+pub async fn caller<T>(server: &EtcdServer, req: &Request<T>) -> Result<Option<AuthInfo>, Status> {
+    let auth = &server.auth;
+    if !auth.is_enabled() {
+        return Ok(None);
+    }
+    let token = TOKEN_KEYS.iter().find_map(|k| req.metadata().get(*k));
+    if let Some(token) = token {
+        let token = token.to_str().map_err(|_| AuthError::InvalidAuthToken)?;
+        if let Provider::Simple(_) = auth.tokens() {
+            // valid here only once this member applied the entry that
+            // assigned it (etcd's indexWaiter)
+            let index = SimpleTokens::index_of(token).ok_or(AuthError::InvalidAuthToken)?;
+            wait_applied(server, index).await?;
+        }
+        return match auth.info_from_token(token) {
+            Some(info) => Ok(Some(info)),
+            None => {
+                tracing::warn!("invalid auth token");
+                Err(AuthError::InvalidAuthToken.into())
+            }
+        };
+    }
+    if auth.client_cert_auth() {
+        if let Some(certs) = req.peer_certs() {
+            if let Some(cn) = crate::tls::peer_common_name(&certs) {
+                return Ok(Some(auth.info_from_common_name(&cn)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The token metadata of a request, to forward it with the request.
+pub fn token_metadata<T>(
+    req: &Request<T>,
+) -> Option<(
+    &'static str,
+    tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+)> {
+    TOKEN_KEYS
+        .iter()
+        .find_map(|k| req.metadata().get(*k).map(|v| (*k, v.clone())))
+}
+
+async fn wait_applied(server: &EtcdServer, index: u64) -> Result<(), Status> {
+    let mut applied = server.applied_rx.clone();
+    let wait = async move { applied.wait_for(|&a| a >= index).await.map(|_| ()) };
+    match tokio::time::timeout(server.limits.request_timeout, wait).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(AuthError::InvalidAuthToken.into()),
+    }
+}
+
+/// Maintenance and membership changes need the root role (etcd's
+/// authMaintenanceServer.isAuthenticated, checkMembershipOperationPermission).
+pub async fn require_root<T>(server: &EtcdServer, req: &Request<T>) -> Result<(), Status> {
+    let caller = caller(server, req).await?;
+    server.auth.check_admin(&or_empty(&caller))?;
+    Ok(())
+}
+
+/// `require_root` for the maintenance service, whose auth errors etcd
+/// passes through unconverted: code Unknown, the auth store's text.
+pub async fn require_root_unconverted<T>(
+    server: &EtcdServer,
+    req: &Request<T>,
+) -> Result<(), Status> {
+    let caller = match caller(server, req).await {
+        Ok(c) => c,
+        Err(s) if s.code() == tonic::Code::Unauthenticated => {
+            return Err(Status::unknown(AuthError::InvalidAuthToken.store_message()))
+        }
+        Err(s) => return Err(s),
+    };
+    server
+        .auth
+        .check_admin(&or_empty(&caller))
+        .map_err(|e| Status::unknown(e.store_message()))
+}
+
+/// The caller for checks: etcd checks an absent one as the empty user.
+pub fn or_empty(caller: &Option<AuthInfo>) -> AuthInfo {
+    caller.clone().unwrap_or_default()
+}
+
+/// etcd's doSerialize tail: a read answered while the auth state changed
+/// under the caller's credential is refused.
+pub fn check_stale(server: &EtcdServer, caller: &Option<AuthInfo>) -> Result<(), Status> {
+    match caller {
+        Some(c) if c.revision != 0 && c.revision != server.auth.revision() => {
+            Err(AuthError::AuthOldRevision.into())
+        }
+        _ => Ok(()),
+    }
+}
 
 pub struct AuthService {
     server: Arc<EtcdServer>,
@@ -19,143 +159,306 @@ impl AuthService {
     pub fn new(server: Arc<EtcdServer>) -> Self {
         AuthService { server }
     }
-}
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("etcdserver: {what} is not supported yet"))
-}
-
-#[tonic::async_trait]
-impl Auth for AuthService {
-    async fn authenticate(
-        &self,
-        _: Request<AuthenticateRequest>,
-    ) -> Result<Response<AuthenticateResponse>, Status> {
-        Err(Status::new(
-            Code::FailedPrecondition,
-            "etcdserver: authentication is not enabled",
-        ))
-    }
-
-    async fn auth_status(
-        &self,
-        _: Request<AuthStatusRequest>,
-    ) -> Result<Response<AuthStatusResponse>, Status> {
+    fn header(&self) -> Result<Option<ResponseHeader>, Status> {
         let rev = self
             .server
             .store
             .read()
             .map_err(|e| Error::Apply(e.into()))?
             .current_rev();
+        Ok(Some(self.server.header(rev)))
+    }
+
+    /// Proposes a change as the caller of `req` and waits for it.
+    async fn change<T>(&self, req: &Request<T>, change: Internal) -> Result<Applied, Status> {
+        let caller = caller(&self.server, req).await?;
+        Ok(self.server.propose_as(change, caller.as_ref()).await?)
+    }
+
+    /// A read of the auth state: linearizable, as etcd's (which go
+    /// through raft).
+    async fn read_as<T>(&self, req: &Request<T>) -> Result<AuthInfo, Status> {
+        let caller = caller(&self.server, req).await?;
+        self.server.linearizable_read().await?;
+        Ok(or_empty(&caller))
+    }
+
+    /// bcrypt off the async runtime: it is slow on purpose.
+    async fn hash_password(&self, password: String) -> Result<Vec<u8>, Status> {
+        let server = self.server.clone();
+        tokio::task::spawn_blocking(move || server.auth.hash_password(&password))
+            .await
+            .map_err(|e| Status::internal(format!("etcdserver: hash password: {e}")))?
+            .map_err(Status::from)
+    }
+}
+
+#[tonic::async_trait]
+impl Auth for AuthService {
+    async fn authenticate(
+        &self,
+        req: Request<AuthenticateRequest>,
+    ) -> Result<Response<AuthenticateResponse>, Status> {
+        self.server.linearizable_read().await?;
+        let r = req.into_inner();
+        let name = r.name;
+        let password = r.password;
+        loop {
+            let server = self.server.clone();
+            let (n, p) = (name.clone(), password.clone());
+            let checked = tokio::task::spawn_blocking(move || server.auth.check_password(&n, &p))
+                .await
+                .map_err(|e| Status::internal(format!("etcdserver: check password: {e}")))?;
+            let checked_revision = match checked {
+                Ok(rev) => rev,
+                Err(e) => {
+                    if e != AuthError::AuthNotEnabled {
+                        tracing::warn!(user = %name, error = %e, "invalid authentication was requested");
+                    }
+                    return Err(e.into());
+                }
+            };
+            // the entry carries no password: it is checked above, and the
+            // log must not hold it
+            let entry = Internal::Authenticate(InternalAuthenticateRequest {
+                name: name.clone(),
+                simple_token: self.server.auth.tokens().gen_prefix(),
+            });
+            let token = match self.server.propose(entry).await? {
+                Applied::Authenticate(token) => token,
+                other => return Err(unexpected(other)),
+            };
+            if checked_revision == self.server.auth.revision() {
+                return Ok(Response::new(AuthenticateResponse {
+                    header: self.header()?,
+                    token,
+                }));
+            }
+            tracing::info!("revision when password checked became stale; retrying");
+        }
+    }
+
+    async fn auth_status(
+        &self,
+        req: Request<AuthStatusRequest>,
+    ) -> Result<Response<AuthStatusResponse>, Status> {
+        let who = self.read_as(&req).await?;
+        self.server.auth.check_admin(&who)?;
         Ok(Response::new(AuthStatusResponse {
-            header: Some(self.server.header(rev)),
-            enabled: false,
-            auth_revision: 0,
+            header: self.header()?,
+            enabled: self.server.auth.is_enabled(),
+            auth_revision: self.server.auth.revision(),
         }))
     }
 
     async fn auth_enable(
         &self,
-        _: Request<AuthEnableRequest>,
+        req: Request<AuthEnableRequest>,
     ) -> Result<Response<AuthEnableResponse>, Status> {
-        Err(not_yet("auth enable"))
+        let change = Internal::AuthEnable(req.get_ref().clone());
+        expect_done(self.change(&req, change).await?)?;
+        Ok(Response::new(AuthEnableResponse {
+            header: self.header()?,
+        }))
     }
 
     async fn auth_disable(
         &self,
-        _: Request<AuthDisableRequest>,
+        req: Request<AuthDisableRequest>,
     ) -> Result<Response<AuthDisableResponse>, Status> {
-        Err(not_yet("auth disable"))
+        let change = Internal::AuthDisable(req.get_ref().clone());
+        expect_done(self.change(&req, change).await?)?;
+        Ok(Response::new(AuthDisableResponse {
+            header: self.header()?,
+        }))
     }
 
     async fn user_add(
         &self,
-        _: Request<AuthUserAddRequest>,
+        req: Request<AuthUserAddRequest>,
     ) -> Result<Response<AuthUserAddResponse>, Status> {
-        Err(not_yet("user add"))
+        let r = req.get_ref();
+        let no_password = r.options.as_ref().is_some_and(|o| o.no_password);
+        let hashed_password = if no_password {
+            Vec::new()
+        } else {
+            self.hash_password(r.password.clone()).await?
+        };
+        let change = Internal::AuthUserAdd(InternalUserAddRequest {
+            name: r.name.clone(),
+            hashed_password,
+            no_password,
+        });
+        expect_done(self.change(&req, change).await?)?;
+        Ok(Response::new(AuthUserAddResponse {
+            header: self.header()?,
+        }))
     }
 
     async fn user_get(
         &self,
-        _: Request<AuthUserGetRequest>,
+        req: Request<AuthUserGetRequest>,
     ) -> Result<Response<AuthUserGetResponse>, Status> {
-        Err(not_yet("user get"))
+        let who = self.read_as(&req).await?;
+        let name = &req.get_ref().name;
+        // a user may read itself (etcd's authApplierV3.UserGet)
+        if let Err(e) = self.server.auth.check_admin(&who) {
+            if *name != who.username {
+                return Err(e.into());
+            }
+        }
+        let roles = self.server.auth.user_get(name)?;
+        Ok(Response::new(AuthUserGetResponse {
+            header: self.header()?,
+            roles,
+        }))
     }
 
     async fn user_list(
         &self,
-        _: Request<AuthUserListRequest>,
+        req: Request<AuthUserListRequest>,
     ) -> Result<Response<AuthUserListResponse>, Status> {
-        Err(not_yet("user list"))
+        let who = self.read_as(&req).await?;
+        self.server.auth.check_admin(&who)?;
+        Ok(Response::new(AuthUserListResponse {
+            header: self.header()?,
+            users: self.server.auth.user_list(),
+        }))
     }
 
     async fn user_delete(
         &self,
-        _: Request<AuthUserDeleteRequest>,
+        req: Request<AuthUserDeleteRequest>,
     ) -> Result<Response<AuthUserDeleteResponse>, Status> {
-        Err(not_yet("user delete"))
+        let change = Internal::AuthUserDelete(req.get_ref().clone());
+        expect_done(self.change(&req, change).await?)?;
+        Ok(Response::new(AuthUserDeleteResponse {
+            header: self.header()?,
+        }))
     }
 
     async fn user_change_password(
         &self,
-        _: Request<AuthUserChangePasswordRequest>,
+        req: Request<AuthUserChangePasswordRequest>,
     ) -> Result<Response<AuthUserChangePasswordResponse>, Status> {
-        Err(not_yet("user passwd"))
+        let r = req.get_ref();
+        let hashed_password = self.hash_password(r.password.clone()).await?;
+        let change = Internal::AuthUserChangePassword(InternalUserChangePasswordRequest {
+            name: r.name.clone(),
+            hashed_password,
+        });
+        expect_done(self.change(&req, change).await?)?;
+        Ok(Response::new(AuthUserChangePasswordResponse {
+            header: self.header()?,
+        }))
     }
 
     async fn user_grant_role(
         &self,
-        _: Request<AuthUserGrantRoleRequest>,
+        req: Request<AuthUserGrantRoleRequest>,
     ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
-        Err(not_yet("user grant-role"))
+        let change = Internal::AuthUserGrantRole(req.get_ref().clone());
+        expect_done(self.change(&req, change).await?)?;
+        Ok(Response::new(AuthUserGrantRoleResponse {
+            header: self.header()?,
+        }))
     }
 
     async fn user_revoke_role(
         &self,
-        _: Request<AuthUserRevokeRoleRequest>,
+        req: Request<AuthUserRevokeRoleRequest>,
     ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
-        Err(not_yet("user revoke-role"))
+        let change = Internal::AuthUserRevokeRole(req.get_ref().clone());
+        expect_done(self.change(&req, change).await?)?;
+        Ok(Response::new(AuthUserRevokeRoleResponse {
+            header: self.header()?,
+        }))
     }
 
     async fn role_add(
         &self,
-        _: Request<AuthRoleAddRequest>,
+        req: Request<AuthRoleAddRequest>,
     ) -> Result<Response<AuthRoleAddResponse>, Status> {
-        Err(not_yet("role add"))
+        let change = Internal::AuthRoleAdd(req.get_ref().clone());
+        expect_done(self.change(&req, change).await?)?;
+        Ok(Response::new(AuthRoleAddResponse {
+            header: self.header()?,
+        }))
     }
 
     async fn role_get(
         &self,
-        _: Request<AuthRoleGetRequest>,
+        req: Request<AuthRoleGetRequest>,
     ) -> Result<Response<AuthRoleGetResponse>, Status> {
-        Err(not_yet("role get"))
+        let who = self.read_as(&req).await?;
+        let role = &req.get_ref().role;
+        // a user may read its own roles (etcd's authApplierV3.RoleGet)
+        if let Err(e) = self.server.auth.check_admin(&who) {
+            if !self.server.auth.has_role(&who.username, role) {
+                return Err(e.into());
+            }
+        }
+        let perm = self.server.auth.role_get(role)?;
+        Ok(Response::new(AuthRoleGetResponse {
+            header: self.header()?,
+            perm,
+        }))
     }
 
     async fn role_list(
         &self,
-        _: Request<AuthRoleListRequest>,
+        req: Request<AuthRoleListRequest>,
     ) -> Result<Response<AuthRoleListResponse>, Status> {
-        Err(not_yet("role list"))
+        let who = self.read_as(&req).await?;
+        self.server.auth.check_admin(&who)?;
+        Ok(Response::new(AuthRoleListResponse {
+            header: self.header()?,
+            roles: self.server.auth.role_list(),
+        }))
     }
 
     async fn role_delete(
         &self,
-        _: Request<AuthRoleDeleteRequest>,
+        req: Request<AuthRoleDeleteRequest>,
     ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
-        Err(not_yet("role delete"))
+        let change = Internal::AuthRoleDelete(req.get_ref().clone());
+        expect_done(self.change(&req, change).await?)?;
+        Ok(Response::new(AuthRoleDeleteResponse {
+            header: self.header()?,
+        }))
     }
 
     async fn role_grant_permission(
         &self,
-        _: Request<AuthRoleGrantPermissionRequest>,
+        req: Request<AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<AuthRoleGrantPermissionResponse>, Status> {
-        Err(not_yet("role grant-permission"))
+        let change = Internal::AuthRoleGrantPermission(req.get_ref().clone());
+        expect_done(self.change(&req, change).await?)?;
+        Ok(Response::new(AuthRoleGrantPermissionResponse {
+            header: self.header()?,
+        }))
     }
 
     async fn role_revoke_permission(
         &self,
-        _: Request<AuthRoleRevokePermissionRequest>,
+        req: Request<AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
-        Err(not_yet("role revoke-permission"))
+        let change = Internal::AuthRoleRevokePermission(req.get_ref().clone());
+        expect_done(self.change(&req, change).await?)?;
+        Ok(Response::new(AuthRoleRevokePermissionResponse {
+            header: self.header()?,
+        }))
+    }
+}
+
+fn unexpected(r: Applied) -> Status {
+    Status::internal(format!("etcdserver: unexpected apply result {r:?}"))
+}
+
+fn expect_done(r: Applied) -> Result<(), Status> {
+    match r {
+        Applied::Done => Ok(()),
+        other => Err(unexpected(other)),
     }
 }

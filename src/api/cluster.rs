@@ -176,6 +176,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
+        super::auth::require_root(&self.server, &req).await?;
         let r = req.into_inner();
         self.server.refuse_learner()?;
         let peer_urls = parse_peer_urls(&r.peer_ur_ls)?;
@@ -222,6 +223,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        super::auth::require_root(&self.server, &req).await?;
         let id = req.into_inner().id;
         self.server.refuse_learner()?;
         self.check_remove(id)?;
@@ -241,6 +243,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        super::auth::require_root(&self.server, &req).await?;
         let r = req.into_inner();
         self.server.refuse_learner()?;
         let peer_urls = parse_peer_urls(&r.peer_ur_ls)?;
@@ -276,13 +279,19 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        super::auth::require_root(&self.server, &req).await?;
+        let token = super::auth::token_metadata(&req);
         let r = req.into_inner();
         self.server.refuse_learner()?;
         if !self.server.is_leader() {
             // Only the leader knows how far the learner's log is.
             let mut leader = self.leader_client().await?;
             // The leader's list: this member may not have applied it yet.
-            let mut resp = leader.member_promote(r).await?.into_inner();
+            let mut forwarded = Request::new(r);
+            if let Some((key, value)) = token {
+                forwarded.metadata_mut().insert(key, value);
+            }
+            let mut resp = leader.member_promote(forwarded).await?.into_inner();
             resp.header = self.header();
             return Ok(Response::new(resp));
         }

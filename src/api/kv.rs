@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::validate;
+use super::{auth, validate};
 use crate::apply::{ops, Response as Applied};
 use crate::proto::etcdserverpb::{
     kv_server::Kv, request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest,
@@ -60,13 +60,15 @@ fn unexpected(r: Applied) -> Status {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
-        let r = req.into_inner();
-        validate::range(&r)?;
-        if r.serializable {
+        validate::range(req.get_ref())?;
+        if req.get_ref().serializable {
             self.server.serializable_read().await?;
         } else {
             self.server.linearizable_read().await?;
         }
+        let caller = auth::caller(&self.server, &req).await?;
+        let r = req.into_inner();
+        self.server.auth.check_range(&auth::or_empty(&caller), &r)?;
         let view = self
             .server
             .store
@@ -74,18 +76,24 @@ impl Kv for KvService {
             .map_err(|e| Error::Apply(e.into()))?;
         let mut resp = ops::range(&view, &r)?;
         drop(view);
+        auth::check_stale(&self.server, &caller)?;
         self.fill(&mut resp.header);
         Ok(Response::new(resp))
     }
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        let r = req.into_inner();
         // etcd's quotaKVServer checks before anything else.
         self.server
-            .check_quota(crate::server::alarm::cost_put(&r))
+            .check_quota(crate::server::alarm::cost_put(req.get_ref()))
             .await?;
-        validate::put(&r)?;
-        match self.server.propose(Internal::Put(r)).await? {
+        validate::put(req.get_ref())?;
+        let caller = auth::caller(&self.server, &req).await?;
+        let r = req.into_inner();
+        match self
+            .server
+            .propose_as(Internal::Put(r), caller.as_ref())
+            .await?
+        {
             Applied::Put(mut resp) => {
                 self.fill(&mut resp.header);
                 Ok(Response::new(resp))
@@ -98,9 +106,14 @@ impl Kv for KvService {
         &self,
         req: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
+        validate::delete_range(req.get_ref())?;
+        let caller = auth::caller(&self.server, &req).await?;
         let r = req.into_inner();
-        validate::delete_range(&r)?;
-        match self.server.propose(Internal::DeleteRange(r)).await? {
+        match self
+            .server
+            .propose_as(Internal::DeleteRange(r), caller.as_ref())
+            .await?
+        {
             Applied::DeleteRange(mut resp) => {
                 self.fill(&mut resp.header);
                 Ok(Response::new(resp))
@@ -110,17 +123,19 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        let r = req.into_inner();
         self.server
-            .check_quota(crate::server::alarm::cost_txn(&r))
+            .check_quota(crate::server::alarm::cost_txn(req.get_ref()))
             .await?;
-        validate::txn(&r, self.server.limits.max_txn_ops)?;
-        if ops::is_txn_read_only(&r) {
-            if txn_serializable(&r) {
+        validate::txn(req.get_ref(), self.server.limits.max_txn_ops)?;
+        if ops::is_txn_read_only(req.get_ref()) {
+            if txn_serializable(req.get_ref()) {
                 self.server.serializable_read().await?;
             } else {
                 self.server.linearizable_read().await?;
             }
+            let caller = auth::caller(&self.server, &req).await?;
+            let r = req.into_inner();
+            self.server.auth.check_txn(&auth::or_empty(&caller), &r)?;
             let mut view = self
                 .server
                 .store
@@ -128,10 +143,17 @@ impl Kv for KvService {
                 .map_err(|e| Error::Apply(e.into()))?;
             let mut resp = ops::txn(&mut view, &r)?;
             drop(view);
+            auth::check_stale(&self.server, &caller)?;
             self.fill(&mut resp.header);
             return Ok(Response::new(resp));
         }
-        match self.server.propose(Internal::Txn(r)).await? {
+        let caller = auth::caller(&self.server, &req).await?;
+        let r = req.into_inner();
+        match self
+            .server
+            .propose_as(Internal::Txn(r), caller.as_ref())
+            .await?
+        {
             Applied::Txn(mut resp) => {
                 self.fill(&mut resp.header);
                 Ok(Response::new(resp))
@@ -146,8 +168,13 @@ impl Kv for KvService {
     ) -> Result<Response<CompactionResponse>, Status> {
         // Compaction is applied synchronously, so it is always physical:
         // the answer comes after the old revisions are gone.
+        let caller = auth::caller(&self.server, &req).await?;
         let r = req.into_inner();
-        match self.server.propose(Internal::Compaction(r)).await? {
+        match self
+            .server
+            .propose_as(Internal::Compaction(r), caller.as_ref())
+            .await?
+        {
             Applied::Compaction(mut resp) => {
                 self.fill(&mut resp.header);
                 Ok(Response::new(resp))

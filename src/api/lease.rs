@@ -48,14 +48,19 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
-        let mut r = req.into_inner();
         self.server
             .check_quota(crate::server::alarm::cost_lease_grant())
             .await?;
+        let caller = super::auth::caller(&self.server, &req).await?;
+        let mut r = req.into_inner();
         if r.id == 0 {
             r.id = self.server.next_lease_id();
         }
-        match self.server.propose(Internal::LeaseGrant(r)).await? {
+        match self
+            .server
+            .propose_as(Internal::LeaseGrant(r), caller.as_ref())
+            .await?
+        {
             Applied::LeaseGrant(mut resp) => {
                 let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
                 resp.header = Some(self.server.header(rev));
@@ -69,9 +74,11 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        // every key on the lease must be writable (checked when applied)
+        let caller = super::auth::caller(&self.server, &req).await?;
         match self
             .server
-            .propose(Internal::LeaseRevoke(req.into_inner()))
+            .propose_as(Internal::LeaseRevoke(req.into_inner()), caller.as_ref())
             .await?
         {
             Applied::LeaseRevoke(mut resp) => {
@@ -125,13 +132,36 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        // etcd's checkLeaseTimeToLive: listing the keys needs read on each
+        let caller = if req.get_ref().keys {
+            let caller = super::auth::caller(&self.server, &req).await?;
+            let lease_keys = |id: i64| {
+                self.server
+                    .lessor
+                    .time_to_live(id)
+                    .map(|t| t.keys)
+                    .unwrap_or_default()
+            };
+            self.server
+                .auth
+                .check_lease_read(caller.as_ref(), req.get_ref().id, &lease_keys)?;
+            caller
+        } else {
+            None
+        };
+        let token = super::auth::token_metadata(&req);
         let r = req.into_inner();
         self.server.refuse_learner()?;
         if !self.server.is_leader() {
-            // Only the leader's lease clocks run.
+            // Only the leader's lease clocks run. The caller's token goes
+            // along: the leader checks it again.
             let channel = self.server.leader_channel().await?;
+            let mut forwarded = Request::new(r);
+            if let Some((key, value)) = token {
+                forwarded.metadata_mut().insert(key, value);
+            }
             let mut resp = LeaseClient::new(channel)
-                .lease_time_to_live(r)
+                .lease_time_to_live(forwarded)
                 .await?
                 .into_inner();
             resp.header = Some(self.server.header(current_rev(&self.server)?));
@@ -155,6 +185,7 @@ impl Lease for LeaseService {
                 ..Default::default()
             },
         };
+        super::auth::check_stale(&self.server, &caller)?;
         Ok(Response::new(resp))
     }
 

@@ -177,8 +177,9 @@ impl Maintenance for MaintenanceService {
 
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        req: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        super::auth::require_root_unconverted(&self.server, &req).await?;
         tracing::info!("starting defragment");
         let disk = crate::metrics::disk();
         disk.defrag_inflight.set(1);
@@ -210,7 +211,8 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        super::auth::require_root_unconverted(&self.server, &req).await?;
         // Answers go out before their LMDB commit: include every write
         // this member has acknowledged (as a serializable read does).
         self.server.serializable_read().await?;
@@ -229,6 +231,7 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        super::auth::require_root_unconverted(&self.server, &req).await?;
         let rev = req.into_inner().revision;
         self.server.serializable_read().await?;
         let started = std::time::Instant::now();
@@ -254,8 +257,9 @@ impl Maintenance for MaintenanceService {
 
     async fn snapshot(
         &self,
-        _: Request<SnapshotRequest>,
+        req: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        super::auth::require_root_unconverted(&self.server, &req).await?;
         self.server.serializable_read().await?;
         let store = self.server.store.clone();
         let file = tokio::task::spawn_blocking(move || snapshot_copy(&store))
@@ -273,6 +277,7 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
+        super::auth::require_root_unconverted(&self.server, &req).await?;
         let to = req.into_inner().target_id;
         if !self.server.is_leader() {
             return Err(Error::NotLeader.into());
@@ -296,8 +301,9 @@ impl Maintenance for MaintenanceService {
 
     async fn downgrade(
         &self,
-        _: Request<DowngradeRequest>,
+        req: Request<DowngradeRequest>,
     ) -> Result<Response<DowngradeResponse>, Status> {
+        super::auth::require_root_unconverted(&self.server, &req).await?;
         Err(not_yet("downgrade"))
     }
 }

@@ -44,6 +44,7 @@ pub fn to_status(e: Error) -> Status {
             ApplyError::PeerUrlExists => Code::FailedPrecondition,
             ApplyError::NoSpace => Code::ResourceExhausted,
             ApplyError::Corrupt => Code::DataLoss,
+            ApplyError::Auth(a) => a.code(),
         },
         Error::NoLeader
         | Error::Timeout
@@ -73,6 +74,12 @@ pub fn to_status(e: Error) -> Status {
 impl From<Error> for Status {
     fn from(e: Error) -> Status {
         to_status(e)
+    }
+}
+
+impl From<crate::auth::Error> for Status {
+    fn from(e: crate::auth::Error) -> Status {
+        Status::new(e.code(), e.to_string())
     }
 }
 

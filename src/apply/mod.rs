@@ -48,6 +48,8 @@ pub enum Response {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     Alarm(AlarmResponse),
+    /// The token Authenticate assigned.
+    Authenticate(String),
     /// Internal requests (member attributes, cluster version).
     Done,
 }
@@ -80,6 +82,7 @@ pub struct Applier {
     pub hub: Arc<crate::watch::Hub>,
     pub membership: Arc<Membership>,
     pub alarms: Arc<Alarms>,
+    pub auth: Arc<crate::auth::AuthStore>,
     pub snapshots: Arc<Snapshotter>,
     pub transport: Arc<crate::peer::Transport>,
     /// Meta keys a snapshot from the leader must not overwrite (this
@@ -209,6 +212,7 @@ impl Applier {
         self.hub.reset(view.current_rev(), view.compacted_rev());
         drop(view);
         self.membership.load(&self.store)?;
+        self.auth.load(&self.store)?;
         self.alarms.replace(
             &self
                 .store
@@ -361,6 +365,12 @@ impl Applier {
                         lessor: &self.lessor,
                         membership: &self.membership,
                         alarms: &self.alarms,
+                        auth: &self.auth,
+                        index: entry.index,
+                        caller: crate::auth::AuthInfo {
+                            username: header.username.clone(),
+                            revision: header.auth_revision,
+                        },
                     };
                     let result = apply_request(&mut wt, &ctx, &request);
                     // etcd's warnApplyDuration: 100 ms
@@ -447,6 +457,35 @@ struct Context<'a> {
     lessor: &'a Lessor,
     membership: &'a Membership,
     alarms: &'a Alarms,
+    auth: &'a crate::auth::AuthStore,
+    /// The entry's raft index (simple auth tokens carry it).
+    index: u64,
+    /// Who proposed the request (etcd's header username/auth revision).
+    caller: crate::auth::AuthInfo,
+}
+
+/// RBAC as etcd's authApplierV3: admin requests need the root role, KV
+/// and lease-revoke requests the permissions of `auth::requests`.
+/// Deterministic: the auth state changes only through the log.
+fn check_permissions(ctx: &Context<'_>, request: &Request) -> Result<(), ApplyError> {
+    let (auth, who) = (ctx.auth, &ctx.caller);
+    if crate::auth::needs_admin(request) {
+        auth.check_admin(who)?;
+    }
+    let lease_keys = |id: i64| {
+        ctx.lessor
+            .time_to_live(id)
+            .map(|t| t.keys)
+            .unwrap_or_default()
+    };
+    match request {
+        Request::Put(p) => auth.check_put(who, p, &lease_keys)?,
+        Request::DeleteRange(d) => auth.check_delete_range(who, d)?,
+        Request::Txn(t) => auth.check_txn(who, t)?,
+        Request::LeaseRevoke(r) => auth.check_lease_keys(who, r.id, &lease_keys)?,
+        _ => {}
+    }
+    Ok(())
 }
 
 /// What active alarms forbid (etcd's capped and corrupt appliers): with
@@ -518,6 +557,7 @@ fn apply_alarm(wt: &mut WriteTxn<'_>, alarms: &Alarms, r: &AlarmRequest) -> Appl
 fn apply_request(wt: &mut WriteTxn<'_>, ctx: &Context<'_>, request: &Request) -> ApplyResult {
     let (lessor, membership) = (ctx.lessor, ctx.membership);
     check_alarms(ctx.alarms, request)?;
+    check_permissions(ctx, request)?;
     let header = |wt: &WriteTxn<'_>| {
         Some(ResponseHeader {
             revision: wt.current_rev(),
@@ -591,6 +631,21 @@ fn apply_request(wt: &mut WriteTxn<'_>, ctx: &Context<'_>, request: &Request) ->
             })
         }
         Request::Alarm(a) => apply_alarm(wt, ctx.alarms, a)?,
+        Request::AuthEnable(_)
+        | Request::AuthDisable(_)
+        | Request::Authenticate(_)
+        | Request::AuthUserAdd(_)
+        | Request::AuthUserDelete(_)
+        | Request::AuthUserChangePassword(_)
+        | Request::AuthUserGrantRole(_)
+        | Request::AuthUserRevokeRole(_)
+        | Request::AuthRoleAdd(_)
+        | Request::AuthRoleDelete(_)
+        | Request::AuthRoleGrantPermission(_)
+        | Request::AuthRoleRevokePermission(_) => match ctx.auth.apply(wt, ctx.index, request)? {
+            Some(token) => Response::Authenticate(token),
+            None => Response::Done,
+        },
         Request::LeaseCheckpoint(c) => {
             for record in lessor.checkpoint(&c.checkpoints) {
                 wt.put_lease(&record)?;

@@ -45,6 +45,19 @@ pub enum ApplyError {
     /// The backend failed; the member cannot go on.
     #[error("etcdserver: storage failure: {0}")]
     Storage(String),
+    /// Refused by RBAC, or an auth management error.
+    #[error(transparent)]
+    Auth(crate::auth::Error),
+}
+
+impl From<crate::auth::Error> for ApplyError {
+    fn from(e: crate::auth::Error) -> Self {
+        match e {
+            // a storage failure must stop the member, as any other
+            crate::auth::Error::Storage(s) => ApplyError::Storage(s),
+            other => ApplyError::Auth(other),
+        }
+    }
 }
 
 impl From<crate::lease::Error> for ApplyError {

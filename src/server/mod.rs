@@ -120,6 +120,7 @@ pub struct EtcdServer {
     pub strict_reconfig_check: bool,
     pub election_timeout: Duration,
     pub alarms: Arc<crate::alarm::Alarms>,
+    pub auth: Arc<crate::auth::AuthStore>,
     leader_channel: forward::LeaderChannel,
 }
 
@@ -130,6 +131,7 @@ pub struct ClusterContext {
     pub strict_reconfig_check: bool,
     pub election_timeout: Duration,
     pub alarms: Arc<crate::alarm::Alarms>,
+    pub auth: Arc<crate::auth::AuthStore>,
 }
 
 impl EtcdServer {
@@ -170,6 +172,7 @@ impl EtcdServer {
             strict_reconfig_check: cluster.strict_reconfig_check,
             election_timeout: cluster.election_timeout,
             alarms: cluster.alarms,
+            auth: cluster.auth,
             leader_channel: Default::default(),
         }
     }
@@ -273,6 +276,16 @@ impl EtcdServer {
 
     /// Replicates `request` through raft and returns its applied result.
     pub async fn propose(&self, request: Request) -> ProposeResult {
+        self.propose_as(request, None).await
+    }
+
+    /// `propose` on behalf of `caller`: permissions are checked when the
+    /// entry is applied (etcd's header username and auth revision).
+    pub async fn propose_as(
+        &self,
+        request: Request,
+        caller: Option<&crate::auth::AuthInfo>,
+    ) -> ProposeResult {
         // A learner still publishes its own attributes.
         if !matches!(request, Request::MemberAttributes(_)) {
             self.refuse_learner()?;
@@ -291,6 +304,8 @@ impl EtcdServer {
             header: Some(RequestHeader {
                 id,
                 member_id: self.member_id,
+                username: caller.map(|c| c.username.clone()).unwrap_or_default(),
+                auth_revision: caller.map(|c| c.revision).unwrap_or_default(),
             }),
             request: Some(request),
         };

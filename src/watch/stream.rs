@@ -44,6 +44,8 @@ pub struct WatchStream {
     next_id: i64,
     /// A progress request waits until every watcher has caught up.
     progress_pending: bool,
+    /// Who opened the stream: each create is checked for read permission.
+    credential: crate::auth::Credential,
 }
 
 impl WatchStream {
@@ -60,7 +62,30 @@ impl WatchStream {
             watchers: BTreeMap::new(),
             next_id: 0,
             progress_pending: false,
+            credential: crate::auth::Credential::None,
         }
+    }
+
+    pub fn with_credential(mut self, credential: crate::auth::Credential) -> Self {
+        self.credential = credential;
+        self
+    }
+
+    /// etcd's isWatchPermitted. A range end of "\0" (from-key) is checked
+    /// as the single key, as etcd does after turning it into an empty end.
+    fn watch_permitted(&self, c: &WatchCreateRequest) -> bool {
+        let auth = &self.server.auth;
+        let who = match auth.resolve(&self.credential) {
+            Ok(who) => who.unwrap_or_default(),
+            Err(_) => return false,
+        };
+        let end: &[u8] = if c.range_end == [0] {
+            &[]
+        } else {
+            &c.range_end
+        };
+        auth.check(&who, crate::auth::Access::Read, &c.key, end)
+            .is_ok()
     }
 
     fn header(&self, revision: i64) -> Option<ResponseHeader> {
@@ -157,6 +182,21 @@ impl WatchStream {
     async fn create(&mut self, mut c: WatchCreateRequest) -> Result<(), ()> {
         if c.key.is_empty() {
             c.key = vec![0]; // "\0" is the smallest key
+        }
+        if !self.watch_permitted(&c) {
+            let current = self.store_rev();
+            return self
+                .send(WatchResponse {
+                    header: self.header(current),
+                    watch_id: c.watch_id,
+                    created: true,
+                    canceled: true,
+                    cancel_reason:
+                        "rpc error: code = PermissionDenied desc = etcdserver: permission denied"
+                            .to_string(),
+                    ..Default::default()
+                })
+                .await;
         }
         let range = KeyRange::new(&c.key, &c.range_end);
         // Writes are answered before their backend commit: a watch created
