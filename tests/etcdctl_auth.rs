@@ -637,3 +637,49 @@ fn auth_commands_match_real_etcdctl() {
         failures.join("\n")
     );
 }
+
+/// A token the server forgot (etcd's simple tokens expire after
+/// `--auth-token-ttl` idle seconds) is replaced on the "invalid auth
+/// token" answer and the call retried, as clientv3 does: `lock` runs its
+/// command longer than the token lives, then still releases the lock.
+#[test]
+fn expired_token_is_renewed_like_clientv3() {
+    if skip_without_reference() {
+        return;
+    }
+    let options = ServerOptions {
+        extra_args: vec!["--auth-token-ttl=1".to_string()],
+        ..ServerOptions::default()
+    };
+    let mut outcomes = Vec::new();
+    for binary in [REFERENCE_ETCDCTL, OUR_ETCDCTL] {
+        let server = TestServer::start_reference(&options).expect("start etcd");
+        let endpoint = server.endpoint();
+        for setup in [
+            case(&["user", "add", "root:rootpw"]),
+            case(&["auth", "enable"]),
+        ] {
+            let done = run_etcdctl(REFERENCE_ETCDCTL, &setup, &endpoint);
+            assert_eq!(done.code, Some(0), "{:?}", done.stderr);
+        }
+        let lock = case(&["--user", "root:rootpw", "lock", "l", "--", "sleep", "3"]);
+        let held = run_etcdctl(binary, &lock, &endpoint);
+        let left = run_etcdctl(
+            binary,
+            &case(&["--user", "root:rootpw", "get", "--prefix", "l"]),
+            &endpoint,
+        );
+        outcomes.push((held.code, held.stdout, held.stderr, left.stdout));
+    }
+    assert_eq!(
+        outcomes[0],
+        (
+            Some(0),
+            String::new(),
+            "<client log line>\n".to_string(),
+            String::new()
+        ),
+        "etcdctl 3.4 renews the token once"
+    );
+    assert_eq!(outcomes[1], outcomes[0]);
+}
