@@ -654,3 +654,50 @@ fn make_mirror_reaches_a_tls_destination() {
     let _ = mirror.wait();
     assert_eq!(mirrored.stdout, "m/k\nv\n", "{mirrored:?}");
 }
+
+/// With client certificates and auth on, etcd takes the user from the
+/// certificate's CN ("root" here) unless `--user` logs in as someone.
+const CN_AUTH_CASES: &[Case] = &[
+    (&["user", "add", "root:rootpw"], CERT_ENV),
+    (&["auth", "enable"], CERT_ENV),
+    (&["put", "k", "v"], CERT_ENV),
+    (&["get", "k"], CERT_ENV),
+    (&["user", "add", "alice:x"], CERT_ENV),
+    (&["--user=alice:x", "get", "k"], CERT_ENV),
+    (&["--user=alice:wrong", "get", "k"], CERT_ENV),
+    (&["--user=root:rootpw", "user", "list"], CERT_ENV),
+    (&["auth", "disable"], CERT_ENV),
+];
+
+const CERT_ENV: &[(&str, &str)] = &[
+    ("ETCDCTL_CACERT", "ca.crt"),
+    ("ETCDCTL_CERT", "client.crt"),
+    ("ETCDCTL_KEY", "client.key"),
+];
+
+#[test]
+fn certificate_common_name_logs_in_like_etcdctl() {
+    if skip_without_reference() {
+        return;
+    }
+    let certs = make_certs();
+    let start = || {
+        start_tls_server(
+            &certs.path("server.crt"),
+            &certs.path("server.key"),
+            Some(&certs.path("ca.crt")),
+        )
+    };
+    let (reference, candidate) = (start(), start());
+    let mut failures = Vec::new();
+    for (args, env) in CN_AUTH_CASES {
+        let expected = run(REFERENCE_ETCDCTL, &certs, &reference.endpoint, args, env);
+        let actual = run(OUR_ETCDCTL, &certs, &candidate.endpoint, args, env);
+        if expected != actual {
+            failures.push(format!(
+                "etcdctl {args:?}:\n  expected {expected:?}\n  actual   {actual:?}"
+            ));
+        }
+    }
+    assert_no_failures(failures);
+}
