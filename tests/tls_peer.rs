@@ -343,3 +343,109 @@ fn https_peer_url_without_certificates_is_refused_at_start() {
         proc.log()
     );
 }
+
+fn openssl_available() -> bool {
+    std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether a TLS handshake with the peer port succeeds when trusting `ca`
+/// and presenting `client`.
+fn handshake_ok(peer_url: &str, ca: &Path, client: &Pair) -> bool {
+    let addr = peer_url.trim_start_matches("https://");
+    std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            addr,
+            "-brief",
+            "-verify_return_error",
+        ])
+        .arg("-CAfile")
+        .arg(ca)
+        .arg("-cert")
+        .arg(&client.cert)
+        .arg("-key")
+        .arg(&client.key)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn peer_certificates_and_ca_reload_on_sighup_and_from_a_yaml_config() {
+    if !openssl_available() {
+        eprintln!("skipped: openssl not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = Ca::new(dir.path(), "old").expect("ca");
+    let new = Ca::new(dir.path(), "new").expect("ca");
+    let old_member = old.server("old-member", "member").expect("cert");
+    let new_member = new.server("new-member", "member").expect("cert");
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).expect("dir");
+    let (cert, key, ca) = (
+        live.join("peer.pem"),
+        live.join("peer-key.pem"),
+        live.join("peer-ca.pem"),
+    );
+    let install = |pair: &Pair, ca_file: &Path| {
+        support::replace_file(&pair.key, &key).expect("key");
+        support::replace_file(&pair.cert, &cert).expect("cert");
+        support::replace_file(ca_file, &ca).expect("ca");
+    };
+    install(&old_member, &old.ca_file());
+    // The peer TLS settings come from the YAML file's peer-transport-security.
+    let node = Node::new("solo");
+    let yaml = format!(
+        "name: solo\n\
+         data-dir: {data}\n\
+         listen-client-urls: {client}\n\
+         advertise-client-urls: {client}\n\
+         listen-peer-urls: {peer}\n\
+         initial-advertise-peer-urls: {peer}\n\
+         initial-cluster: solo={peer}\n\
+         peer-transport-security:\n  \
+           cert-file: {cert}\n  \
+           key-file: {key}\n  \
+           trusted-ca-file: {ca}\n  \
+           client-cert-auth: true\n",
+        data = dir.path().join("solo").display(),
+        client = node.client,
+        peer = node.peer,
+        cert = cert.display(),
+        key = key.display(),
+        ca = ca.display(),
+    );
+    let config = dir.path().join("etcd.conf.yml");
+    std::fs::write(&config, yaml).expect("config");
+    let mut member = Proc::start(
+        OURS,
+        "solo",
+        dir.path(),
+        &[format!("--config-file={}", config.display())],
+    )
+    .expect("start");
+    member
+        .wait_log("ready to serve client requests", Duration::from_secs(30))
+        .expect("ready");
+    assert!(member.log().contains("\"msg\":\"starting with peer TLS\""));
+    assert!(handshake_ok(&node.peer, &old.ca_file(), &old_member));
+    assert!(!handshake_ok(&node.peer, &new.ca_file(), &new_member));
+
+    install(&new_member, &new.ca_file());
+    member
+        .signal(nix::sys::signal::Signal::SIGHUP)
+        .expect("SIGHUP");
+    member
+        .wait_log("\"trigger\":\"SIGHUP\"", Duration::from_secs(10))
+        .expect("reload");
+    assert!(member.log().contains("\"side\":\"peer\""));
+    assert!(handshake_ok(&node.peer, &new.ca_file(), &new_member));
+    assert!(!handshake_ok(&node.peer, &old.ca_file(), &old_member));
+    // Still a working member.
+    assert!(member.is_running());
+}
