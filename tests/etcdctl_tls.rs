@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use common::{REFERENCE_ETCD, REFERENCE_ETCDCTL};
 
 const OUR_ETCDCTL: &str = env!("CARGO_BIN_EXE_etcdctl");
+const OUR_ETCD: &str = env!("CARGO_BIN_EXE_etcd");
 
 /// The certificates of one test, as files in a temporary directory.
 struct Certs {
@@ -127,22 +128,35 @@ impl Drop for TlsServer {
 /// Starts etcd 3.4 with `cert`/`key` on an https:// client URL; with
 /// `client_ca`, clients must present a certificate it signed.
 fn start_tls_server(cert: &str, key: &str, client_ca: Option<&str>) -> TlsServer {
+    start_tls_member(REFERENCE_ETCD, cert, key, client_ca, None)
+}
+
+/// Starts `binary` (etcd 3.4 or ours) like `start_tls_server`; servers
+/// given the same `peer_identity` URL get the same member and cluster IDs.
+fn start_tls_member(
+    binary: &str,
+    cert: &str,
+    key: &str,
+    client_ca: Option<&str>,
+    peer_identity: Option<&str>,
+) -> TlsServer {
     for _ in 0..3 {
         let dir = tempfile::tempdir().expect("temp dir");
         let client_port = common::free_port().expect("free port");
         let peer_port = common::free_port().expect("free port");
         let client_url = format!("https://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let advertised = peer_identity.unwrap_or(&peer_url).to_string();
         let log = File::create(dir.path().join("server.log")).expect("log file");
-        let mut command = Command::new(REFERENCE_ETCD);
+        let mut command = Command::new(binary);
         command
             .arg("--name=tls")
             .arg(format!("--data-dir={}", dir.path().join("data").display()))
             .arg(format!("--listen-client-urls={client_url}"))
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
-            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster=tls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={advertised}"))
+            .arg(format!("--initial-cluster=tls={advertised}"))
             .arg(format!("--cert-file={cert}"))
             .arg(format!("--key-file={key}"))
             .stdin(Stdio::null())
@@ -446,10 +460,20 @@ const SELF_SIGNED_CASES: &[Case] = &[
 ];
 
 fn compare(certs: &Certs, server: &TlsServer, cases: &[Case]) -> Vec<String> {
+    compare_servers(certs, server, server, cases)
+}
+
+/// Debian's etcdctl against `reference`, ours against `candidate`.
+fn compare_servers(
+    certs: &Certs,
+    reference: &TlsServer,
+    candidate: &TlsServer,
+    cases: &[Case],
+) -> Vec<String> {
     let mut failures = Vec::new();
     for (args, env) in cases {
-        let expected = run(REFERENCE_ETCDCTL, certs, &server.endpoint, args, env);
-        let actual = run(OUR_ETCDCTL, certs, &server.endpoint, args, env);
+        let expected = run(REFERENCE_ETCDCTL, certs, &reference.endpoint, args, env);
+        let actual = run(OUR_ETCDCTL, certs, &candidate.endpoint, args, env);
         if expected != actual {
             failures.push(format!(
                 "etcdctl {args:?} (env {env:?}):\n  expected {expected:?}\n  actual   {actual:?}"
@@ -689,15 +713,47 @@ fn certificate_common_name_logs_in_like_etcdctl() {
         )
     };
     let (reference, candidate) = (start(), start());
-    let mut failures = Vec::new();
-    for (args, env) in CN_AUTH_CASES {
-        let expected = run(REFERENCE_ETCDCTL, &certs, &reference.endpoint, args, env);
-        let actual = run(OUR_ETCDCTL, &certs, &candidate.endpoint, args, env);
-        if expected != actual {
-            failures.push(format!(
-                "etcdctl {args:?}:\n  expected {expected:?}\n  actual   {actual:?}"
-            ));
-        }
+    let failures = compare_servers(&certs, &reference, &candidate, CN_AUTH_CASES);
+    assert_no_failures(failures);
+}
+
+/// Both halves of the system: Debian's etcdctl against etcd 3.4 and ours
+/// against our etcd, each serving https:// with the same certificates.
+#[test]
+fn tls_against_our_server_matches_real_etcd() {
+    if skip_without_reference() {
+        return;
     }
+    let certs = make_certs();
+    let identity = format!(
+        "http://127.0.0.1:{}",
+        common::free_port().expect("free port")
+    );
+    let pair = |cert: &str, key: &str, client_ca: Option<&str>| {
+        let start = |binary| {
+            start_tls_member(
+                binary,
+                &certs.path(cert),
+                &certs.path(key),
+                client_ca.map(|ca| certs.path(ca)).as_deref(),
+                Some(&identity),
+            )
+        };
+        (start(REFERENCE_ETCD), start(OUR_ETCD))
+    };
+    let mut failures = Vec::new();
+    let (reference, ours) = pair("server.crt", "server.key", Some("ca.crt"));
+    failures.extend(compare_servers(&certs, &reference, &ours, MUTUAL_TLS_CASES));
+    drop((reference, ours));
+    let (reference, ours) = pair("self.crt", "self.key", None);
+    failures.extend(compare_servers(
+        &certs,
+        &reference,
+        &ours,
+        SELF_SIGNED_CASES,
+    ));
+    drop((reference, ours));
+    let (reference, ours) = pair("server.crt", "server.key", Some("ca.crt"));
+    failures.extend(compare_servers(&certs, &reference, &ours, CN_AUTH_CASES));
     assert_no_failures(failures);
 }
