@@ -438,8 +438,13 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let mut metrics_serving = Vec::new();
     for (u, l) in metrics_listeners {
         tracing::info!(address = url_string(&u).as_str(), "serving metrics");
+        let secure = match u.scheme() {
+            "https" => tls.client.clone(),
+            _ => None,
+        };
         metrics_serving.push(tokio::spawn(serve_metrics(
             l,
+            secure,
             server.clone(),
             shutdown_rx.clone(),
         )));
@@ -555,6 +560,19 @@ impl SidesTls {
                     _ => {}
                 }
             }
+        }
+        // https:// metrics listeners serve with the client certificates.
+        if let (Some(u), None) = (
+            opts.listen_metrics_urls
+                .iter()
+                .find(|u| u.scheme() == "https"),
+            &client,
+        ) {
+            bail!(
+                "cannot listen on TLS for {}:{}: KeyFile and CertFile are not presented",
+                u.host_str().unwrap_or_default(),
+                u.port().unwrap_or_default()
+            );
         }
         let load = |info: Option<TlsInfo>| -> anyhow::Result<Option<Arc<ReloadableTls>>> {
             let Some(info) = info else { return Ok(None) };
@@ -944,15 +962,27 @@ fn register_scrape_hooks(server: &Arc<EtcdServer>) {
 /// over plain HTTP, until shutdown.
 async fn serve_metrics(
     listener: TcpListener,
+    tls: Option<Arc<crate::tls::ReloadableTls>>,
     server: Arc<EtcdServer>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let app = crate::api::http::metrics_listener_routes(server);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|&s| s).await;
-        })
-        .await
+    let stopped = async move {
+        let _ = shutdown.wait_for(|&s| s).await;
+    };
+    match tls {
+        // As etcd: https:// metrics listeners use the client certificates.
+        Some(tls) => {
+            axum::serve(crate::tls::acceptor::AxumListener::new(listener, tls)?, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    }
 }
 
 /// Tells systemd READY=1 once the member has caught up with the commit

@@ -75,12 +75,14 @@ fn https_listener_serves_etcdctl_and_curl_beside_plain_http() {
     let server = ca.server("server", "server").expect("server cert");
     let https = format!("https://127.0.0.1:{}", free_port().expect("port"));
     let http = format!("http://127.0.0.1:{}", free_port().expect("port"));
+    let metrics = format!("https://127.0.0.1:{}", free_port().expect("port"));
     let mut member = start(
         dir.path(),
         &[https.clone(), http.clone()],
         &[
             &format!("--cert-file={}", path(&server.cert)),
             &format!("--key-file={}", path(&server.key)),
+            &format!("--listen-metrics-urls={metrics}"),
         ],
     )
     .expect("start");
@@ -139,6 +141,14 @@ fn https_listener_serves_etcdctl_and_curl_beside_plain_http() {
             curl(&["--cacert", &ca_file, &format!("{https}/metrics")]).expect("curl");
         assert!(ok, "{err}");
         assert!(body.contains("etcd_server_has_leader 1"), "{body}");
+        // The https:// metrics listener serves with the client certificate.
+        let (ok, body, err) =
+            curl(&["--cacert", &ca_file, &format!("{metrics}/metrics")]).expect("curl");
+        assert!(ok, "{err}");
+        assert!(body.contains("etcd_server_has_leader 1"), "{body}");
+        let (ok, body, err) =
+            curl(&["--cacert", &ca_file, &format!("{metrics}/health")]).expect("curl");
+        assert!(ok && body.contains("\"health\":\"true\""), "{err}");
         // Plain HTTP to the TLS port gets no answer.
         let plain = https.replacen("https://", "http://", 1);
         let (ok, _, _) = curl(&[&format!("{plain}/health")]).expect("curl");

@@ -328,6 +328,31 @@ fn peer_auto_tls_members_form_a_cluster() {
 }
 
 #[test]
+fn https_metrics_url_without_client_certificates_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut node = Node::new("alone");
+    node.peer = node.peer.replacen("https://", "http://", 1);
+    let port = free_port().expect("port");
+    let mut proc = start(
+        dir.path(),
+        &node,
+        &initial_cluster(&[&node]),
+        "new",
+        &[format!("--listen-metrics-urls=https://127.0.0.1:{port}")],
+    )
+    .expect("start");
+    let status = proc.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        proc.log().contains(&format!(
+            "cannot listen on TLS for 127.0.0.1:{port}: KeyFile and CertFile are not presented"
+        )),
+        "{}",
+        proc.log()
+    );
+}
+
+#[test]
 fn https_peer_url_without_certificates_is_refused_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = Node::new("alone");

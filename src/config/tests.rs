@@ -271,10 +271,10 @@ fn unsupported_settings_fail_unless_default() {
         ],
         &[],
     );
-    let e = error(&["--listen-metrics-urls=https://127.0.0.1:2381"], &[]);
+    let e = error(&["--listen-metrics-urls=unix://localhost:2381"], &[]);
     assert_eq!(
         e.message(),
-        "--listen-metrics-urls with a \"https\" URL is not supported yet (https://127.0.0.1:2381)"
+        "--listen-metrics-urls with a \"unix\" URL is not supported yet (unix://localhost:2381)"
     );
     config(&["--backend-bbolt-freelist-type=map"], &[]);
 }

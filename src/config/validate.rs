@@ -381,7 +381,7 @@ fn check_supported(s: &Settings) -> Result<(), ConfigError> {
     for (name, schemes) in [
         ("listen-client-urls", &["http", "https"][..]),
         ("listen-peer-urls", &["http", "https"][..]),
-        ("listen-metrics-urls", &["http"][..]),
+        ("listen-metrics-urls", &["http", "https"][..]),
     ] {
         if let Some(u) = s
             .urls(name)

@@ -25,6 +25,55 @@ pub fn incoming(
     listener: TcpListener,
     tls: Arc<ReloadableTls>,
 ) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+    ReceiverStream::new(accept_loop(listener, tls))
+}
+
+/// The verified TLS connections of `listener` for `axum::serve` (the
+/// --listen-metrics-urls https:// listeners).
+pub struct AxumListener {
+    connections: mpsc::Receiver<Result<TlsStream<TcpStream>, std::io::Error>>,
+    local: std::net::SocketAddr,
+}
+
+impl AxumListener {
+    pub fn new(listener: TcpListener, tls: Arc<ReloadableTls>) -> std::io::Result<AxumListener> {
+        let local = listener.local_addr()?;
+        Ok(AxumListener {
+            connections: accept_loop(listener, tls),
+            local,
+        })
+    }
+}
+
+impl axum::serve::Listener for AxumListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.connections.recv().await {
+                Some(Ok(conn)) => {
+                    let Ok(remote) = conn.get_ref().0.peer_addr() else {
+                        continue;
+                    };
+                    return (conn, remote);
+                }
+                Some(Err(_)) => continue,
+                // The accept loop ended: nothing will come any more.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    tls: Arc<ReloadableTls>,
+) -> mpsc::Receiver<Result<TlsStream<TcpStream>, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut tcp = tonic::transport::server::TcpIncoming::from(listener)
@@ -51,7 +100,7 @@ pub fn incoming(
             });
         }
     });
-    ReceiverStream::new(rx)
+    rx
 }
 
 async fn handshake(stream: TcpStream, tls: &ReloadableTls) -> Option<TlsStream<TcpStream>> {
