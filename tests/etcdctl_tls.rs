@@ -334,6 +334,8 @@ const MUTUAL_TLS_CASES: &[Case] = &[
         ],
         &[],
     ),
+    // What the etcd-backup script runs over TLS.
+    (&["snapshot", "save", "backup.db"], CERT_ENV),
     // The server's certificate is not from this CA.
     (
         &[
