@@ -1,8 +1,10 @@
 //! Global options and the connection to etcd: flags completed from
 //! `ETCDCTL_*` environment variables (etcd's `pkg/flags` rules), the client
-//! configuration etcdctl builds from them, and a gRPC client that tries the
-//! endpoints in order, fails over when one is down, and turns gRPC errors
-//! into etcdctl's messages.
+//! configuration etcdctl builds from them (TLS files, `--user` login), and
+//! a gRPC client that tries the endpoints in order (plain or TLS, as
+//! `tls` decides per endpoint), fails over when one is down, logs in and
+//! sends the token with every call (renewing it when the server forgot it),
+//! and turns gRPC errors into etcdctl's messages.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -309,6 +311,7 @@ impl Client {
             match self.before_deadline(rpc(channel, request)).await {
                 Ok(Ok(response)) => {
                     self.proven = true;
+                    self.unproven_failures = 0;
                     return Ok(response.into_inner());
                 }
                 Ok(Err(status)) if !self.proven && is_transport_failure(&status) => {
@@ -330,7 +333,10 @@ impl Client {
                         match self.authenticate(channel).await {
                             Ok(()) => {}
                             Err(LoginError::Dial(status)) => self.dial_failed(&status).await,
-                            Err(LoginError::Refused(err)) => return Err(err),
+                            // Only the first login ends etcdctl with code 2.
+                            Err(LoginError::Refused(err)) => {
+                                return Err(RpcError::new(err.text));
+                            }
                         }
                     }
                 }
