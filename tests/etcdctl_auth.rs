@@ -516,7 +516,6 @@ fn run_etcdctl(binary: &str, case: &Case, endpoint: &str) -> Outcome {
         .args(case.args)
         .env_clear()
         .env("ETCDCTL_API", "3")
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(case.env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -662,7 +661,15 @@ fn expired_token_is_renewed_like_clientv3() {
             let done = run_etcdctl(REFERENCE_ETCDCTL, &setup, &endpoint);
             assert_eq!(done.code, Some(0), "{:?}", done.stderr);
         }
-        let lock = case(&["--user", "root:rootpw", "lock", "l", "--", "sleep", "3"]);
+        let lock = case(&[
+            "--user",
+            "root:rootpw",
+            "lock",
+            "l",
+            "--",
+            "/bin/sleep",
+            "3",
+        ]);
         let held = run_etcdctl(binary, &lock, &endpoint);
         let left = run_etcdctl(
             binary,

@@ -1,10 +1,11 @@
 //! Password prompts, as etcdctl asks them through bgentry/speakeasy: the
-//! prompt on stdout, terminal echo switched off by running `stty -echo`
-//! (whose complaint about a non-terminal stdin shows on stderr, as with
-//! etcdctl), one line read from stdin byte by byte (end of input ends it),
-//! a newline after it, echo back on.
+//! prompt on stdout, terminal echo switched off by running `/bin/stty
+//! -echo` (whose complaint about a non-terminal stdin shows on stderr, as
+//! with etcdctl), one line read from stdin byte by byte (end of input ends
+//! it), a newline after it, echo back on.
 
 use std::io::{Read as _, Write as _};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 
 /// Asks for a password; the answer has surrounding whitespace removed.
@@ -21,9 +22,14 @@ pub fn ask(prompt: &str) -> Result<String, String> {
     Ok(line.trim().to_string())
 }
 
+/// speakeasy (as etcd vendors it) runs this stty, whatever `$PATH` says.
+const STTY: &str = "/bin/stty";
+
 /// Runs `stty <arg>` on our own stdin, stdout and stderr.
 fn stty(arg: &str) -> Result<(), String> {
-    let status = Command::new("stty")
+    // argv[0] is "stty", as speakeasy passes it (stty names itself in errors).
+    let status = Command::new(STTY)
+        .arg0("stty")
         .arg(arg)
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
@@ -31,7 +37,7 @@ fn stty(arg: &str) -> Result<(), String> {
         .status();
     match status {
         Ok(_) => Ok(()),
-        // speakeasy gives up only when stty cannot be run at all.
+        // speakeasy gives up only when echo cannot be turned off at all.
         Err(err) if arg == "-echo" => Err(format!(
             "failed turning off console echo for password entry:\n\t{err}"
         )),
