@@ -433,3 +433,109 @@ async fn compare(reference: &TestServer, ours: &TestServer) {
     assert_eq!(deleted.0, deleted.1);
     assert_eq!(deleted.0, "Unauthenticated: etcdserver: invalid auth token");
 }
+
+/// The lock and election services act for their caller, and a lease of a
+/// restricted user still expires (the member revokes it for itself).
+#[test]
+fn lock_election_and_lease_expiry_as_a_restricted_user() {
+    if !reference_available() {
+        eprintln!("skipped: etcd 3.4 is not installed");
+        return;
+    }
+    let opts = ServerOptions {
+        extra_args: vec!["--bcrypt-cost=4".into()],
+        ..ServerOptions::default()
+    };
+    let reference = TestServer::start_reference(&opts).expect("start etcd 3.4");
+    let ours = TestServer::start_ours(&opts).expect("start ours");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let want = runtime.block_on(concurrency_flow(&reference.client_url));
+    let got = runtime.block_on(concurrency_flow(&ours.client_url));
+    assert_eq!(want, got, "--- our log:\n{}", ours.log());
+    assert_eq!(got.iter().filter(|o| *o == "ok").count(), 5, "{got:?}");
+}
+
+async fn concurrency_flow(url: &str) -> Vec<String> {
+    use rsetcd::proto::v3electionpb::election_client::ElectionClient;
+    use rsetcd::proto::v3electionpb::{CampaignRequest, LeaderRequest};
+    use rsetcd::proto::v3lockpb::lock_client::LockClient;
+    use rsetcd::proto::v3lockpb::{LockRequest, UnlockRequest};
+
+    let c = Client::connect(url).await;
+    c.setup().await;
+    let u = c.token("u", "upw").await.expect("u token");
+    let mut seen = Vec::new();
+    let mut lease = LeaseClient::new(c.channel.clone());
+    let grant = LeaseGrantRequest { ttl: 2, id: 0 };
+    let id = lease
+        .lease_grant(with_token(grant, &u))
+        .await
+        .expect("u grants a lease")
+        .into_inner()
+        .id;
+
+    let mut lock = LockClient::new(c.channel.clone());
+    let locked = lock
+        .lock(with_token(
+            LockRequest {
+                name: b"b/lock".to_vec(),
+                lease: id,
+            },
+            &u,
+        ))
+        .await;
+    let key = locked
+        .as_ref()
+        .map(|r| r.get_ref().key.clone())
+        .unwrap_or_default();
+    seen.push(outcome(locked));
+    let unlock = UnlockRequest { key };
+    seen.push(outcome(lock.unlock(with_token(unlock, &u)).await));
+    let denied = LockRequest {
+        name: b"z".to_vec(),
+        lease: id,
+    };
+    seen.push(outcome(lock.lock(with_token(denied, &u)).await));
+
+    let mut election = ElectionClient::new(c.channel.clone());
+    let campaign = |name: &[u8]| CampaignRequest {
+        name: name.to_vec(),
+        lease: id,
+        value: b"me".to_vec(),
+    };
+    seen.push(outcome(
+        election.campaign(with_token(campaign(b"b/e"), &u)).await,
+    ));
+    let leader = LeaderRequest {
+        name: b"b/e".to_vec(),
+    };
+    seen.push(outcome(election.leader(with_token(leader, &u)).await));
+    seen.push(outcome(
+        election.campaign(with_token(campaign(b"z"), &u)).await,
+    ));
+    let leader = LeaderRequest {
+        name: b"q".to_vec(),
+    };
+    seen.push(outcome(election.leader(with_token(leader, &u)).await));
+
+    // The lease expires though its user may not revoke everything.
+    let put = PutRequest {
+        key: b"b/leased".to_vec(),
+        value: b"v".to_vec(),
+        lease: id,
+        ..Default::default()
+    };
+    seen.push(outcome(c.kv().put(with_token(put, &u)).await));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let r = RangeRequest {
+        key: b"b/leased".to_vec(),
+        ..Default::default()
+    };
+    let count = c
+        .kv()
+        .range(with_token(r, &u))
+        .await
+        .map(|r| r.into_inner().count);
+    seen.push(format!("leased key left: {count:?}"));
+    seen
+}

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::apply::Response as Applied;
 use crate::auth::token::{Provider, SimpleTokens};
-use crate::auth::{AuthInfo, Credential, Error as AuthError};
+use crate::auth::{Access, AuthInfo, Credential, Error as AuthError};
 use crate::proto::etcdserverpb::auth_server::Auth;
 use crate::proto::etcdserverpb::*;
 use crate::proto::internal::internal_raft_request::Request as Internal;
@@ -135,6 +135,32 @@ pub async fn require_root_unconverted<T>(
         .map_err(|e| Status::unknown(e.store_message()))
 }
 
+/// The lock and election services act for their caller (etcd runs them
+/// through a client carrying the caller's context): the contender key
+/// `key` is read and written, and the keys under `prefix` are read.
+pub fn check_contender(
+    server: &EtcdServer,
+    who: &AuthInfo,
+    prefix: &[u8],
+    key: Option<&[u8]>,
+) -> Result<(), Status> {
+    let auth = &server.auth;
+    if let Some(key) = key {
+        auth.check(who, Access::Read, key, &[])?;
+        auth.check(who, Access::Write, key, &[])?;
+    }
+    let mut end = prefix.to_vec();
+    match end.iter().rposition(|&b| b < 0xff) {
+        Some(i) => {
+            end[i] += 1;
+            end.truncate(i + 1);
+        }
+        None => end = vec![0],
+    }
+    auth.check(who, Access::Read, prefix, &end)?;
+    Ok(())
+}
+
 /// The caller for checks: etcd checks an absent one as the empty user.
 pub fn or_empty(caller: &Option<AuthInfo>) -> AuthInfo {
     caller.clone().unwrap_or_default()
@@ -173,7 +199,7 @@ impl AuthService {
     /// Proposes a change as the caller of `req` and waits for it.
     async fn change<T>(&self, req: &Request<T>, change: Internal) -> Result<Applied, Status> {
         let caller = caller(&self.server, req).await?;
-        Ok(self.server.propose_as(change, caller.as_ref()).await?)
+        Ok(self.server.propose_as(change, &or_empty(&caller)).await?)
     }
 
     /// A read of the auth state: linearizable, as etcd's (which go

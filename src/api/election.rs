@@ -49,6 +49,14 @@ impl ElectionService {
     pub fn new(server: Arc<EtcdServer>) -> Self {
         ElectionService { server }
     }
+
+    /// The caller, checked as etcd's client calls on its behalf would be.
+    async fn who<T>(&self, req: &Request<T>) -> Result<crate::auth::AuthInfo, Status> {
+        let caller = super::auth::caller(&self.server, req)
+            .await
+            .map_err(cc::as_go_error)?;
+        Ok(super::auth::or_empty(&caller))
+    }
 }
 
 fn election_prefix(name: &[u8]) -> Vec<u8> {
@@ -82,11 +90,16 @@ async fn proclaim(
 }
 
 impl ElectionService {
-    async fn run_campaign(&self, r: CampaignRequest) -> Result<CampaignResponse, Status> {
+    async fn run_campaign(
+        &self,
+        r: CampaignRequest,
+        who: &crate::auth::AuthInfo,
+    ) -> Result<CampaignResponse, Status> {
         let server = &self.server;
         let lease = cc::session_lease(server, r.lease).await?;
         let prefix = election_prefix(&r.name);
         let key = cc::contender_key(&prefix, lease);
+        super::auth::check_contender(server, who, &prefix, Some(&key))?;
 
         let resp = cc::txn(
             server,
@@ -206,7 +219,8 @@ impl Election for ElectionService {
         &self,
         req: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
-        let r = self.run_campaign(req.into_inner()).await;
+        let who = self.who(&req).await?;
+        let r = self.run_campaign(req.into_inner(), &who).await;
         r.map(Response::new).map_err(cc::as_go_error)
     }
 
@@ -214,6 +228,12 @@ impl Election for ElectionService {
         &self,
         req: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
+        if let Some(leader) = &req.get_ref().leader {
+            let prefix = election_prefix(&leader.name);
+            let who = self.who(&req).await?;
+            super::auth::check_contender(&self.server, &who, &prefix, Some(&leader.key))
+                .map_err(cc::as_go_error)?;
+        }
         let r = self.run_proclaim(req.into_inner()).await;
         r.map(Response::new).map_err(cc::as_go_error)
     }
@@ -222,6 +242,9 @@ impl Election for ElectionService {
         &self,
         req: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
+        let prefix = election_prefix(&req.get_ref().name);
+        let who = self.who(&req).await?;
+        super::auth::check_contender(&self.server, &who, &prefix, None).map_err(cc::as_go_error)?;
         let r = self.run_leader(req.into_inner()).await;
         r.map(Response::new).map_err(cc::as_go_error)
     }
@@ -232,6 +255,9 @@ impl Election for ElectionService {
         &self,
         req: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        let prefix = election_prefix(&req.get_ref().name);
+        let who = self.who(&req).await?;
+        super::auth::check_contender(&self.server, &who, &prefix, None).map_err(cc::as_go_error)?;
         let r = self.run_observe(req.into_inner()).await;
         r.map(Response::new).map_err(cc::as_go_error)
     }
@@ -240,6 +266,12 @@ impl Election for ElectionService {
         &self,
         req: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
+        if let Some(leader) = &req.get_ref().leader {
+            let prefix = election_prefix(&leader.name);
+            let who = self.who(&req).await?;
+            super::auth::check_contender(&self.server, &who, &prefix, Some(&leader.key))
+                .map_err(cc::as_go_error)?;
+        }
         let r = self.run_resign(req.into_inner()).await;
         r.map(Response::new).map_err(cc::as_go_error)
     }

@@ -91,7 +91,7 @@ impl Kv for KvService {
         let r = req.into_inner();
         match self
             .server
-            .propose_as(Internal::Put(r), caller.as_ref())
+            .propose_as(Internal::Put(r), &auth::or_empty(&caller))
             .await?
         {
             Applied::Put(mut resp) => {
@@ -111,7 +111,7 @@ impl Kv for KvService {
         let r = req.into_inner();
         match self
             .server
-            .propose_as(Internal::DeleteRange(r), caller.as_ref())
+            .propose_as(Internal::DeleteRange(r), &auth::or_empty(&caller))
             .await?
         {
             Applied::DeleteRange(mut resp) => {
@@ -151,7 +151,7 @@ impl Kv for KvService {
         let r = req.into_inner();
         match self
             .server
-            .propose_as(Internal::Txn(r), caller.as_ref())
+            .propose_as(Internal::Txn(r), &auth::or_empty(&caller))
             .await?
         {
             Applied::Txn(mut resp) => {
@@ -172,7 +172,7 @@ impl Kv for KvService {
         let r = req.into_inner();
         match self
             .server
-            .propose_as(Internal::Compaction(r), caller.as_ref())
+            .propose_as(Internal::Compaction(r), &auth::or_empty(&caller))
             .await?
         {
             Applied::Compaction(mut resp) => {

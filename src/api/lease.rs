@@ -58,7 +58,7 @@ impl Lease for LeaseService {
         }
         match self
             .server
-            .propose_as(Internal::LeaseGrant(r), caller.as_ref())
+            .propose_as(Internal::LeaseGrant(r), &super::auth::or_empty(&caller))
             .await?
         {
             Applied::LeaseGrant(mut resp) => {
@@ -78,7 +78,10 @@ impl Lease for LeaseService {
         let caller = super::auth::caller(&self.server, &req).await?;
         match self
             .server
-            .propose_as(Internal::LeaseRevoke(req.into_inner()), caller.as_ref())
+            .propose_as(
+                Internal::LeaseRevoke(req.into_inner()),
+                &super::auth::or_empty(&caller),
+            )
             .await?
         {
             Applied::LeaseRevoke(mut resp) => {

@@ -31,12 +31,18 @@ impl LockService {
         LockService { server }
     }
 
-    async fn acquire(&self, r: LockRequest) -> Result<LockResponse, Status> {
+    async fn acquire(
+        &self,
+        r: LockRequest,
+        who: crate::auth::AuthInfo,
+    ) -> Result<LockResponse, Status> {
         let server = &self.server;
         let lease = cc::session_lease(server, r.lease).await?;
         let mut prefix = r.name;
         prefix.push(b'/');
         let key = cc::contender_key(&prefix, lease);
+        // as the caller's own txn would be checked in etcd
+        super::auth::check_contender(server, &who, &prefix, Some(&key))?;
 
         // Queue up (or find our key from an earlier call on the same
         // lease) and learn the current holder, in one request.
@@ -98,13 +104,24 @@ impl LockService {
     }
 
     /// A plain delete of the key, whoever holds it (as etcd).
-    async fn release(&self, r: UnlockRequest) -> Result<UnlockResponse, Status> {
+    async fn release(
+        &self,
+        r: UnlockRequest,
+        caller: Option<crate::auth::AuthInfo>,
+    ) -> Result<UnlockResponse, Status> {
         let delete = DeleteRangeRequest {
             key: r.key,
             ..Default::default()
         };
         validate::delete_range(&delete)?;
-        match self.server.propose(Internal::DeleteRange(delete)).await? {
+        match self
+            .server
+            .propose_as(
+                Internal::DeleteRange(delete),
+                &super::auth::or_empty(&caller),
+            )
+            .await?
+        {
             Applied::DeleteRange(resp) => {
                 let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
                 Ok(UnlockResponse {
@@ -121,7 +138,10 @@ impl LockService {
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, req: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
-        self.acquire(req.into_inner())
+        let caller = super::auth::caller(&self.server, &req)
+            .await
+            .map_err(cc::as_go_error)?;
+        self.acquire(req.into_inner(), super::auth::or_empty(&caller))
             .await
             .map(Response::new)
             .map_err(cc::as_go_error)
@@ -131,7 +151,10 @@ impl Lock for LockService {
         &self,
         req: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
-        self.release(req.into_inner())
+        let caller = super::auth::caller(&self.server, &req)
+            .await
+            .map_err(cc::as_go_error)?;
+        self.release(req.into_inner(), caller)
             .await
             .map(Response::new)
             .map_err(cc::as_go_error)

@@ -367,10 +367,10 @@ impl Applier {
                         alarms: &self.alarms,
                         auth: &self.auth,
                         index: entry.index,
-                        caller: crate::auth::AuthInfo {
+                        caller: (!header.internal).then(|| crate::auth::AuthInfo {
                             username: header.username.clone(),
                             revision: header.auth_revision,
-                        },
+                        }),
                     };
                     let result = apply_request(&mut wt, &ctx, &request);
                     // etcd's warnApplyDuration: 100 ms
@@ -460,15 +460,19 @@ struct Context<'a> {
     auth: &'a crate::auth::AuthStore,
     /// The entry's raft index (simple auth tokens carry it).
     index: u64,
-    /// Who proposed the request (etcd's header username/auth revision).
-    caller: crate::auth::AuthInfo,
+    /// Who proposed the request (etcd's header username/auth revision);
+    /// `None` for the member's own requests, which are not checked.
+    caller: Option<crate::auth::AuthInfo>,
 }
 
 /// RBAC as etcd's authApplierV3: admin requests need the root role, KV
 /// and lease-revoke requests the permissions of `auth::requests`.
 /// Deterministic: the auth state changes only through the log.
 fn check_permissions(ctx: &Context<'_>, request: &Request) -> Result<(), ApplyError> {
-    let (auth, who) = (ctx.auth, &ctx.caller);
+    let auth = ctx.auth;
+    let Some(who) = &ctx.caller else {
+        return Ok(());
+    };
     if crate::auth::needs_admin(request) {
         auth.check_admin(who)?;
     }

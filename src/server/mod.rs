@@ -274,14 +274,26 @@ impl EtcdServer {
         *self.applied_rx.borrow()
     }
 
-    /// Replicates `request` through raft and returns its applied result.
+    /// Replicates the member's own `request` through raft and returns its
+    /// applied result. Not checked against RBAC when applied: the member
+    /// proposes it for itself (lease expiry, compaction, publishing) or for
+    /// a client it already checked (etcd's AuthStore.WithRoot).
     pub async fn propose(&self, request: Request) -> ProposeResult {
-        self.propose_as(request, None).await
+        self.propose_entry(request, None).await
     }
 
-    /// `propose` on behalf of `caller`: permissions are checked when the
-    /// entry is applied (etcd's header username and auth revision).
+    /// `propose` on behalf of `caller` (the empty user without
+    /// credentials): permissions are checked when the entry is applied,
+    /// as etcd checks its header's username and auth revision.
     pub async fn propose_as(
+        &self,
+        request: Request,
+        caller: &crate::auth::AuthInfo,
+    ) -> ProposeResult {
+        self.propose_entry(request, Some(caller)).await
+    }
+
+    async fn propose_entry(
         &self,
         request: Request,
         caller: Option<&crate::auth::AuthInfo>,
@@ -306,6 +318,7 @@ impl EtcdServer {
                 member_id: self.member_id,
                 username: caller.map(|c| c.username.clone()).unwrap_or_default(),
                 auth_revision: caller.map(|c| c.revision).unwrap_or_default(),
+                internal: caller.is_none(),
             }),
             request: Some(request),
         };
