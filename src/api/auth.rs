@@ -282,7 +282,7 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthEnableRequest>,
     ) -> Result<Response<AuthEnableResponse>, Status> {
-        let change = Internal::AuthEnable(req.get_ref().clone());
+        let change = Internal::AuthEnable(*req.get_ref());
         expect_done(self.change(&req, change).await?)?;
         Ok(Response::new(AuthEnableResponse {
             header: self.header()?,
@@ -293,7 +293,7 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthDisableRequest>,
     ) -> Result<Response<AuthDisableResponse>, Status> {
-        let change = Internal::AuthDisable(req.get_ref().clone());
+        let change = Internal::AuthDisable(*req.get_ref());
         expect_done(self.change(&req, change).await?)?;
         Ok(Response::new(AuthDisableResponse {
             header: self.header()?,
