@@ -697,3 +697,211 @@ impl AuthStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mvcc::Applied;
+    use crate::proto::etcdserverpb::{
+        AuthEnableRequest, AuthRoleAddRequest, AuthRoleGrantPermissionRequest,
+        AuthUserDeleteRequest, AuthUserGrantRoleRequest,
+    };
+    use crate::proto::internal::{InternalAuthenticateRequest, InternalUserAddRequest};
+    use crate::storage::backend::{Backend, DEFAULT_MAP_SIZE};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        auth: AuthStore,
+        index: u64,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let backend = Backend::open(&dir.path().join("db"), DEFAULT_MAP_SIZE).expect("open");
+            let store = Store::open(backend).expect("store");
+            let tokens = Provider::from_options("simple", std::time::Duration::from_secs(60))
+                .expect("simple tokens");
+            Fixture {
+                _dir: dir,
+                store,
+                auth: AuthStore::new(tokens, 4, false),
+                index: 0,
+            }
+        }
+
+        /// Applies `request` as one committed entry.
+        fn apply(&mut self, request: Request) -> Result<Option<String>, Error> {
+            self.index += 1;
+            let mut wt = self.store.write().expect("write txn");
+            let result = self.auth.apply(&mut wt, self.index, &request);
+            wt.commit(Applied {
+                index: self.index,
+                term: 1,
+            })
+            .expect("commit");
+            result
+        }
+
+        fn add_user(&mut self, name: &str) -> Result<Option<String>, Error> {
+            self.apply(Request::AuthUserAdd(InternalUserAddRequest {
+                name: name.into(),
+                hashed_password: self.auth.hash_password("pw").expect("hash"),
+                no_password: false,
+            }))
+        }
+
+        fn grant_role(&mut self, user: &str, role: &str) -> Result<Option<String>, Error> {
+            self.apply(Request::AuthUserGrantRole(AuthUserGrantRoleRequest {
+                user: user.into(),
+                role: role.into(),
+            }))
+        }
+    }
+
+    fn enable() -> Request {
+        Request::AuthEnable(AuthEnableRequest {})
+    }
+
+    #[test]
+    fn enabling_needs_root_with_the_root_role_and_survives_a_reload() {
+        let mut f = Fixture::new();
+        assert_eq!(f.apply(enable()), Err(Error::RootUserNotExist));
+        f.add_user("root").expect("add root");
+        assert_eq!(f.apply(enable()), Err(Error::RootRoleNotExist));
+        f.grant_role("root", "root").expect("grant the root role");
+        let revision = f.auth.revision();
+        f.apply(enable()).expect("enable");
+        assert!(f.auth.is_enabled());
+        assert_eq!(f.auth.revision(), revision, "enabling is no auth change");
+        assert_eq!(
+            f.apply(Request::AuthUserDelete(AuthUserDeleteRequest {
+                name: "root".into()
+            })),
+            Err(Error::InvalidAuthMgmt)
+        );
+
+        let reloaded = AuthStore::new(
+            Provider::from_options("simple", std::time::Duration::from_secs(60)).expect("tokens"),
+            4,
+            false,
+        );
+        reloaded.load(&f.store).expect("load");
+        assert!(reloaded.is_enabled());
+        assert_eq!(reloaded.revision(), revision);
+        assert_eq!(reloaded.user_get("root"), Ok(vec!["root".to_string()]));
+        assert_eq!(reloaded.check_password("root", "pw"), Ok(revision));
+        assert_eq!(
+            reloaded.check_password("root", "bad"),
+            Err(Error::AuthFailed)
+        );
+    }
+
+    #[test]
+    fn checks_follow_users_roles_and_revisions() {
+        let mut f = Fixture::new();
+        f.add_user("root").expect("root");
+        f.grant_role("root", "root").expect("root role");
+        f.add_user("u").expect("u");
+        f.apply(Request::AuthRoleAdd(AuthRoleAddRequest {
+            name: "r".into(),
+        }))
+        .expect("role");
+        for key in ["m", "a"] {
+            let grant = AuthRoleGrantPermissionRequest {
+                name: "r".into(),
+                perm: Some(Permission {
+                    perm_type: PermType::Read as i32,
+                    key: key.as_bytes().to_vec(),
+                    range_end: Vec::new(),
+                }),
+            };
+            f.apply(Request::AuthRoleGrantPermission(grant))
+                .expect("grant");
+        }
+        let keys: Vec<Vec<u8>> = f
+            .auth
+            .role_get("r")
+            .expect("role r")
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(keys, [b"a".to_vec(), b"m".to_vec()], "sorted by key");
+        f.apply(enable()).expect("enable");
+
+        let u = AuthInfo {
+            username: "u".into(),
+            revision: f.auth.revision(),
+        };
+        assert_eq!(
+            f.auth.check(&u, Access::Read, b"a", b""),
+            Err(Error::PermissionDenied),
+            "no role yet"
+        );
+        f.grant_role("u", "r").expect("grant r");
+        let u = AuthInfo {
+            revision: f.auth.revision(),
+            ..u
+        };
+        assert_eq!(f.auth.check(&u, Access::Read, b"a", b""), Ok(()));
+        assert_eq!(
+            f.auth.check(&u, Access::Write, b"a", b""),
+            Err(Error::PermissionDenied)
+        );
+        let stale = AuthInfo {
+            revision: u.revision - 1,
+            ..u.clone()
+        };
+        assert_eq!(
+            f.auth.check(&stale, Access::Read, b"a", b""),
+            Err(Error::AuthOldRevision)
+        );
+        assert_eq!(
+            f.auth.check(&AuthInfo::default(), Access::Read, b"a", b""),
+            Err(Error::UserEmpty)
+        );
+        assert_eq!(f.auth.check_admin(&u), Err(Error::PermissionDenied));
+        let nobody = AuthInfo {
+            username: "nobody".into(),
+            revision: u.revision,
+        };
+        assert_eq!(f.auth.check_admin(&nobody), Err(Error::UserNotFound));
+
+        // A token is assigned at its entry's index and dies with its user.
+        let token = f
+            .apply(Request::Authenticate(InternalAuthenticateRequest {
+                name: "u".into(),
+                simple_token: "abcdefghijklmnop".into(),
+            }))
+            .expect("authenticate")
+            .expect("a token");
+        assert_eq!(token, format!("abcdefghijklmnop.{}", f.index));
+        assert_eq!(
+            f.auth.info_from_token(&token).map(|i| i.username),
+            Some("u".into())
+        );
+        f.apply(Request::AuthUserDelete(AuthUserDeleteRequest {
+            name: "u".into(),
+        }))
+        .expect("delete u");
+        assert_eq!(f.auth.info_from_token(&token), None);
+    }
+
+    #[test]
+    fn errors_carry_etcds_codes_and_texts() {
+        assert_eq!(Error::PermissionDenied.code(), Code::PermissionDenied);
+        assert_eq!(Error::InvalidAuthToken.code(), Code::Unauthenticated);
+        assert_eq!(Error::UserNotFound.code(), Code::FailedPrecondition);
+        assert_eq!(Error::AuthOldRevision.code(), Code::InvalidArgument);
+        assert_eq!(
+            Error::AuthOldRevision.to_string(),
+            "etcdserver: revision of auth store is old"
+        );
+        assert_eq!(
+            Error::PermissionDenied.store_message(),
+            "auth: permission denied"
+        );
+        assert_eq!(Error::UserNotFound.store_message(), "auth: user not found");
+    }
+}
