@@ -166,12 +166,20 @@ fn tls_from_flags(flags: &FlagSet) -> CtlResult<Option<TlsClient>> {
 /// combines them: with `--password` the whole `--user` is the name;
 /// otherwise a name without `:` makes etcdctl ask for the password.
 fn auth_from_flags(flags: &FlagSet) -> CtlResult<Option<(String, String)>> {
-    user_and_password(&flags.string("user"), &flags.string("password"))
+    user_and_password(
+        &flags.string("user"),
+        &flags.string("password"),
+        "Password: ",
+    )
 }
 
 /// The `--user`/`--password` pair (also make-mirror's `--dest-user` and
-/// `--dest-password`).
-pub fn user_and_password(user: &str, password: &str) -> CtlResult<Option<(String, String)>> {
+/// `--dest-password`, whose prompt names the destination).
+pub fn user_and_password(
+    user: &str,
+    password: &str,
+    prompt: &str,
+) -> CtlResult<Option<(String, String)>> {
     if user.is_empty() {
         return Ok(None);
     }
@@ -181,7 +189,7 @@ pub fn user_and_password(user: &str, password: &str) -> CtlResult<Option<(String
     match user.split_once(':') {
         Some((name, pass)) => Ok(Some((name.to_string(), pass.to_string()))),
         None => {
-            let password = password::ask("Password: ").map_err(ExitError::error)?;
+            let password = password::ask(prompt).map_err(ExitError::error)?;
             Ok(Some((user.to_string(), password)))
         }
     }

@@ -68,6 +68,7 @@ pub async fn run(mut inv: Invocation) -> CtlResult {
     let dest_auth = global::user_and_password(
         &inv.flags.string("dest-user"),
         &inv.flags.string("dest-password"),
+        "Destination Password: ",
     )?;
     let (config, _printer) = global::client_config(&mut inv.flags, &inv.inherited)?;
     let dest_config = ClientConfig {
