@@ -56,24 +56,13 @@ impl Rng {
     fn key(&mut self) -> Vec<u8> {
         KEYS[self.below(KEYS.len())].as_bytes().to_vec()
     }
-    /// A range end: none, a greater key, "\0" (to the end) or the prefix
-    /// end. Never an end at or below the key: etcd's answer for such empty
-    /// ranges depends on the shape of its interval tree.
+    /// A range end: none, any key (also one at or below `key`: an empty
+    /// range, whose check depends on the shape of etcd's interval tree),
+    /// "\0" (to the end) or the prefix end.
     fn end(&mut self, key: &[u8]) -> Vec<u8> {
         match self.below(4) {
             0 => Vec::new(),
-            1 => {
-                let above: Vec<&str> = KEYS
-                    .iter()
-                    .copied()
-                    .filter(|k| k.as_bytes() > key)
-                    .collect();
-                if above.is_empty() {
-                    Vec::new()
-                } else {
-                    above[self.below(above.len())].as_bytes().to_vec()
-                }
-            }
+            1 => self.key(),
             2 => vec![0],
             _ => {
                 let mut e = key.to_vec();
