@@ -955,6 +955,9 @@ fn register_scrape_hooks(server: &Arc<EtcdServer>) {
             mvcc.current_revision.set(view.current_rev());
             mvcc.compact_revision.set(view.compacted_rev());
         };
+        crate::metrics::auth()
+            .revision
+            .set(i64::try_from(s.auth.revision()).unwrap_or(i64::MAX));
     });
 }
 

@@ -482,6 +482,58 @@ fn apply_and_mvcc_counters_move_with_a_workload() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// etcd_debugging_auth_revision follows the auth store: 1 on a new member,
+/// one more after each user, role or enable change, as etcd's gauge.
+#[test]
+fn auth_revision_gauge_moves_with_auth_changes() -> anyhow::Result<()> {
+    use rsetcd::proto::etcdserverpb::auth_client::AuthClient;
+    use rsetcd::proto::etcdserverpb::{AuthRoleAddRequest, AuthUserAddRequest};
+    let server = TestServer::start_ours(&ServerOptions::default())?;
+    let revision = || -> anyhow::Result<f64> {
+        let (status, text) = http_get(&server.client_url, "/metrics")?;
+        assert_eq!(status, 200);
+        let m = Exposition::parse(&text)?;
+        assert_eq!(
+            m.types
+                .get("etcd_debugging_auth_revision")
+                .map(String::as_str),
+            Some("gauge")
+        );
+        assert!(
+            text.contains(
+                "# HELP etcd_debugging_auth_revision The current revision of auth store.\n"
+            ),
+            "etcd's help text"
+        );
+        Ok(m.must("etcd_debugging_auth_revision", &[]))
+    };
+    assert_eq!(revision()?, 1.0);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut auth = AuthClient::connect(server.client_url.clone()).await?;
+        auth.user_add(AuthUserAddRequest {
+            name: "alice".into(),
+            password: "pw".into(),
+            ..Default::default()
+        })
+        .await?;
+        anyhow::Ok(())
+    })?;
+    assert_eq!(revision()?, 2.0, "after user add");
+    runtime.block_on(async {
+        let mut auth = AuthClient::connect(server.client_url.clone()).await?;
+        auth.role_add(AuthRoleAddRequest {
+            name: "reader".into(),
+        })
+        .await?;
+        anyhow::Ok(())
+    })?;
+    assert_eq!(revision()?, 3.0, "after role add");
+    Ok(())
+}
+
 /// promtool, or None (with the reason printed) when it is not installed.
 fn promtool() -> Option<&'static str> {
     let path = "/usr/bin/promtool";

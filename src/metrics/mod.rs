@@ -8,6 +8,7 @@
 //! cheaper to read than to track (applied index, database size, process
 //! state) are refreshed by hooks just before each scrape (`on_scrape`).
 
+mod auth;
 mod disk;
 pub mod grpc;
 mod lease;
@@ -21,6 +22,7 @@ use std::sync::{LazyLock, Mutex};
 use prometheus::core::Collector;
 use prometheus::{Encoder as _, Histogram, HistogramOpts, IntGaugeVec, Opts, Registry};
 
+pub use auth::AuthMetrics;
 pub use disk::DiskMetrics;
 pub use grpc::GrpcMetrics;
 pub use lease::LeaseMetrics;
@@ -39,6 +41,7 @@ struct Metrics {
     disk: DiskMetrics,
     mvcc: MvccMetrics,
     lease: LeaseMetrics,
+    auth: AuthMetrics,
     network: NetworkMetrics,
     grpc: GrpcMetrics,
     process: process::ProcessMetrics,
@@ -70,6 +73,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         disk: DiskMetrics::new(&registry),
         mvcc: MvccMetrics::new(&registry),
         lease: LeaseMetrics::new(&registry),
+        auth: AuthMetrics::new(&registry),
         network: NetworkMetrics::new(&registry),
         grpc: GrpcMetrics::new(&registry),
         process: process::ProcessMetrics::new(&registry),
@@ -114,6 +118,10 @@ pub fn disk() -> &'static DiskMetrics {
 
 pub fn mvcc() -> &'static MvccMetrics {
     &METRICS.mvcc
+}
+
+pub fn auth() -> &'static AuthMetrics {
+    &METRICS.auth
 }
 
 pub fn lease() -> &'static LeaseMetrics {
