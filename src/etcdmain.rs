@@ -281,6 +281,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     opened.node.set_transport(transport.clone());
     let (peer_shutdown_tx, peer_shutdown_rx) = watch::channel(false);
     let mut peer_serving = Vec::new();
+    let late_server = crate::peer::service::LateServer::default();
     for (u, l) in peer_listeners {
         tracing::info!(address = url_string(&u).as_str(), "serving peer traffic");
         let service = crate::peer::service::server(
@@ -288,6 +289,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             raft_handle.tx.clone(),
             snapshots.clone(),
             store.clone(),
+            late_server.clone(),
         );
         let mut stop = peer_shutdown_rx.clone();
         let stopped = async move {
@@ -377,6 +379,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             auth,
         },
     ));
+    // Followers' forwarded requests are answered from here on.
+    let _ = late_server.set(Arc::downgrade(&server));
     tokio::spawn(crate::server::lease::run(
         server.clone(),
         opts.election_timeout,

@@ -14,7 +14,6 @@ use raft::eraftpb::{ConfChange, ConfChangeType};
 use tonic::{Request, Response, Status};
 
 use crate::cluster::{self, Member};
-use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::{
     self as pb, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
@@ -30,9 +29,6 @@ use crate::server::{Error, EtcdServer};
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// etcd's maxLearners.
 const MAX_LEARNERS: usize = 1;
-/// A learner is ready for promotion once it has this share of the leader's
-/// log (etcd's readyPercent).
-const READY_PERCENT: f64 = 0.9;
 
 pub struct ClusterService {
     server: Arc<EtcdServer>,
@@ -116,25 +112,6 @@ impl ClusterService {
             return Err(Error::NotEnoughStartedMembers);
         }
         Ok(())
-    }
-
-    /// A channel to the leader's client URL, for what only the leader may
-    /// decide (promotion needs its view of the learner's log).
-    async fn leader_client(&self) -> Result<ClusterClient<tonic::transport::Channel>, Status> {
-        let leader = self.server.wait_leader().await?;
-        let url = self
-            .server
-            .membership
-            .member(leader)
-            .and_then(|m| m.client_urls.first().cloned())
-            .ok_or(Error::NoLeader)?;
-        let channel = tonic::transport::Endpoint::from_shared(url)
-            .map_err(|e| Status::internal(e.to_string()))?
-            .connect_timeout(Duration::from_secs(2))
-            .connect()
-            .await
-            .map_err(|_| Error::NoLeader)?;
-        Ok(ClusterClient::new(channel))
     }
 }
 
@@ -280,60 +257,27 @@ impl Cluster for ClusterService {
         req: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
         super::auth::require_root(&self.server, &req).await?;
-        let token = super::auth::token_metadata(&req);
         let r = req.into_inner();
         self.server.refuse_learner()?;
-        if !self.server.is_leader() {
-            // Only the leader knows how far the learner's log is.
-            let mut leader = self.leader_client().await?;
-            // The leader's list: this member may not have applied it yet.
-            let mut forwarded = Request::new(r);
-            if let Some((key, value)) = token {
-                forwarded.metadata_mut().insert(key, value);
-            }
-            let mut resp = leader.member_promote(forwarded).await?.into_inner();
-            resp.header = self.header();
-            return Ok(Response::new(resp));
-        }
-        let Some(member) = self.server.membership.member(r.id) else {
-            return Err(Error::MemberNotFound.into());
+        let members = if self.server.is_leader() {
+            self.server.promote_member_here(r.id).await?;
+            self.members()
+        } else {
+            // Only the leader knows how far the learner's log is. The
+            // caller is root (checked here, where its token or certificate
+            // CN is known); the leader trusts this member on the peer port,
+            // as etcd's /members/promote. Its list: this member may not
+            // have applied the change yet.
+            self.server
+                .forward_member_promote(r.id)
+                .await?
+                .iter()
+                .map(to_pb)
+                .collect()
         };
-        if !member.is_learner {
-            return Err(Error::MemberNotLearner.into());
-        }
-        let progress = self.server.progress().await?;
-        let leader_match = progress
-            .matched
-            .get(&self.server.member_id)
-            .copied()
-            .unwrap_or(0);
-        let learner_match = progress.matched.get(&r.id).copied().unwrap_or(0);
-        if (learner_match as f64) < (leader_match as f64) * READY_PERCENT || learner_match == 0 {
-            return Err(Error::LearnerNotReady.into());
-        }
-        if self.server.strict_reconfig_check {
-            // etcd's IsReadyToPromoteMember
-            let voters = self.server.membership.voting_members();
-            let nmembers = voters.len() + 1;
-            let nstarted = voters.iter().filter(|m| !m.name.is_empty()).count() + 1;
-            if nstarted < nmembers / 2 + 1 {
-                return Err(Error::NotEnoughStartedMembers.into());
-            }
-        }
-        let promoted = Member {
-            is_learner: false,
-            ..member
-        };
-        let cc = ConfChange {
-            change_type: ConfChangeType::AddNode,
-            node_id: r.id,
-            context: prost::Message::encode_to_vec(&promoted).into(),
-            ..Default::default()
-        };
-        self.server.propose_conf_change(cc).await?;
         Ok(Response::new(MemberPromoteResponse {
             header: self.header(),
-            members: self.members(),
+            members,
         }))
     }
 }

@@ -11,7 +11,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::apply::Response as Applied;
-use crate::proto::etcdserverpb::lease_client::LeaseClient;
 use crate::proto::etcdserverpb::{
     lease_server::Lease, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
     LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
@@ -107,10 +106,9 @@ impl Lease for LeaseService {
         tokio::spawn(async move {
             while let Ok(Some(r)) = requests.message().await {
                 let ttl = if server.is_leader() {
-                    // An unknown or expired lease answers TTL 0, as etcd.
-                    server.lessor.renew(r.id).unwrap_or(0)
+                    server.renew_lease_here(r.id)
                 } else {
-                    match forward_keep_alive(&server, r.id).await {
+                    match server.forward_lease_renew(r.id).await {
                         Ok(ttl) => ttl,
                         Err(e) => {
                             let _ = tx.send(Err(e)).await;
@@ -152,41 +150,23 @@ impl Lease for LeaseService {
         } else {
             None
         };
-        let token = super::auth::token_metadata(&req);
         let r = req.into_inner();
         self.server.refuse_learner()?;
-        if !self.server.is_leader() {
-            // Only the leader's lease clocks run. The caller's token goes
-            // along: the leader checks it again.
-            let channel = self.server.leader_channel().await?;
-            let mut forwarded = Request::new(r);
-            if let Some((key, value)) = token {
-                forwarded.metadata_mut().insert(key, value);
-            }
-            let mut resp = LeaseClient::new(channel)
-                .lease_time_to_live(forwarded)
-                .await?
-                .into_inner();
-            resp.header = Some(self.server.header(current_rev(&self.server)?));
-            return Ok(Response::new(resp));
-        }
-        self.server.linearizable_read().await?;
-        let header = Some(self.server.header(current_rev(&self.server)?));
-        let resp = match self.server.lessor.time_to_live(r.id) {
-            Ok(t) => LeaseTimeToLiveResponse {
-                header,
-                id: r.id,
-                ttl: t.remaining,
-                granted_ttl: t.granted_ttl,
-                keys: if r.keys { t.keys } else { Vec::new() },
-            },
-            // etcd answers an unknown lease with TTL -1, not an error
-            Err(_) => LeaseTimeToLiveResponse {
-                header,
-                id: r.id,
-                ttl: -1,
-                ..Default::default()
-            },
+        // Only the leader's lease clocks run. A follower asks it over the
+        // peer port, having checked the caller here (etcd does the same):
+        // a caller known only by its certificate CN has no token the
+        // leader could check again.
+        let answer = if self.server.is_leader() {
+            self.server.lease_time_to_live_here(r.id, r.keys).await?
+        } else {
+            self.server.forward_lease_time_to_live(r.id, r.keys).await?
+        };
+        let resp = LeaseTimeToLiveResponse {
+            header: Some(self.server.header(current_rev(&self.server)?)),
+            id: r.id,
+            ttl: answer.ttl,
+            granted_ttl: answer.granted_ttl,
+            keys: answer.keys,
         };
         super::auth::check_stale(&self.server, &caller)?;
         Ok(Response::new(resp))
@@ -208,20 +188,5 @@ impl Lease for LeaseService {
             header: Some(self.server.header(current_rev(&self.server)?)),
             leases,
         }))
-    }
-}
-
-/// A follower renews a lease through the leader (etcd forwards to the
-/// leader's /leases endpoint); returns the TTL the leader granted.
-async fn forward_keep_alive(server: &EtcdServer, id: i64) -> Result<i64, Status> {
-    let channel = server.leader_channel().await?;
-    let request = LeaseKeepAliveRequest { id };
-    let mut answers = LeaseClient::new(channel)
-        .lease_keep_alive(tokio_stream::once(request))
-        .await?
-        .into_inner();
-    match answers.message().await? {
-        Some(r) => Ok(r.ttl),
-        None => Err(crate::server::Error::LeaderChanged.into()),
     }
 }

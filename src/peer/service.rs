@@ -1,7 +1,7 @@
 //! The receiving side of the peer port. See the module docs of `peer`.
 
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use protobuf::Message as _;
 use raft::eraftpb::Message;
@@ -12,10 +12,13 @@ use crate::cluster::Membership;
 use crate::mvcc::Store;
 use crate::proto::peer::peer_server::{Peer, PeerServer};
 use crate::proto::peer::{
-    MembersRequest, MembersResponse, PeerHashKvRequest, PeerHashKvResponse, ProbeRequest,
-    ProbeResponse, RaftBatch, RaftStreamEnd, Route, SnapshotAck, SnapshotChunk,
+    MembersRequest, MembersResponse, PeerHashKvRequest, PeerHashKvResponse, PeerLeaseRenewRequest,
+    PeerLeaseRenewResponse, PeerLeaseTimeToLiveRequest, PeerLeaseTimeToLiveResponse,
+    PeerMemberPromoteRequest, PeerMemberPromoteResponse, ProbeRequest, ProbeResponse, RaftBatch,
+    RaftStreamEnd, Route, SnapshotAck, SnapshotChunk,
 };
 use crate::raft::RaftMsg;
+use crate::server::EtcdServer;
 use crate::storage::snapshot::Snapshotter;
 
 pub struct PeerService {
@@ -24,19 +27,28 @@ pub struct PeerService {
     snapshots: Arc<Snapshotter>,
     /// Read for HashKV.
     store: Arc<Store>,
+    /// Answers what followers forward to the leader; set once the server
+    /// exists (the peer port serves raft before that).
+    server: LateServer,
 }
+
+/// The server, once built; weak so that the peer port does not keep a
+/// stopped server alive.
+pub type LateServer = Arc<OnceLock<Weak<EtcdServer>>>;
 
 pub fn server(
     membership: Arc<Membership>,
     raft_tx: Sender<RaftMsg>,
     snapshots: Arc<Snapshotter>,
     store: Arc<Store>,
+    server: LateServer,
 ) -> PeerServer<PeerService> {
     PeerServer::new(PeerService {
         membership,
         raft_tx,
         snapshots,
         store,
+        server,
     })
     .max_decoding_message_size(usize::MAX)
     .max_encoding_message_size(usize::MAX)
@@ -70,6 +82,21 @@ impl PeerService {
             return Err(Status::permission_denied(super::REMOVED_MEMBER));
         }
         Ok(route.from)
+    }
+
+    /// The server, for a request forwarded by member `from`: only a
+    /// current member of this cluster (checked by `check`, and with peer
+    /// TLS by its certificate) may ask the leader to act for a client.
+    fn server_for(&self, from: u64) -> Result<Arc<EtcdServer>, Status> {
+        if self.membership.member(from).is_none() {
+            return Err(Status::permission_denied(format!(
+                "{from:x} is not a member of this cluster"
+            )));
+        }
+        self.server
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| Status::unavailable("etcdserver: server stopped"))
     }
 
     fn step(&self, m: Message) -> Result<(), Status> {
@@ -237,5 +264,47 @@ impl Peer for PeerService {
             }
             Err(e) => Err(Status::internal(e.to_string())),
         }
+    }
+
+    async fn lease_renew(
+        &self,
+        request: Request<PeerLeaseRenewRequest>,
+    ) -> Result<Response<PeerLeaseRenewResponse>, Status> {
+        let request = request.into_inner();
+        let server = self.server_for(self.check(request.route.as_ref())?)?;
+        if !server.is_leader() {
+            return Err(crate::server::Error::NotLeader.into());
+        }
+        Ok(Response::new(PeerLeaseRenewResponse {
+            ttl: server.renew_lease_here(request.id),
+        }))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<PeerLeaseTimeToLiveRequest>,
+    ) -> Result<Response<PeerLeaseTimeToLiveResponse>, Status> {
+        let request = request.into_inner();
+        let server = self.server_for(self.check(request.route.as_ref())?)?;
+        if !server.is_leader() {
+            return Err(crate::server::Error::NotLeader.into());
+        }
+        Ok(Response::new(
+            server
+                .lease_time_to_live_here(request.id, request.keys)
+                .await?,
+        ))
+    }
+
+    async fn member_promote(
+        &self,
+        request: Request<PeerMemberPromoteRequest>,
+    ) -> Result<Response<PeerMemberPromoteResponse>, Status> {
+        let request = request.into_inner();
+        let server = self.server_for(self.check(request.route.as_ref())?)?;
+        server.promote_member_here(request.id).await?;
+        Ok(Response::new(PeerMemberPromoteResponse {
+            members: server.membership.members(),
+        }))
     }
 }

@@ -81,6 +81,11 @@ impl Transport {
     }
 
     /// Turns true when this member learns it was removed.
+    /// This member's peer TLS, for other connections to peer URLs.
+    pub fn tls(&self) -> Option<&ReloadableTls> {
+        self.tls.as_deref()
+    }
+
     pub fn removed(&self) -> tokio::sync::watch::Receiver<bool> {
         self.removed.subscribe()
     }

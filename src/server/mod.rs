@@ -8,6 +8,7 @@ pub mod compactor;
 pub mod corrupt;
 pub mod forward;
 pub mod id;
+pub mod leader;
 pub mod lease;
 pub mod wait;
 
