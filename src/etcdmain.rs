@@ -780,13 +780,10 @@ async fn join(
     let mut errors = Vec::new();
     for attempt in 0..10 {
         for (_, u) in initial.iter().filter(|(_, u)| !own.contains(u)) {
-            let endpoint = crate::peer::transport::secure(
-                tonic::transport::Endpoint::from_shared(u.clone())?
-                    .connect_timeout(Duration::from_secs(1))
-                    .timeout(Duration::from_secs(2)),
-                u,
-                peer_tls,
-            )?;
+            let endpoint = crate::peer::transport::PeerEndpoint::new(u, peer_tls, |e| {
+                e.connect_timeout(Duration::from_secs(1))
+                    .timeout(Duration::from_secs(2))
+            })?;
             let result = async {
                 let mut client = PeerClient::new(endpoint.connect().await?);
                 anyhow::Ok(

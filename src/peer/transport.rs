@@ -288,34 +288,123 @@ impl Transport {
 /// A channel to a member's peer URL; TLS (with this member's peer
 /// certificate, checked against --peer-trusted-ca-file) for https:// URLs.
 pub async fn connect(url: &str, tls: Option<&ReloadableTls>) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_string())?
-        .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(2))
-        .keep_alive_timeout(Duration::from_secs(5));
-    Ok(secure(endpoint, url, tls)?.connect().await?)
+    PeerEndpoint::new(url, tls, |e| {
+        e.connect_timeout(Duration::from_secs(1))
+            .http2_keep_alive_interval(Duration::from_secs(2))
+            .keep_alive_timeout(Duration::from_secs(5))
+    })?
+    .connect()
+    .await
 }
 
-/// `endpoint` with TLS when `url` is https://. Without peer TLS configured
-/// no certificate can be trusted, as in etcd.
-pub fn secure(
+/// How to reach a member's peer URL: plain for http://; for https:// TLS
+/// with this member's peer certificate, trusted CA, cipher suites and
+/// --tls-min-version/--tls-max-version, as etcd's peer transport uses the
+/// same TLSInfo as its peer listener. Without peer TLS configured no
+/// certificate can be trusted, as in etcd.
+pub struct PeerEndpoint {
     endpoint: Endpoint,
-    url: &str,
-    tls: Option<&ReloadableTls>,
-) -> anyhow::Result<Endpoint> {
-    if !url.starts_with("https://") {
-        return Ok(endpoint);
+    tls: Option<TlsConnect>,
+}
+
+impl PeerEndpoint {
+    /// `tune` sets timeouts and keep-alives.
+    pub fn new(
+        url: &str,
+        tls: Option<&ReloadableTls>,
+        tune: impl FnOnce(Endpoint) -> Endpoint,
+    ) -> anyhow::Result<PeerEndpoint> {
+        let Some(address) = url.strip_prefix("https://") else {
+            let endpoint = Endpoint::from_shared(url.to_string())?.tcp_nodelay(true);
+            return Ok(PeerEndpoint {
+                endpoint: tune(endpoint),
+                tls: None,
+            });
+        };
+        let config = match tls {
+            Some(tls) => tls.client_config()?,
+            None => Arc::new(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(crate::tls::verify::NoTrustedCa {
+                    provider: Arc::new(rustls::crypto::ring::default_provider()),
+                }))
+                .with_no_client_auth(),
+            ),
+        };
+        let uri: tonic::transport::Uri = url.parse()?;
+        let host = uri
+            .host()
+            .ok_or_else(|| anyhow::anyhow!("peer URL {url} has no host"))?;
+        let server_name =
+            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())?;
+        // tonic's own TLS always offers TLS 1.2 and 1.3 and cannot take a
+        // rustls config, and refuses https:// without it: the endpoint
+        // names the address as http:// and `TlsConnect` does the TLS.
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))?;
+        Ok(PeerEndpoint {
+            endpoint: tune(endpoint),
+            tls: Some(TlsConnect {
+                config,
+                server_name,
+            }),
+        })
     }
-    let (config, verifier) = match tls {
-        Some(tls) => tls.client_config()?,
-        None => (
-            tonic::transport::ClientTlsConfig::new().assume_http2(true),
-            Arc::new(crate::tls::verify::NoTrustedCa {
-                provider: Arc::new(rustls::crypto::ring::default_provider()),
-            }) as Arc<dyn rustls::client::danger::ServerCertVerifier>,
-        ),
-    };
-    Ok(endpoint.tls_config_with_verifier(config, verifier)?)
+
+    pub async fn connect(&self) -> anyhow::Result<Channel> {
+        Ok(match &self.tls {
+            None => self.endpoint.connect().await?,
+            Some(tls) => self.endpoint.connect_with_connector(tls.clone()).await?,
+        })
+    }
+
+    /// A channel that connects on its first request.
+    pub fn connect_lazy(&self) -> Channel {
+        match &self.tls {
+            None => self.endpoint.connect_lazy(),
+            Some(tls) => self.endpoint.connect_with_connector_lazy(tls.clone()),
+        }
+    }
+}
+
+/// Opens TCP then TLS to the URI's address with one rustls config.
+#[derive(Clone)]
+struct TlsConnect {
+    config: Arc<rustls::ClientConfig>,
+    server_name: rustls::pki_types::ServerName<'static>,
+}
+
+type TlsIo = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+impl tonic::codegen::Service<tonic::transport::Uri> for TlsConnect {
+    type Response = TlsIo;
+    type Error = std::io::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<TlsIo, std::io::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), std::io::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: tonic::transport::Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+            tcp.set_nodelay(true)?;
+            let tls = tokio_rustls::TlsConnector::from(this.config)
+                .connect(this.server_name, tcp)
+                .await?;
+            Ok(hyper_util::rt::TokioIo::new(tls))
+        })
+    }
 }
 
 /// The task that owns the connection to one member.

@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Status;
 
 use super::{Error, EtcdServer};
@@ -50,16 +50,14 @@ impl EtcdServer {
                 return Ok((PeerClient::new(c.clone()), route));
             }
         }
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|_| Error::NoLeader)?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(self.limits.request_timeout)
-            .tcp_nodelay(true);
-        let endpoint = crate::peer::transport::secure(endpoint, &url, self.transport.tls())
-            .map_err(|e| {
-                tracing::warn!(error = %format!("{e:#}"), "cannot set up TLS towards the leader");
-                Error::NoLeader
-            })?;
+        let timeout = self.limits.request_timeout;
+        let endpoint = crate::peer::transport::PeerEndpoint::new(&url, self.transport.tls(), |e| {
+            e.connect_timeout(Duration::from_secs(2)).timeout(timeout)
+        })
+        .map_err(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "cannot set up TLS towards the leader");
+            Error::NoLeader
+        })?;
         // Connected lazily: the first request through it connects.
         let channel = endpoint.connect_lazy();
         *cached = Some((leader, url, channel.clone()));

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use anyhow::Context as _;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use super::selfsigned;
 use super::suites::Suites;
@@ -358,32 +358,51 @@ impl ReloadableTls {
     }
 
     /// The client side of a connection to a member's https peer URL: our
-    /// certificate, and how the member's certificate is checked.
-    pub fn client_config(
-        &self,
-    ) -> anyhow::Result<(
-        tonic::transport::ClientTlsConfig,
-        Arc<dyn ServerCertVerifier>,
-    )> {
+    /// certificate, how the member's certificate is checked, and the same
+    /// cipher suites and TLS versions as the serving side (etcd builds both
+    /// from one TLSInfo).
+    pub fn client_config(&self) -> anyhow::Result<Arc<ClientConfig>> {
         let loaded = self.current();
         let provider = self.info.suites.provider.clone();
         let verifier: Arc<dyn ServerCertVerifier> = if self.info.self_signed {
-            Arc::new(SkipServerVerification { provider })
+            Arc::new(SkipServerVerification {
+                provider: provider.clone(),
+            })
         } else {
             match &loaded.roots {
                 Some(roots) => rustls::client::WebPkiServerVerifier::builder_with_provider(
                     roots.clone(),
-                    provider,
+                    provider.clone(),
                 )
                 .build()
                 .context("build the server certificate verifier")?,
-                None => Arc::new(NoTrustedCa { provider }),
+                None => Arc::new(NoTrustedCa {
+                    provider: provider.clone(),
+                }),
             }
         };
+        let cert_file = self
+            .info
+            .client_cert_file
+            .as_deref()
+            .unwrap_or(&self.info.cert_file);
+        let key_file = self
+            .info
+            .client_key_file
+            .as_deref()
+            .unwrap_or(&self.info.key_file);
         let (cert, key) = &loaded.client_identity;
-        let config = tonic::transport::ClientTlsConfig::new()
-            .identity(tonic::transport::Identity::from_pem(cert, key))
-            .assume_http2(true);
-        Ok((config, verifier))
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&self.info.suites.versions)
+            .context("TLS versions and cipher suites do not fit together")?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(
+                super::pem::certs(cert, cert_file)?,
+                super::pem::key(key, key_file)?,
+            )
+            .context("client certificate and key do not make a usable pair")?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
     }
 }
