@@ -268,7 +268,13 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     // As etcd: only a member that has data already is checked (a new one
     // has nothing to compare), before it serves peers or clients.
     if opts.initial_corrupt_check && !opened.fresh {
-        crate::server::corrupt::initial_check(&store, &membership, request_timeout).await?;
+        crate::server::corrupt::initial_check(
+            &store,
+            &membership,
+            tls.peer.as_deref(),
+            request_timeout,
+        )
+        .await?;
     }
     let raft_handle = opened.handle.clone();
     let transport = Transport::new(

@@ -474,3 +474,49 @@ fn peer_certificates_and_ca_reload_on_sighup_and_from_a_yaml_config() {
     // Still a working member.
     assert!(member.is_running());
 }
+
+/// The corruption checks ask the other members for their hashes over the
+/// peer port: with https:// peer URLs too, with the peer certificates.
+#[test]
+fn corruption_checks_reach_members_over_peer_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new(dir.path(), "cluster").expect("ca");
+    let nodes: Vec<Node> = (0..3).map(|i| Node::new(&format!("c{i}"))).collect();
+    let cluster = initial_cluster(&nodes.iter().collect::<Vec<_>>());
+    let flags = |n: &Node| {
+        let pair = ca.server(&n.name, "member").expect("cert");
+        let mut flags = peer_flags(&pair, &ca);
+        flags.push("--experimental-initial-corrupt-check=true".into());
+        flags.push("--experimental-corrupt-check-time=500ms".into());
+        flags
+    };
+    let mut members: Vec<Proc> = nodes
+        .iter()
+        .map(|n| start(dir.path(), n, &cluster, "new", &flags(n)).expect("start"))
+        .collect();
+    for m in members.iter_mut() {
+        m.wait_log("ready to serve client requests", Duration::from_secs(30))
+            .expect("ready");
+    }
+    // A few periodic checks on the leader.
+    std::thread::sleep(Duration::from_secs(3));
+    for m in members.iter_mut() {
+        assert!(m.is_running());
+        let log = m.log();
+        assert!(log.contains("enabled corruption checking"), "{log}");
+        assert!(!log.contains("failed hash kv request"), "{log}");
+    }
+    // A restarted member compares its hash with the others' before serving.
+    drop(members.remove(2));
+    let mut again =
+        start(dir.path(), &nodes[2], &cluster, "new", &flags(&nodes[2])).expect("restart");
+    again
+        .wait_log("ready to serve client requests", Duration::from_secs(30))
+        .expect("ready again");
+    let log = again.log();
+    assert!(
+        log.contains("initial corruption checking passed; no corruption"),
+        "{log}"
+    );
+    assert!(!log.contains("failed hash kv request"), "{log}");
+}

@@ -1,6 +1,6 @@
 //! Member-to-member traffic on the peer port: raft messages, snapshots, the
-//! membership for joining members and round-trip probes
-//! (`proto/rsetcd/peer.proto`).
+//! membership for joining members, round-trip probes, HashKV and what
+//! followers forward to the leader (`proto/rsetcd/peer.proto`).
 //!
 //! Sending (`transport`): one task per remote member keeps one long-lived
 //! gRPC stream open and writes raft messages to it in batches. The raft

@@ -18,8 +18,6 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tonic::transport::Endpoint;
-
 use super::EtcdServer;
 use crate::cluster::Membership;
 use crate::gofmt::format_duration;
@@ -64,7 +62,12 @@ async fn local_hash(store: &Arc<Store>) -> Result<(KvHash, i64), String> {
 
 /// Every other member's HashKV at `rev`, trying each of its peer URLs until
 /// one answers (etcd's getPeerHashKVs).
-pub async fn peer_hashes(membership: &Membership, rev: i64, timeout: Duration) -> Vec<PeerHash> {
+pub async fn peer_hashes(
+    membership: &Membership,
+    peer_tls: Option<&crate::tls::ReloadableTls>,
+    rev: i64,
+    timeout: Duration,
+) -> Vec<PeerHash> {
     let local = membership.local_id;
     let mut out = Vec::new();
     for member in membership.members() {
@@ -79,7 +82,7 @@ pub async fn peer_hashes(membership: &Membership, rev: i64, timeout: Duration) -
         let mut last = PeerHashError::Other("no peer URL answered".into());
         let mut answer = None;
         for url in &member.peer_urls {
-            match ask(url, route, rev, timeout).await {
+            match ask(url, peer_tls, route, rev, timeout).await {
                 Ok(r) => {
                     answer = Some(r);
                     break;
@@ -107,18 +110,19 @@ pub async fn peer_hashes(membership: &Membership, rev: i64, timeout: Duration) -
 
 async fn ask(
     url: &str,
+    peer_tls: Option<&crate::tls::ReloadableTls>,
     route: Route,
     rev: i64,
     timeout: Duration,
 ) -> Result<PeerHashKvResponse, PeerHashError> {
     let other = |e: String| PeerHashError::Other(e);
-    let channel = Endpoint::from_shared(url.to_string())
-        .map_err(|e| other(e.to_string()))?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect()
-        .await
-        .map_err(|e| other(format!("{e}: {}", source_chain(&e))))?;
+    let channel = crate::peer::transport::PeerEndpoint::new(url, peer_tls, |e| {
+        e.connect_timeout(timeout).timeout(timeout)
+    })
+    .map_err(|e| other(format!("{e:#}")))?
+    .connect()
+    .await
+    .map_err(|e| other(format!("{e:#}")))?;
     let request = PeerHashKvRequest {
         route: Some(route),
         revision: rev,
@@ -135,21 +139,12 @@ async fn ask(
     }
 }
 
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut next = e.source();
-    while let Some(s) = next {
-        parts.push(s.to_string());
-        next = s.source();
-    }
-    parts.join(": ")
-}
-
 /// etcd's InitialCheck: refuse to start when another member's hash at this
 /// member's revision differs at the same compact revision.
 pub async fn initial_check(
     store: &Arc<Store>,
     membership: &Membership,
+    peer_tls: Option<&crate::tls::ReloadableTls>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let local = format!("{:x}", membership.local_id);
@@ -162,7 +157,7 @@ pub async fn initial_check(
         .await
         .map_err(|e| anyhow::anyhow!("{local} failed to fetch hash ({e})"))?;
     let mut mismatch = 0;
-    for p in peer_hashes(membership, rev, timeout).await {
+    for p in peer_hashes(membership, peer_tls, rev, timeout).await {
         let remote = format!("{:x}", p.id);
         let endpoints = p.urls.join(",");
         match &p.result {
@@ -255,7 +250,13 @@ async fn monitor(server: Weak<EtcdServer>, every: Duration) {
 /// compact revision disagrees.
 async fn periodic_check(server: &Arc<EtcdServer>) -> Result<(), String> {
     let (h, rev) = local_hash(&server.store).await?;
-    let peers = peer_hashes(&server.membership, rev, server.limits.request_timeout).await;
+    let peers = peer_hashes(
+        &server.membership,
+        server.transport.tls(),
+        rev,
+        server.limits.request_timeout,
+    )
+    .await;
     server
         .linearizable_read()
         .await
