@@ -329,8 +329,9 @@ impl PeerEndpoint {
                 ))
                 .with_safe_default_protocol_versions()?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(crate::tls::verify::NoTrustedCa {
+                .with_custom_certificate_verifier(Arc::new(crate::tls::verify::ChainUnchecked {
                     provider: Arc::new(rustls::crypto::ring::default_provider()),
+                    accept_any: false,
                 }))
                 .with_no_client_auth(),
             ),

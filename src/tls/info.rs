@@ -14,7 +14,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use super::selfsigned;
 use super::suites::Suites;
-use super::verify::{AllowedIdentity, ClientVerifier, NoTrustedCa, SkipServerVerification};
+use super::verify::{AllowedIdentity, ChainUnchecked, ClientVerifier};
 
 /// Which port a TLS config serves; names the flags in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,8 +365,9 @@ impl ReloadableTls {
         let loaded = self.current();
         let provider = self.info.suites.provider.clone();
         let verifier: Arc<dyn ServerCertVerifier> = if self.info.self_signed {
-            Arc::new(SkipServerVerification {
+            Arc::new(ChainUnchecked {
                 provider: provider.clone(),
+                accept_any: true,
             })
         } else {
             match &loaded.roots {
@@ -376,8 +377,9 @@ impl ReloadableTls {
                 )
                 .build()
                 .context("build the server certificate verifier")?,
-                None => Arc::new(NoTrustedCa {
+                None => Arc::new(ChainUnchecked {
                     provider: provider.clone(),
+                    accept_any: false,
                 }),
             }
         };

@@ -94,14 +94,18 @@ impl ClientCertVerifier for ClientVerifier {
     }
 }
 
-/// Accepts any server certificate but still checks the handshake
-/// signatures: Go's InsecureSkipVerify, used towards self-signed members.
+/// A server verifier that never looks at the certificate chain, only at
+/// the handshake signatures. `accept_any` is Go's InsecureSkipVerify (towards
+/// self-signed members; etcdctl --insecure-skip-tls-verify); without it
+/// every server is refused (an https peer URL with no CA to check it
+/// against).
 #[derive(Debug)]
-pub struct SkipServerVerification {
+pub struct ChainUnchecked {
     pub provider: Arc<CryptoProvider>,
+    pub accept_any: bool,
 }
 
-impl ServerCertVerifier for SkipServerVerification {
+impl ServerCertVerifier for ChainUnchecked {
     fn verify_server_cert(
         &self,
         _end_entity: &CertificateDer<'_>,
@@ -110,7 +114,13 @@ impl ServerCertVerifier for SkipServerVerification {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        if self.accept_any {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            ))
+        }
     }
 
     fn verify_tls12_signature(
@@ -139,57 +149,6 @@ impl ServerCertVerifier for SkipServerVerification {
             dss,
             &self.provider.signature_verification_algorithms,
         )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// Refuses every server: an https peer URL with no CA to check it against.
-#[derive(Debug)]
-pub struct NoTrustedCa {
-    pub provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for NoTrustedCa {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(
-            CertificateError::UnknownIssuer,
-        ))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        SkipServerVerification {
-            provider: self.provider.clone(),
-        }
-        .verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        SkipServerVerification {
-            provider: self.provider.clone(),
-        }
-        .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rsetcd::tls::verify::ChainUnchecked;
+use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::{self, SectionKind};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::CertificateDer;
+use rustls::RootCertStore;
 use tonic::transport::{ClientTlsConfig, Endpoint, Identity};
 
 /// Where Go looks for the system's trusted CAs on Linux, in its order; the
@@ -126,7 +126,11 @@ impl TlsClient {
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier: Arc<dyn ServerCertVerifier> = if self.skip_verify {
-            Arc::new(AcceptAnyServer { provider })
+            // --insecure-skip-tls-verify: Go's InsecureSkipVerify.
+            Arc::new(ChainUnchecked {
+                provider,
+                accept_any: true,
+            })
         } else {
             let roots = match &self.roots {
                 Some(roots) => Arc::clone(roots),
@@ -291,60 +295,6 @@ pub fn alert_error_text(text: &str) -> Option<String> {
         "authentication handshake failed: remote error: tls: {}",
         go_alert_name(name)
     ))
-}
-
-/// `--insecure-skip-tls-verify`: any server certificate is accepted, but
-/// the handshake signatures are still checked (Go's `InsecureSkipVerify`).
-#[derive(Debug)]
-struct AcceptAnyServer {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AcceptAnyServer {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 #[cfg(test)]
