@@ -305,6 +305,10 @@ impl Auth for AuthService {
         req: Request<AuthUserAddRequest>,
     ) -> Result<Response<AuthUserAddResponse>, Status> {
         let r = req.get_ref();
+        crate::auth::check_name("user name", &r.name)?;
+        // root first: bcrypt is slow on purpose, so a stranger must not be
+        // able to make us run it (the entry is checked again when applied)
+        require_root(&self.server, &req).await?;
         let no_password = r.options.as_ref().is_some_and(|o| o.no_password);
         let hashed_password = if no_password {
             Vec::new()
@@ -369,6 +373,7 @@ impl Auth for AuthService {
         req: Request<AuthUserChangePasswordRequest>,
     ) -> Result<Response<AuthUserChangePasswordResponse>, Status> {
         let r = req.get_ref();
+        require_root(&self.server, &req).await?;
         let hashed_password = self.hash_password(r.password.clone()).await?;
         let change = Internal::AuthUserChangePassword(InternalUserChangePasswordRequest {
             name: r.name.clone(),
@@ -406,6 +411,7 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthRoleAddRequest>,
     ) -> Result<Response<AuthRoleAddResponse>, Status> {
+        crate::auth::check_name("role name", &req.get_ref().name)?;
         let change = Internal::AuthRoleAdd(req.get_ref().clone());
         expect_done(self.change(&req, change).await?)?;
         Ok(Response::new(AuthRoleAddResponse {

@@ -40,6 +40,7 @@ pub fn to_status(e: Error) -> Status {
             ApplyError::LeaseExists => Code::FailedPrecondition,
             ApplyError::LeaseTtlTooLarge => Code::OutOfRange,
             ApplyError::Storage(_) => Code::Internal,
+            ApplyError::TooLarge(_) => Code::InvalidArgument,
             ApplyError::MemberNotFound => Code::NotFound,
             ApplyError::PeerUrlExists => Code::FailedPrecondition,
             ApplyError::NoSpace => Code::ResourceExhausted,

@@ -351,12 +351,19 @@ impl Applier {
                 }
             }
             if entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty() {
+                // The WAL's checksums vouch for the bytes, so an entry that
+                // does not decode was proposed that way (by a buggy or
+                // hostile proposer): every member skips it alike.
                 let req = match InternalRaftRequest::decode(entry.data.as_ref()) {
                     Ok(r) => r,
-                    Err(e) => crate::fatal(&format!(
-                        "raft entry {} is not a request ({e}): the log is corrupt",
-                        entry.index
-                    )),
+                    Err(e) => {
+                        tracing::error!(
+                            index = entry.index,
+                            error = %e,
+                            "skipped a raft entry that is not a request"
+                        );
+                        InternalRaftRequest::default()
+                    }
                 };
                 let header = req.header.unwrap_or_default();
                 if let Some(request) = req.request {
@@ -394,6 +401,9 @@ impl Applier {
                     } else if let Err(e) = wt.abort_request() {
                         crate::fatal(&format!("undo failed entry {}: {e}", entry.index));
                     }
+                    // Only this member's own storage failure stops it; every
+                    // other error (TooLarge included) is the request's
+                    // answer, reached alike by every member.
                     if let Err(ApplyError::Storage(e)) = &result {
                         crate::fatal(&format!("apply entry {}: {e}", entry.index));
                     }
@@ -524,7 +534,11 @@ fn check_alarms(alarms: &Alarms, request: &Request) -> Result<(), ApplyError> {
 }
 
 fn apply_alarm(wt: &mut WriteTxn<'_>, alarms: &Alarms, r: &AlarmRequest) -> ApplyResult {
-    let alarm = AlarmType::try_from(r.alarm).unwrap_or(AlarmType::None);
+    // An unknown type lists nothing (etcd: no alarm has it) and is never
+    // raised or cleared (etcd would store it; it means nothing to anyone).
+    let Ok(alarm) = AlarmType::try_from(r.alarm) else {
+        return Ok(Response::Alarm(AlarmResponse::default()));
+    };
     let mut resp = AlarmResponse::default();
     match AlarmAction::try_from(r.action) {
         Ok(AlarmAction::Get) => resp.alarms = alarms.get(alarm),

@@ -45,6 +45,12 @@ pub enum ApplyError {
     /// The backend failed; the member cannot go on.
     #[error("etcdserver: storage failure: {0}")]
     Storage(String),
+    /// The request carries something the backend cannot hold (a meta key
+    /// over LMDB's key size). Deterministic: every member refuses it at the
+    /// same entry and goes on; the API refuses it before proposing, so only
+    /// a log written by an older version reaches this.
+    #[error("etcdserver: request cannot be stored: {0}")]
+    TooLarge(String),
     /// Refused by RBAC, or an auth management error.
     #[error(transparent)]
     Auth(crate::auth::Error),
@@ -55,6 +61,7 @@ impl From<crate::auth::Error> for ApplyError {
         match e {
             // a storage failure must stop the member, as any other
             crate::auth::Error::Storage(s) => ApplyError::Storage(s),
+            crate::auth::Error::TooLarge(s) => ApplyError::TooLarge(s),
             other => ApplyError::Auth(other),
         }
     }
@@ -75,6 +82,7 @@ impl From<mvcc::Error> for ApplyError {
         match e {
             mvcc::Error::Compacted => ApplyError::Compacted,
             mvcc::Error::FutureRev => ApplyError::FutureRev,
+            mvcc::Error::TooLarge(what) => ApplyError::TooLarge(what),
             other => ApplyError::Storage(other.to_string()),
         }
     }
@@ -178,7 +186,8 @@ pub fn range<K: Kv + ?Sized>(kv: &K, r: &RangeRequest) -> Result<RangeResponse, 
         limit = 0; // fetch everything; sort and truncate afterwards
     }
     if limit > 0 {
-        limit += 1; // one extra tells whether there is more
+        // one extra tells whether there is more; i64::MAX stays "all"
+        limit = limit.saturating_add(1);
     }
     let mut rr = kv.range(
         &KeyRange::new(&r.key, &r.range_end),
@@ -226,7 +235,8 @@ pub fn range<K: Kv + ?Sized>(kv: &K, r: &RangeRequest) -> Result<RangeResponse, 
     }
     let mut more = false;
     if r.limit > 0 && rr.kvs.len() as i64 > r.limit {
-        rr.kvs.truncate(r.limit as usize);
+        rr.kvs
+            .truncate(usize::try_from(r.limit).unwrap_or(usize::MAX));
         more = true;
     }
     if r.keys_only {
@@ -324,7 +334,13 @@ fn compare_path<K: Kv + ?Sized>(
     t: &TxnRequest,
     path: &mut Vec<bool>,
 ) -> Result<(), ApplyError> {
-    let ok = t.compare.iter().all(|c| compare_holds(kv, c));
+    let mut ok = true;
+    for c in &t.compare {
+        if !compare_holds(kv, c)? {
+            ok = false;
+            break;
+        }
+    }
     path.push(ok);
     for op in if ok { &t.success } else { &t.failure } {
         if let Some(request_op::Request::RequestTxn(inner)) = &op.request {
@@ -334,27 +350,30 @@ fn compare_path<K: Kv + ?Sized>(
     Ok(())
 }
 
-fn compare_holds<K: Kv + ?Sized>(kv: &K, c: &Compare) -> bool {
-    let Ok(rr) = kv.range(
+/// Whether one compare holds. A failed read is an error, never "false":
+/// that would quietly run the other branch.
+fn compare_holds<K: Kv + ?Sized>(kv: &K, c: &Compare) -> Result<bool, ApplyError> {
+    let rr = kv.range(
         &KeyRange::new(&c.key, &c.range_end),
         RangeOptions::default(),
-    ) else {
-        return false;
-    };
-    let target =
-        compare::CompareTarget::try_from(c.target).unwrap_or(compare::CompareTarget::Version);
+    )?;
+    // an unknown target compares as equal, as in etcd's compareKV
+    let target = compare::CompareTarget::try_from(c.target).ok();
     if rr.kvs.is_empty() {
-        if target == compare::CompareTarget::Value {
+        if target == Some(compare::CompareTarget::Value) {
             // a missing key has no value to compare
-            return false;
+            return Ok(false);
         }
-        return compare_kv(c, target, &KeyValue::default());
+        return Ok(compare_kv(c, target, &KeyValue::default()));
     }
-    rr.kvs.iter().all(|kv| compare_kv(c, target, kv))
+    Ok(rr.kvs.iter().all(|kv| compare_kv(c, target, kv)))
 }
 
-fn compare_kv(c: &Compare, target: compare::CompareTarget, kv: &KeyValue) -> bool {
+fn compare_kv(c: &Compare, target: Option<compare::CompareTarget>, kv: &KeyValue) -> bool {
     use compare::TargetUnion as T;
+    let Some(target) = target else {
+        return compare_result(c, Ordering::Equal);
+    };
     let ord = match target {
         compare::CompareTarget::Value => {
             let want: &[u8] = match &c.target_union {
@@ -380,6 +399,10 @@ fn compare_kv(c: &Compare, target: compare::CompareTarget, kv: &KeyValue) -> boo
             _ => 0,
         }),
     };
+    compare_result(c, ord)
+}
+
+fn compare_result(c: &Compare, ord: Ordering) -> bool {
     match compare::CompareResult::try_from(c.result) {
         Ok(compare::CompareResult::Equal) => ord == Ordering::Equal,
         Ok(compare::CompareResult::NotEqual) => ord != Ordering::Equal,
@@ -482,4 +505,62 @@ fn apply_txn<K: Kv + ?Sized>(
         succeeded,
         responses,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store whose reads fail, as a damaged backend's would.
+    struct FailingReads;
+
+    impl Kv for FailingReads {
+        fn range(&self, _: &KeyRange, _: RangeOptions) -> Result<RangeResult, mvcc::Error> {
+            Err(mvcc::Error::Corrupt("page 7 is not a branch page".into()))
+        }
+        fn begin_rev(&self) -> i64 {
+            1
+        }
+        fn compacted_rev(&self) -> i64 {
+            0
+        }
+        fn changed(&self) -> bool {
+            false
+        }
+        fn put(&mut self, _: &[u8], _: Vec<u8>, _: i64) -> Result<(), ApplyError> {
+            panic!("a txn whose compare could not be read must not write");
+        }
+        fn delete_range(&mut self, _: &KeyRange) -> Result<Vec<KeyValue>, ApplyError> {
+            panic!("a txn whose compare could not be read must not write");
+        }
+        fn lease_exists(&self, _: i64) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_compare_that_cannot_be_read_fails_the_txn_instead_of_taking_the_failure_branch() {
+        let put = |key: &str| RequestOp {
+            request: Some(request_op::Request::RequestPut(PutRequest {
+                key: key.into(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })),
+        };
+        let t = TxnRequest {
+            compare: vec![Compare {
+                key: b"k".to_vec(),
+                target: compare::CompareTarget::Version as i32,
+                result: compare::CompareResult::Equal as i32,
+                target_union: Some(compare::TargetUnion::Version(0)),
+                ..Default::default()
+            }],
+            success: vec![put("on-success")],
+            failure: vec![put("on-failure")],
+        };
+        match txn(&mut FailingReads, &t) {
+            Err(ApplyError::Storage(text)) => assert!(text.contains("page 7"), "{text}"),
+            other => panic!("expected a storage error, got {other:?}"),
+        }
+    }
 }

@@ -84,6 +84,26 @@ pub enum Error {
     /// The backend failed while applying: the member cannot go on.
     #[error("etcdserver: storage failure: {0}")]
     Storage(String),
+    /// What the request carries cannot be stored (see `ApplyError::TooLarge`).
+    #[error("etcdserver: request cannot be stored: {0}")]
+    TooLarge(String),
+    /// A user or role name longer than the backend's keys allow (etcd has
+    /// no limit of its own: bbolt's 32 KiB key limit makes etcd panic).
+    #[error("etcdserver: {0} is too long (at most {MAX_NAME_BYTES} bytes)")]
+    NameTooLong(&'static str),
+}
+
+/// The longest user or role name: each is a backend key behind its prefix
+/// (`auth/users/`, `auth/roles/`), and LMDB keys hold 511 bytes.
+pub const MAX_NAME_BYTES: usize = crate::mvcc::MAX_KEY_BYTES - META_USER_PREFIX.len();
+
+/// Refuses a name the backend could not store, before it is proposed (the
+/// API) and again when applied (a log written before this check).
+pub fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(Error::NameTooLong(what));
+    }
+    Ok(())
 }
 
 impl Error {
@@ -94,7 +114,7 @@ impl Error {
             | RoleAlreadyExist | RoleNotFound | RoleNotGranted | PermissionNotGranted
             | AuthNotEnabled => Code::FailedPrecondition,
             UserEmpty | RoleEmpty | AuthFailed | PermissionNotGiven | InvalidAuthMgmt
-            | AuthOldRevision => Code::InvalidArgument,
+            | AuthOldRevision | NameTooLong(_) | TooLarge(_) => Code::InvalidArgument,
             PermissionDenied => Code::PermissionDenied,
             InvalidAuthToken => Code::Unauthenticated,
             NoPasswordUser | VerifyOnly => Code::Unknown,
@@ -113,9 +133,12 @@ impl Error {
             Error::RoleAlreadyExist => "auth: role already exists".into(),
             Error::RoleNotFound => "auth: role not found".into(),
             Error::AuthOldRevision => "auth: revision in header is old".into(),
-            Error::NoPasswordUser | Error::VerifyOnly | Error::Internal(_) | Error::Storage(_) => {
-                self.to_string()
-            }
+            Error::NoPasswordUser
+            | Error::VerifyOnly
+            | Error::Internal(_)
+            | Error::Storage(_)
+            | Error::TooLarge(_)
+            | Error::NameTooLong(_) => self.to_string(),
             other => other.to_string().replacen("etcdserver: ", "auth: ", 1),
         }
     }
@@ -123,7 +146,10 @@ impl Error {
 
 impl From<crate::mvcc::Error> for Error {
     fn from(e: crate::mvcc::Error) -> Self {
-        Error::Storage(e.to_string())
+        match e {
+            crate::mvcc::Error::TooLarge(what) => Error::TooLarge(what),
+            other => Error::Storage(other.to_string()),
+        }
     }
 }
 
@@ -185,7 +211,9 @@ fn root_permission() -> Permission {
 pub fn needs_admin(request: &Request) -> bool {
     matches!(
         request,
-        Request::AuthEnable(_)
+        // beyond etcd, which lets anyone compact (docs/ARCHITECTURE.md)
+        Request::Compaction(_)
+            | Request::AuthEnable(_)
             | Request::AuthDisable(_)
             | Request::AuthUserAdd(_)
             | Request::AuthUserDelete(_)
@@ -481,6 +509,7 @@ impl AuthStore {
                 if r.name.is_empty() {
                     return Err(Error::UserEmpty);
                 }
+                check_name("user name", &r.name)?;
                 if state.users.contains_key(&r.name) {
                     return Err(Error::UserAlreadyExist);
                 }
@@ -570,6 +599,7 @@ impl AuthStore {
                 if r.name.is_empty() {
                     return Err(Error::RoleEmpty);
                 }
+                check_name("role name", &r.name)?;
                 if state.roles.contains_key(&r.name) {
                     return Err(Error::RoleAlreadyExist);
                 }

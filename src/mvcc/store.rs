@@ -366,7 +366,7 @@ impl Store {
         let mut found: Vec<(Vec<u8>, Change)> = Vec::new();
         let mut count = 0i64;
         let limit = if opts.limit > 0 {
-            opts.limit as usize
+            usize::try_from(opts.limit).unwrap_or(usize::MAX)
         } else {
             usize::MAX
         };
@@ -898,6 +898,7 @@ impl WriteTxn<'_> {
 
     /// Stores a named value (member and cluster ids) in this transaction.
     pub fn put_meta(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        super::check_key(key)?;
         self.backend.meta.put(&mut self.txn, key, value)?;
         Ok(())
     }
