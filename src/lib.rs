@@ -50,3 +50,36 @@ pub fn fatal(msg: &str) -> ! {
     eprintln!("etcd: fatal: {msg}");
     std::process::exit(1);
 }
+
+/// Makes a panic on any thread end the whole process. Without it a panic
+/// ends only its own thread (or tokio task): a member whose raft or apply
+/// thread died would go on answering serializable reads, watches and lease
+/// keep-alives from state that no longer moves. The panic is logged (and
+/// printed as Rust prints it), then the process aborts: no destructor, no
+/// flush of half-applied state, and systemd's `Restart=on-failure` sees a
+/// failure, as with Go's exit code 2 after an unrecovered panic in etcd.
+pub fn abort_on_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(
+            thread,
+            location,
+            panic = payload,
+            "panic; stopping the member"
+        );
+        default_hook(info);
+        std::process::abort();
+    }));
+}

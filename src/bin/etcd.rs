@@ -7,6 +7,7 @@ use rsetcd::config::{self, Command, ConfigErrorKind, LogFormat, LogLevel, LogOut
 use rsetcd::{etcdmain, logging};
 
 fn main() {
+    rsetcd::abort_on_panic();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // vars_os: a non-UTF-8 variable must not panic the daemon.
     let env: Vec<(String, String)> = std::env::vars_os()
