@@ -88,7 +88,7 @@ impl ClusterService {
         }
         let voters = self.server.membership.voting_members();
         // etcd's IsReadyToRemoveVotingMember
-        let nmembers = voters.len() - 1;
+        let nmembers = voters.len().saturating_sub(1);
         let nstarted = voters
             .iter()
             .filter(|m| m.id != id && !m.name.is_empty())
@@ -108,7 +108,7 @@ impl ClusterService {
             .iter()
             .filter(|m| self.connected_since(m.id, since))
             .count();
-        if active.saturating_sub(1) < 1 + (voters.len() - 1) / 2 {
+        if active.saturating_sub(1) < 1 + voters.len().saturating_sub(1) / 2 {
             return Err(Error::NotEnoughStartedMembers);
         }
         Ok(())

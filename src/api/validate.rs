@@ -41,7 +41,7 @@ pub fn delete_range(r: &DeleteRangeRequest) -> Result<(), Invalid> {
 }
 
 pub fn txn(r: &TxnRequest, max_txn_ops: u64) -> Result<(), Invalid> {
-    txn_ops(r, max_txn_ops as i64)?;
+    txn_ops(r, i64::try_from(max_txn_ops).unwrap_or(i64::MAX))?;
     check_intervals(&r.success)?;
     check_intervals(&r.failure)?;
     Ok(())

@@ -19,6 +19,21 @@ use crate::proto::internal::{LeaseCheckpoint, LeaseRecord};
 /// etcd's MaxLeaseTTL: about 285 years.
 pub const MAX_LEASE_TTL: i64 = 9_000_000_000;
 
+/// A TTL in seconds as a duration, held to `0..=MAX_LEASE_TTL`: TTLs also
+/// come from checkpoint entries and snapshots, which nothing else bounds.
+fn ttl_duration(seconds: i64) -> Duration {
+    Duration::from_secs(seconds.clamp(0, MAX_LEASE_TTL) as u64)
+}
+
+/// `now + ttl + extend`, never panicking: `Instant + Duration` panics on
+/// overflow, and a lease that far out simply never expires.
+fn deadline(now: Instant, ttl_seconds: i64, extend: Duration) -> Instant {
+    let far = now + Duration::from_secs(MAX_LEASE_TTL as u64);
+    now.checked_add(ttl_duration(ttl_seconds))
+        .and_then(|t| t.checked_add(extend))
+        .unwrap_or(far)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("etcdserver: requested lease not found")]
@@ -46,7 +61,7 @@ impl Lease {
     fn remaining(&self, now: Instant) -> Duration {
         match self.expiry {
             Some(e) => e.saturating_duration_since(now),
-            None => Duration::from_secs(self.effective_ttl() as u64),
+            None => ttl_duration(self.effective_ttl()),
         }
     }
 
@@ -135,7 +150,7 @@ impl Lessor {
         }
         let expiry = inner
             .primary
-            .then(|| Instant::now() + Duration::from_secs(ttl as u64));
+            .then(|| deadline(Instant::now(), ttl, Duration::ZERO));
         inner.leases.insert(
             id,
             Lease {
@@ -213,7 +228,7 @@ impl Lessor {
         inner.primary = true;
         let now = Instant::now();
         for l in inner.leases.values_mut() {
-            l.expiry = Some(now + Duration::from_secs(l.effective_ttl() as u64) + extend);
+            l.expiry = Some(deadline(now, l.effective_ttl(), extend));
         }
     }
 
@@ -241,7 +256,7 @@ impl Lessor {
             return Err(Error::NotFound);
         }
         l.remaining_ttl = 0;
-        l.expiry = Some(now + Duration::from_secs(l.ttl as u64));
+        l.expiry = Some(deadline(now, l.ttl, Duration::ZERO));
         crate::metrics::lease().renewed_total.inc();
         Ok(l.ttl)
     }
@@ -356,5 +371,30 @@ mod tests {
         assert!((19..=20).contains(&ttl.remaining), "{}", ttl.remaining);
         assert_eq!(l.renew(1), Ok(60));
         assert!(l.time_to_live(1).unwrap().remaining >= 59);
+    }
+
+    /// Checkpoint entries and snapshots carry TTLs nothing else bounds:
+    /// `Instant + Duration` must not overflow (it panics, in release too)
+    /// when a member with such a lease becomes leader or renews it.
+    #[test]
+    fn absurd_remaining_ttls_never_panic() {
+        let l = Lessor::new(Duration::from_secs(1));
+        for (id, remaining) in [
+            (1, i64::MAX),
+            (2, i64::MIN),
+            (3, -1),
+            (4, MAX_LEASE_TTL + 1),
+        ] {
+            l.grant(id, MAX_LEASE_TTL).unwrap();
+            l.checkpoint(&[LeaseCheckpoint {
+                id,
+                remaining_ttl: remaining,
+            }]);
+        }
+        l.promote(Duration::from_secs(u64::MAX / 4));
+        for id in 1..=4 {
+            assert!(l.time_to_live(id).is_ok(), "lease {id}");
+            assert_eq!(l.renew(id), Ok(MAX_LEASE_TTL));
+        }
     }
 }

@@ -148,10 +148,14 @@ impl Store {
         wtxn.commit()?;
         new.env.force_sync()?;
         std::fs::rename(copy_path, &self.db_path).map_err(|e| io("rename the copy", e))?;
+        // From here `db` is the copy. Failing now and going on would leave
+        // the apply thread writing into the old, unlinked file, whose
+        // writes a restart would never see: stop instead, and let the
+        // restart open the copy and replay the WAL.
         if let Some(dir) = self.db_path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io("sync the data dir", e))?;
+            if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+                crate::fatal(&format!("defrag: sync the data dir after the rename: {e}"));
+            }
         }
         let new = Arc::new(new);
         self.swap_backend(new.clone());

@@ -284,6 +284,10 @@ impl RaftNode {
             check_quorum: true,
             pre_vote: opts.pre_vote,
             max_committed_size_per_ready: 64 * 1024 * 1024,
+            // etcd's MaxUncommittedEntriesSize: a leader whose followers
+            // cannot keep up drops proposals past 1 GiB of uncommitted
+            // entries instead of growing its log without bound
+            max_uncommitted_size: 1 << 30,
             ..Default::default()
         };
         config.validate()?;

@@ -48,7 +48,8 @@ impl RequestIds {
     }
 
     pub fn next(&self) -> u64 {
-        self.next.fetch_add(1, Ordering::Relaxed) + 1
+        // wraps like etcd's counter (Go's unsigned addition)
+        self.next.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
 }
 

@@ -268,7 +268,13 @@ impl EtcdServer {
     /// A fresh lease id: positive, unique (etcd takes it from the request
     /// id generator).
     pub fn next_lease_id(&self) -> i64 {
-        (self.ids.next() & (i64::MAX as u64)) as i64
+        loop {
+            // never 0, which means "no lease" (etcd loops the same way)
+            let id = (self.ids.next() & (i64::MAX as u64)) as i64;
+            if id != 0 {
+                return id;
+            }
+        }
     }
 
     pub fn applied_index(&self) -> u64 {
