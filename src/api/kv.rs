@@ -169,6 +169,10 @@ impl Kv for KvService {
         // Compaction is applied synchronously, so it is always physical:
         // the answer comes after the old revisions are gone.
         let caller = auth::caller(&self.server, &req).await?;
+        // root only with auth on (beyond etcd): a compaction destroys the
+        // history every watcher and reader relies on. Checked again when
+        // applied (auth::needs_admin).
+        self.server.auth.check_admin(&auth::or_empty(&caller))?;
         let r = req.into_inner();
         match self
             .server

@@ -1,6 +1,6 @@
 //! What each KV and lease request needs, as etcd's authApplierV3 checks it:
 //! a range reads `[key, range_end)`; a put writes its key (and reads it
-//! with prev_kv); a delete writes its range (and reads it with prev_kv); a
+//! with prev_kv, inside a txn too, where etcd forgets to); a delete writes its range (and reads it with prev_kv); a
 //! txn reads every compare key and needs what each op in both branches
 //! needs, nested txns included; revoking a lease, or attaching a key to
 //! it, writes every key already attached.
@@ -56,7 +56,13 @@ impl AuthStore {
             match &op.request {
                 Some(request_op::Request::RequestRange(r)) => self.check_range(who, r)?,
                 Some(request_op::Request::RequestPut(p)) => {
-                    self.check(who, Access::Write, &p.key, &[])?
+                    self.check(who, Access::Write, &p.key, &[])?;
+                    // prev_kv returns the old value: a read, as for a put
+                    // outside a txn (etcd checks only the write here, so a
+                    // write-only user could read through a txn)
+                    if p.prev_kv {
+                        self.check(who, Access::Read, &p.key, &[])?;
+                    }
                 }
                 Some(request_op::Request::RequestDeleteRange(d)) => {
                     if d.prev_kv {

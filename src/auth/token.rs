@@ -185,9 +185,13 @@ impl JwtTokens {
         let (public, private) = (read("pub-key")?, read("priv-key")?);
         let family = format!("{algorithm:?}");
         let (signing, verifying) = if family.starts_with("HS") {
-            let secret = private
-                .or(public)
-                .context("auth: missing key data (priv-key for an HMAC method)")?;
+            // etcd's hmacKey: the secret is priv-key, never pub-key. A
+            // "public" key doubling as the HMAC secret would let whoever
+            // can read it sign root tokens.
+            let secret = private.context("auth: missing key data (priv-key for an HMAC method)")?;
+            if public.is_some() {
+                tracing::warn!("auth: pub-key is ignored with an HMAC sign method");
+            }
             (
                 Some(EncodingKey::from_secret(&secret)),
                 DecodingKey::from_secret(&secret),
@@ -304,5 +308,45 @@ mod tests {
         assert!(jwt.info("garbage").is_none());
         assert!(Provider::from_options("jwt,sign-method", Duration::ZERO).is_err());
         assert!(Provider::from_options("bogus", Duration::ZERO).is_err());
+    }
+
+    /// The HMAC secret is priv-key alone: a pub-key (which operators treat
+    /// as public) is never used to sign or verify, so knowing it forges
+    /// nothing (issue 23).
+    #[test]
+    fn jwt_hmac_needs_a_private_key_and_never_uses_the_public_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let public = dir.path().join("public");
+        let private = dir.path().join("private");
+        std::fs::write(&public, b"everyone-can-read-this").expect("write");
+        std::fs::write(&private, b"only-the-members-know-this").expect("write");
+        let only_public = format!("jwt,pub-key={},sign-method=HS256", public.display());
+        let err = match Provider::from_options(&only_public, Duration::ZERO) {
+            Err(e) => format!("{e:#}"),
+            Ok(_) => panic!("an HMAC method without priv-key must be refused"),
+        };
+        assert!(err.contains("priv-key"), "{err}");
+
+        let both = format!(
+            "jwt,pub-key={},priv-key={},sign-method=HS256",
+            public.display(),
+            private.display()
+        );
+        let Provider::Jwt(jwt) = Provider::from_options(&both, Duration::ZERO).expect("jwt") else {
+            panic!("not jwt");
+        };
+        // a root token an attacker signs with the public key's bytes
+        let forged = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &serde_json::json!({"username": "root", "revision": 99, "exp": 4102444800u64}),
+            &EncodingKey::from_secret(b"everyone-can-read-this"),
+        )
+        .expect("encode");
+        assert!(
+            jwt.info(&forged).is_none(),
+            "a token signed with pub-key was accepted"
+        );
+        let real = jwt.assign("root", 99).expect("assign");
+        assert!(jwt.info(&real).is_some());
     }
 }

@@ -71,20 +71,18 @@ impl WatchStream {
         self
     }
 
-    /// etcd's isWatchPermitted. A range end of "\0" (from-key) is checked
-    /// as the single key, as etcd does after turning it into an empty end.
+    /// etcd's isWatchPermitted, as fixed for GHSA-xg4h-6gfc-h4m8: the
+    /// range is checked as the watch will serve it. A range end of "\0"
+    /// (from-key) is the interval to the end of the keyspace; etcd before
+    /// 3.4.26/3.5.9 emptied it first and checked only the single key, so a
+    /// user allowed one key watched every key after it.
     fn watch_permitted(&self, c: &WatchCreateRequest) -> bool {
         let auth = &self.server.auth;
         let who = match auth.resolve(&self.credential) {
             Ok(who) => who.unwrap_or_default(),
             Err(_) => return false,
         };
-        let end: &[u8] = if c.range_end == [0] {
-            &[]
-        } else {
-            &c.range_end
-        };
-        auth.check(&who, crate::auth::Access::Read, &c.key, end)
+        auth.check(&who, crate::auth::Access::Read, &c.key, &c.range_end)
             .is_ok()
     }
 
