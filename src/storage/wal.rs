@@ -82,7 +82,19 @@ pub struct Wal {
     pending: Vec<u8>,
     last_snapshot: SnapshotMetadata,
     last_hard_state: HardState,
-    /// Index of the next entry raft will append (for naming a new segment).
+    /// Index of the next entry raft will append.
+    next_index: u64,
+    /// The state as of the last completed `sync`: what a new segment's
+    /// head may claim. Queued records are not on disk yet, and a head that
+    /// named them (a hard state committing entries that a crash then lost,
+    /// a first index past the log) would point past the log.
+    durable: Durable,
+}
+
+#[derive(Clone, Default)]
+struct Durable {
+    snapshot: SnapshotMetadata,
+    hard_state: HardState,
     next_index: u64,
 }
 
@@ -141,6 +153,11 @@ impl Wal {
             last_snapshot: recovered.snapshot.clone(),
             last_hard_state: recovered.hard_state.clone(),
             next_index,
+            durable: Durable {
+                snapshot: recovered.snapshot.clone(),
+                hard_state: recovered.hard_state.clone(),
+                next_index,
+            },
         };
         Ok((wal, recovered))
     }
@@ -211,6 +228,11 @@ impl Wal {
             .observe(written.elapsed().as_secs_f64());
         self.end += self.pending.len() as u64;
         self.pending.clear();
+        self.durable = Durable {
+            snapshot: self.last_snapshot.clone(),
+            hard_state: self.last_hard_state.clone(),
+            next_index: self.next_index,
+        };
         Ok(())
     }
 
@@ -219,23 +241,26 @@ impl Wal {
         self.segments.len()
     }
 
+    /// Starts a new segment after the last synced record. Queued records
+    /// go into it after its head, in the write that follows.
     fn rotate(&mut self) -> Result<(), WalError> {
+        let durable = self.durable.clone();
         let seq = self.segments.last().map(|s| s.seq + 1).unwrap_or(0);
         let seg = Segment {
             seq,
-            first_index: self.next_index,
-            path: self.dir.join(segment_name(seq, self.next_index)),
+            first_index: durable.next_index,
+            path: self.dir.join(segment_name(seq, durable.next_index)),
         };
         let mut file = create_segment(&seg.path)?;
         // Carry the state that older segments held, so they can be purged.
         let mut head = Vec::new();
-        let snap = self
-            .last_snapshot
+        let snap = durable
+            .snapshot
             .write_to_bytes()
             .map_err(|e| io_err("encode snapshot")(io::Error::other(e)))?;
         encode_record(&mut head, KIND_SNAPSHOT, &snap);
-        let hs = self
-            .last_hard_state
+        let hs = durable
+            .hard_state
             .write_to_bytes()
             .map_err(|e| io_err("encode hard state")(io::Error::other(e)))?;
         encode_record(&mut head, KIND_HARD_STATE, &hs);
@@ -577,6 +602,51 @@ mod tests {
             rec.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
             vec![10]
         );
+    }
+
+    /// The records at the start of `path` (a segment's head).
+    fn head_records(path: &Path) -> (SnapshotMetadata, HardState) {
+        let data = fs::read(path).unwrap();
+        let (k1, p1, n1) = decode_record(&data).unwrap();
+        let (k2, p2, _) = decode_record(&data[n1..]).unwrap();
+        assert_eq!((k1, k2), (KIND_SNAPSHOT, KIND_HARD_STATE));
+        (
+            SnapshotMetadata::parse_from_bytes(p1).unwrap(),
+            HardState::parse_from_bytes(p2).unwrap(),
+        )
+    }
+
+    /// A segment that fills up is rotated by the next sync, before that
+    /// sync's records are written. The new segment's head and name must
+    /// describe the log as synced so far, not the records about to be
+    /// written: a crash between the head and those records would leave a
+    /// hard state committing entries that are not on disk.
+    #[test]
+    fn a_rotation_names_only_what_was_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path()).unwrap();
+        let big = vec![7u8; 1024 * 1024];
+        let mut index = 0;
+        while wal.segment_count() == 1 {
+            index += 1;
+            wal.append_entries(&[entry(index, 1, &big)]).unwrap();
+            wal.set_hard_state(&HardState {
+                term: 1,
+                commit: index,
+                ..Default::default()
+            })
+            .unwrap();
+            wal.sync().unwrap();
+        }
+        // the sync of `index` rotated: its records follow the new head
+        let newest = &wal.segments.last().unwrap().path;
+        let (_, hs) = head_records(newest);
+        assert_eq!(hs.commit, index - 1, "the head commits what was not synced");
+        assert_eq!(wal.segments.last().unwrap().first_index, index);
+        drop(wal);
+        let (_w, rec) = Wal::open(dir.path()).unwrap();
+        assert_eq!(rec.entries.last().map(|e| e.index), Some(index));
+        assert_eq!(rec.hard_state.commit, index);
     }
 
     proptest! {
