@@ -296,6 +296,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             snapshots.clone(),
             store.clone(),
             late_server.clone(),
+            opts.max_request_bytes,
         );
         let mut stop = peer_shutdown_rx.clone();
         let stopped = async move {
@@ -482,16 +483,37 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     readiness.abort();
     notifier.stopping("shutting down");
     let _ = shutdown_tx.send(true);
-    for s in metrics_serving {
-        if let Ok(Err(e)) = s.await {
-            tracing::warn!(error = %e, "metrics listener stopped with an error");
+    // In-flight requests get the request timeout to finish, as etcd's
+    // stopServers gives GracefulStop; streams that never end by
+    // themselves (lease keep-alives, watches, waiting locks) are then cut,
+    // or one client could hold the member up forever.
+    let listeners: Vec<_> = metrics_serving
+        .iter()
+        .map(|s| s.abort_handle())
+        .chain(serving.iter().map(|s| s.abort_handle()))
+        .collect();
+    let drain = async {
+        for s in metrics_serving {
+            if let Ok(Err(e)) = s.await {
+                tracing::warn!(error = %e, "metrics listener stopped with an error");
+            }
         }
-    }
-    for s in serving {
-        match s.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "client listener stopped with an error"),
-            Err(e) => tracing::warn!(error = %e, "client listener task failed"),
+        for s in serving {
+            match s.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "client listener stopped with an error"),
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => tracing::warn!(error = %e, "client listener task failed"),
+            }
+        }
+    };
+    if tokio::time::timeout(request_timeout, drain).await.is_err() {
+        tracing::warn!(
+            timeout = ?request_timeout,
+            "in-flight requests did not finish; closing their connections"
+        );
+        for l in listeners {
+            l.abort();
         }
     }
     let _ = raft_handle.tx.send(crate::raft::RaftMsg::Shutdown);

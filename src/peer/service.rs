@@ -42,6 +42,7 @@ pub fn server(
     snapshots: Arc<Snapshotter>,
     store: Arc<Store>,
     server: LateServer,
+    max_request_bytes: u64,
 ) -> PeerServer<PeerService> {
     PeerServer::new(PeerService {
         membership,
@@ -50,8 +51,20 @@ pub fn server(
         store,
         server,
     })
-    .max_decoding_message_size(usize::MAX)
+    .max_decoding_message_size(max_peer_frame(max_request_bytes))
     .max_encoding_message_size(usize::MAX)
+}
+
+/// The largest frame the peer port reads: the transport fills a batch up
+/// to `MAX_BATCH_BYTES`, then adds one more message whole, which carries
+/// raft's 1 MiB of entries per message or one entry of up to
+/// --max-request-bytes. Anything larger is refused before it is read
+/// into memory.
+pub fn max_peer_frame(max_request_bytes: u64) -> usize {
+    let entry = usize::try_from(max_request_bytes).unwrap_or(usize::MAX);
+    super::transport::MAX_BATCH_BYTES
+        .saturating_add(entry)
+        .saturating_add(2 << 20)
 }
 
 impl PeerService {
@@ -117,6 +130,14 @@ impl Peer for PeerService {
         let mut label = String::new();
         while let Some(batch) = stream.message().await? {
             let from = self.check(batch.route.as_ref())?;
+            // As etcd's stream handler ("error sender not found"): raft
+            // talks only to members, and the metrics are labelled by
+            // sender, so a stranger must not make up labels.
+            if self.membership.member(from).is_none() {
+                return Err(Status::not_found(format!(
+                    "error sender not found: {from:x} is not a member of this cluster"
+                )));
+            }
             if label.is_empty() {
                 label = format!("{from:x}");
             }

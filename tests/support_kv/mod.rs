@@ -109,6 +109,11 @@ impl Server {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
+    /// The peer port's URL (`--listen-peer-urls`).
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -183,7 +188,7 @@ impl Server {
 
     fn args(&self) -> Vec<String> {
         let client = self.client_url();
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let peer = self.peer_url();
         let name = "kvtest";
         let mut args = vec![
             format!("--name={name}"),
