@@ -379,27 +379,13 @@ impl Applier {
                             revision: header.auth_revision,
                         }),
                     };
-                    let result = apply_request(&mut wt, &ctx, &request);
+                    let result = match apply_whole(&mut wt, &ctx, &request) {
+                        Ok(result) => result,
+                        Err(e) => crate::fatal(&format!("undo failed entry {}: {e}", entry.index)),
+                    };
                     // etcd's warnApplyDuration: 100 ms
                     if started.elapsed() > std::time::Duration::from_millis(100) {
                         crate::metrics::server().slow_apply.inc();
-                    }
-                    if result.is_ok() {
-                        // keys follow their lease: a put moves the key to
-                        // its new lease (or none), a delete frees it
-                        for e in wt.request_events() {
-                            if let Some(kv) = &e.kv {
-                                let lease = if e.r#type == EventType::Put as i32 {
-                                    kv.lease
-                                } else {
-                                    0
-                                };
-                                self.lessor.attach(&kv.key, lease);
-                            }
-                        }
-                        wt.end_request();
-                    } else if let Err(e) = wt.abort_request() {
-                        crate::fatal(&format!("undo failed entry {}: {e}", entry.index));
                     }
                     // Only this member's own storage failure stops it; every
                     // other error (TooLarge included) is the request's
@@ -459,6 +445,94 @@ impl Applier {
                 .trigger(id, result.map_err(crate::server::Error::Apply));
         }
         applied
+    }
+}
+
+/// Applies one request whole or not at all: on success its keys follow
+/// their leases, on failure its changes are undone. The outer error is a
+/// failed undo (this member's storage: fatal to the caller).
+fn apply_whole(
+    wt: &mut WriteTxn<'_>,
+    ctx: &Context<'_>,
+    request: &Request,
+) -> Result<ApplyResult, crate::mvcc::Error> {
+    let result = apply_request(wt, ctx, request);
+    if result.is_ok() {
+        // keys follow their lease: a put moves the key to its new lease
+        // (or none), a delete frees it
+        for e in wt.request_events() {
+            if let Some(kv) = &e.kv {
+                let lease = if e.r#type == EventType::Put as i32 {
+                    kv.lease
+                } else {
+                    0
+                };
+                ctx.lessor.attach(&kv.key, lease);
+            }
+        }
+        wt.end_request();
+    } else {
+        wt.abort_request()?;
+    }
+    Ok(result)
+}
+
+/// A store with the member state requests read and change, outside raft:
+/// requests applied here go through exactly the apply thread's code, one
+/// LMDB txn each. For tests and the fuzzer (tests/fuzz.rs), which must
+/// find what a hostile entry does to apply without a cluster around it.
+pub struct Scratch {
+    pub store: Arc<Store>,
+    lessor: Lessor,
+    membership: Membership,
+    alarms: Alarms,
+    auth: crate::auth::AuthStore,
+    index: u64,
+}
+
+impl Scratch {
+    /// A fresh store in `dir` (which must be empty and stay private to it).
+    pub fn open(dir: &std::path::Path) -> anyhow::Result<Scratch> {
+        let backend = crate::storage::backend::Backend::open(&dir.join("db"), 1 << 30)?;
+        let tokens =
+            crate::auth::token::Provider::from_options("simple", Duration::from_secs(300))?;
+        Ok(Scratch {
+            store: Arc::new(Store::open(backend)?),
+            lessor: Lessor::new(Duration::from_secs(1)),
+            membership: Membership::new(1, 1),
+            alarms: Alarms::default(),
+            auth: crate::auth::AuthStore::new(tokens, 4, false),
+            index: 0,
+        })
+    }
+
+    /// Applies `request` as the next entry, proposed by `caller` (None: by
+    /// the member itself, unchecked), and commits. An `Err` is this
+    /// member's own storage failing: where the apply thread would stop.
+    pub fn apply(
+        &mut self,
+        request: &Request,
+        caller: Option<crate::auth::AuthInfo>,
+    ) -> Result<ApplyResult, crate::mvcc::Error> {
+        self.index += 1;
+        let ctx = Context {
+            lessor: &self.lessor,
+            membership: &self.membership,
+            alarms: &self.alarms,
+            auth: &self.auth,
+            index: self.index,
+            caller,
+        };
+        let mut wt = self.store.write()?;
+        let result = apply_whole(&mut wt, &ctx, request)?;
+        if let Err(ApplyError::Storage(e)) = &result {
+            return Err(crate::mvcc::Error::Corrupt(e.clone()));
+        }
+        wt.commit(Applied {
+            index: self.index,
+            term: 1,
+        })?;
+        Ok(result)
     }
 }
 

@@ -397,6 +397,14 @@ pub fn copy_verified(src: &Path, dst: &Path, skip_hash_check: bool) -> anyhow::R
 /// tables; errors name `shown` (the file the user gave).
 pub(crate) fn open_backend_file(path: &Path, shown: &Path) -> anyhow::Result<Env<WithoutTls>> {
     let not_backend = |why: String| anyhow!("{} is not an etcd backend: {why}", shown.display());
+    // LMDB follows whatever page numbers the file holds: a damaged file
+    // must be refused with a message before it is mapped, not end the
+    // process with SIGSEGV or SIGBUS.
+    match crate::storage::lmdb_check::check_file(path) {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(not_backend("the file is empty".into())),
+        Err(damage) => return Err(not_backend(damage.reason)),
+    }
     let env = backend::open_read_only(path).map_err(|e| not_backend(e.root_cause().to_string()))?;
     if let Err(e) = backend::open_tables(&env, path) {
         env.prepare_for_closing().wait();
