@@ -770,6 +770,49 @@ async fn a_leader_cut_off_commits_nothing_and_serves_no_stale_read() {
     assert_converged(&mut cluster).await;
 }
 
+/// etcd's ensureLeadership (3.5.8, #15247): a leader cut off from the
+/// others still believes it leads for an election timeout; a keep-alive it
+/// answered then would extend a lease the majority is about to let
+/// expire (and hand its lock to another client). It must confirm its
+/// leadership first, so no keep-alive sent after the cut is answered with
+/// a TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_leader_renews_no_lease() {
+    use rsetcd::proto::etcdserverpb::lease_client::LeaseClient;
+    use rsetcd::proto::etcdserverpb::{LeaseGrantRequest, LeaseKeepAliveRequest};
+    let _serial = SERIAL.lock().await;
+    let (mut cluster, proxies) = Cluster::start_behind_proxies(Flavor::Ours, 3, &TIMING)
+        .await
+        .unwrap();
+    let old = cluster.leader(Duration::from_secs(10)).await.unwrap();
+    let mut lease = LeaseClient::new(cluster.members[old].channel().await.unwrap());
+    let id = lease
+        .lease_grant(LeaseGrantRequest { ttl: 5, id: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(LeaseKeepAliveRequest { id }).await.unwrap();
+    let mut answers = lease
+        .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = answers.message().await.unwrap().unwrap();
+    assert_eq!(first.ttl, 5);
+    proxies[old].cut();
+    tx.send(LeaseKeepAliveRequest { id }).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(20), answers.message()).await {
+        Ok(Ok(Some(r))) => panic!("the cut-off leader renewed the lease: {r:?}"),
+        Ok(Err(status)) => eprintln!("keep-alive refused: {status:?}"),
+        Ok(Ok(None)) => {}
+        Err(_) => panic!("the keep-alive was never answered"),
+    }
+    proxies[old].heal();
+    assert_converged(&mut cluster).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_reconfig_check_refuses_changes_that_risk_the_quorum() {
     let _serial = SERIAL.lock().await;

@@ -105,15 +105,16 @@ impl Lease for LeaseService {
         let server = self.server.clone();
         tokio::spawn(async move {
             while let Ok(Some(r)) = requests.message().await {
-                let ttl = if server.is_leader() {
-                    server.renew_lease_here(r.id)
+                let renewed = if server.is_leader() {
+                    server.renew_lease_here(r.id).await.map_err(Status::from)
                 } else {
-                    match server.forward_lease_renew(r.id).await {
-                        Ok(ttl) => ttl,
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
+                    server.forward_lease_renew(r.id).await
+                };
+                let ttl = match renewed {
+                    Ok(ttl) => ttl,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
                     }
                 };
                 let resp = current_rev(&server).map(|rev| LeaseKeepAliveResponse {

@@ -68,6 +68,8 @@ pub fn to_status(e: Error) -> Status {
         Error::MemberBadUrls => Code::InvalidArgument,
         Error::TooManyRequests => Code::ResourceExhausted,
         Error::RequestTooLarge => Code::InvalidArgument,
+        // not in etcd's error map: clients get Go's Unknown and the text
+        Error::NotPrimary => Code::Unknown,
     };
     Status::new(code, e.to_string())
 }

@@ -15,9 +15,22 @@ const READY_PERCENT: f64 = 0.9;
 
 impl EtcdServer {
     /// Renews lease `id` on this leader; 0 for an unknown or expired lease,
-    /// as etcd answers.
-    pub fn renew_lease_here(&self, id: i64) -> i64 {
-        self.lessor.renew(id).unwrap_or(0)
+    /// as etcd answers. Leadership is confirmed first (etcd's
+    /// ensureLeadership, since 3.5.8): a leader cut off from the others, or
+    /// whose raft thread is stuck on its disk, still believes it leads,
+    /// while the others may have elected a new leader that lets the lease
+    /// expire and hands its lock to someone else.
+    pub async fn renew_lease_here(&self, id: i64) -> Result<i64, Error> {
+        if !self.ensure_leadership().await {
+            return Err(Error::NotPrimary);
+        }
+        Ok(self.lessor.renew(id).unwrap_or(0))
+    }
+
+    /// Whether this member still leads, confirmed by a quorum (a
+    /// ReadIndex round, bounded by the request timeout).
+    pub async fn ensure_leadership(&self) -> bool {
+        self.linearizable_read().await.is_ok() && self.is_leader()
     }
 
     /// Lease `id`'s remaining and granted TTL (and its keys when `keys`)

@@ -50,7 +50,14 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
         if !leader {
             continue;
         }
-        for id in server.lessor.expired(MAX_REVOKES_PER_TICK) {
+        let expired = server.lessor.expired(MAX_REVOKES_PER_TICK);
+        // As etcd (#15247): a leader that cannot confirm it still leads
+        // (cut off, or its raft thread stuck) revokes nothing.
+        if !expired.is_empty() && !server.ensure_leadership().await {
+            tracing::warn!("ignored expired leases: this member could not confirm it leads");
+            continue;
+        }
+        for id in expired {
             crate::metrics::server().lease_expired.inc();
             let server = server.clone();
             tokio::spawn(async move {

@@ -57,6 +57,10 @@ pub enum Error {
     LeaderChanged,
     #[error("etcdserver: not leader")]
     NotLeader,
+    /// A leader that could not confirm its leadership was asked to renew a
+    /// lease (etcd's lease.ErrNotPrimary, which reaches clients as is).
+    #[error("not a primary lessor")]
+    NotPrimary,
     #[error("etcdserver: rpc not supported for learner")]
     LearnerNotSupported,
     #[error("etcdserver: member ID already exist")]
