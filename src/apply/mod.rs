@@ -199,6 +199,7 @@ impl Applier {
             path = %path.display(),
             "installed the leader's snapshot"
         );
+        self.snapshots.remove_older_than(applied.index);
         self.computed_tx.send_replace(applied.index);
         self.applied_tx.send_replace(applied.index);
         applied

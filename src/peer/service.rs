@@ -55,6 +55,32 @@ pub fn server(
     .max_encoding_message_size(usize::MAX)
 }
 
+/// A forwarded proposal (MsgPropose from another member) carrying an entry
+/// that only the leader makes for itself, unchecked: lease expiry,
+/// checkpoints, auto-compaction. A follower never forwards those (a
+/// deposed leader's are retried by the next one), so one arriving here is
+/// forged, and would skip every permission check when applied. Returns
+/// its kind.
+fn leader_only_proposal(m: &Message) -> Option<&'static str> {
+    use crate::proto::internal::{internal_raft_request::Request, InternalRaftRequest};
+    use prost::Message as _;
+    if m.get_msg_type() != raft::eraftpb::MessageType::MsgPropose {
+        return None;
+    }
+    m.entries.iter().find_map(|e| {
+        let entry = InternalRaftRequest::decode(e.data.as_ref()).ok()?;
+        if !entry.header.is_some_and(|h| h.internal) {
+            return None;
+        }
+        match entry.request? {
+            Request::LeaseRevoke(_) => Some("lease revoke"),
+            Request::LeaseCheckpoint(_) => Some("lease checkpoint"),
+            Request::Compaction(_) => Some("compaction"),
+            _ => None,
+        }
+    })
+}
+
 /// The largest frame the peer port reads: the transport fills a batch up
 /// to `MAX_BATCH_BYTES`, then adds one more message whole, which carries
 /// raft's 1 MiB of entries per message or one entry of up to
@@ -156,6 +182,14 @@ impl Peer for PeerService {
                         "raft message sender differs from the stream's",
                     ));
                 }
+                if let Some(kind) = leader_only_proposal(&m) {
+                    tracing::warn!(
+                        from = format!("{from:x}"),
+                        kind,
+                        "refused a forwarded proposal that only the leader itself makes"
+                    );
+                    continue;
+                }
                 self.step(m)?;
             }
         }
@@ -172,6 +206,11 @@ impl Peer for PeerService {
             .await?
             .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let from = self.check(first.route.as_ref())?;
+        if self.membership.member(from).is_none() {
+            return Err(Status::not_found(format!(
+                "error sender not found: {from:x} is not a member of this cluster"
+            )));
+        }
         let m = Message::parse_from_bytes(&first.message)
             .map_err(|e| Status::invalid_argument(format!("malformed raft message: {e}")))?;
         if m.from != from {
@@ -297,7 +336,7 @@ impl Peer for PeerService {
             return Err(crate::server::Error::NotLeader.into());
         }
         Ok(Response::new(PeerLeaseRenewResponse {
-            ttl: server.renew_lease_here(request.id),
+            ttl: server.renew_lease_here(request.id).await?,
         }))
     }
 

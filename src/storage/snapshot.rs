@@ -73,9 +73,19 @@ impl Snapshotter {
         path_in(&self.dir, index)
     }
 
-    /// Where a snapshot being received is written before it is complete.
+    /// Where a snapshot being received is written before it is complete:
+    /// a name of its own per stream, so two streams for one index (a
+    /// retry while the first still runs) never write into one file.
     pub fn partial_path(&self, index: u64) -> PathBuf {
-        self.dir.join(format!("{index:016x}{SUFFIX}.tmp"))
+        static STREAM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STREAM.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.dir.join(format!("{index:016x}{SUFFIX}.{n}.tmp"))
+    }
+
+    /// Deletes the snapshot files older than `index` (a follower's, once
+    /// it installed the one at `index`: the older ones serve nothing).
+    pub fn remove_older_than(&self, index: u64) {
+        remove_older(&self.dir, index);
     }
 
     /// The newest snapshot if it covers `min`; otherwise starts making a
@@ -210,5 +220,32 @@ fn remove_older(dir: &Path, keep: u64) {
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_snapshots_go_once_a_newer_one_is_installed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Snapshotter::detached(dir.path().to_path_buf());
+        for index in [5, 9, 12] {
+            std::fs::write(s.path(index), b"db").expect("write");
+        }
+        let (a, b) = (s.partial_path(12), s.partial_path(12));
+        assert_ne!(a, b, "two streams for one index share a file");
+        s.remove_older_than(9);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [s.path(9), s.path(12)].map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        );
     }
 }
