@@ -192,6 +192,9 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         opts.client_tls.client_cert_auth,
     ));
     auth.load(&store)?;
+    let peers_authenticated = opts.listen_peer_urls.iter().all(|u| u.scheme() == "https")
+        && tls.peer.as_ref().is_some_and(|t| t.info.client_cert_auth);
+    auth.set_peers_unauthenticated(!peers_authenticated);
     let applied = store.applied()?;
     tracing::info!(
         local_member_id = format!("{member_id:x}"),

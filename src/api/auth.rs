@@ -179,11 +179,53 @@ pub fn check_stale(server: &EtcdServer, caller: &Option<AuthInfo>) -> Result<(),
 
 pub struct AuthService {
     server: Arc<EtcdServer>,
+    bcrypt: Arc<Bcrypt>,
+}
+
+/// bcrypt is slow on purpose (about 25 checks a second saturate two
+/// cores): at most one per core runs at a time, a bounded number wait, and
+/// past that a caller is told "etcdserver: too many requests" at once,
+/// so password guessing cannot starve raft and the other requests of CPU.
+struct Bcrypt {
+    running: tokio::sync::Semaphore,
+    admitted: tokio::sync::Semaphore,
+}
+
+impl Bcrypt {
+    fn new() -> Bcrypt {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Bcrypt {
+            running: tokio::sync::Semaphore::new(cores),
+            admitted: tokio::sync::Semaphore::new(cores * 8),
+        }
+    }
+
+    /// Runs `work` on a blocking thread once a core is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let _admitted = self
+            .admitted
+            .try_acquire()
+            .map_err(|_| Status::resource_exhausted("etcdserver: too many requests"))?;
+        let _running = self
+            .running
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Status::internal(format!("etcdserver: password check: {e}")))
+    }
 }
 
 impl AuthService {
     pub fn new(server: Arc<EtcdServer>) -> Self {
-        AuthService { server }
+        AuthService {
+            server,
+            bcrypt: Arc::new(Bcrypt::new()),
+        }
     }
 
     fn header(&self) -> Result<Option<ResponseHeader>, Status> {
@@ -213,9 +255,9 @@ impl AuthService {
     /// bcrypt off the async runtime: it is slow on purpose.
     async fn hash_password(&self, password: String) -> Result<Vec<u8>, Status> {
         let server = self.server.clone();
-        tokio::task::spawn_blocking(move || server.auth.hash_password(&password))
-            .await
-            .map_err(|e| Status::internal(format!("etcdserver: hash password: {e}")))?
+        self.bcrypt
+            .run(move || server.auth.hash_password(&password))
+            .await?
             .map_err(Status::from)
     }
 }
@@ -233,9 +275,10 @@ impl Auth for AuthService {
         loop {
             let server = self.server.clone();
             let (n, p) = (name.clone(), password.clone());
-            let checked = tokio::task::spawn_blocking(move || server.auth.check_password(&n, &p))
-                .await
-                .map_err(|e| Status::internal(format!("etcdserver: check password: {e}")))?;
+            let checked = self
+                .bcrypt
+                .run(move || server.auth.check_password(&n, &p))
+                .await?;
             let checked_revision = match checked {
                 Ok(rev) => rev,
                 Err(e) => {

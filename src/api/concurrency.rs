@@ -63,6 +63,31 @@ pub(super) async fn session_lease(server: &EtcdServer, lease: i64) -> Result<i64
     }
 }
 
+/// The session lease for a contender under `prefix`, checked for `who`
+/// before anything is granted: a caller that may not read the prefix is
+/// refused first, and one that may not write its own key (known only once
+/// the lease is) gets the lease it did not ask for revoked again. The
+/// caller may not make the cluster grant leases it has no use for.
+pub(super) async fn checked_session(
+    server: &EtcdServer,
+    who: &crate::auth::AuthInfo,
+    prefix: &[u8],
+    lease: i64,
+) -> Result<(i64, Vec<u8>), Status> {
+    super::auth::check_contender(server, who, prefix, None)?;
+    let granted = session_lease(server, lease).await?;
+    let key = contender_key(prefix, granted);
+    if let Err(refused) = super::auth::check_contender(server, who, prefix, Some(&key)) {
+        if lease == 0 {
+            let revoke = crate::proto::etcdserverpb::LeaseRevokeRequest { id: granted };
+            // as the caller: only the leader proposes unchecked revokes
+            let _ = server.propose_as(Internal::LeaseRevoke(revoke), who).await;
+        }
+        return Err(refused);
+    }
+    Ok((granted, key))
+}
+
 /// `<prefix><lease id in hex>`, Go's `%x` of the signed id.
 pub(super) fn contender_key(prefix: &[u8], lease: i64) -> Vec<u8> {
     let hex = if lease < 0 {

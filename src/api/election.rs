@@ -96,10 +96,8 @@ impl ElectionService {
         who: &crate::auth::AuthInfo,
     ) -> Result<CampaignResponse, Status> {
         let server = &self.server;
-        let lease = cc::session_lease(server, r.lease).await?;
         let prefix = election_prefix(&r.name);
-        let key = cc::contender_key(&prefix, lease);
-        super::auth::check_contender(server, who, &prefix, Some(&key))?;
+        let (lease, key) = cc::checked_session(server, who, &prefix, r.lease).await?;
 
         let resp = cc::txn(
             server,

@@ -37,12 +37,10 @@ impl LockService {
         who: crate::auth::AuthInfo,
     ) -> Result<LockResponse, Status> {
         let server = &self.server;
-        let lease = cc::session_lease(server, r.lease).await?;
         let mut prefix = r.name;
         prefix.push(b'/');
-        let key = cc::contender_key(&prefix, lease);
         // as the caller's own txn would be checked in etcd
-        super::auth::check_contender(server, &who, &prefix, Some(&key))?;
+        let (lease, key) = cc::checked_session(server, &who, &prefix, r.lease).await?;
 
         // Queue up (or find our key from an earlier call on the same
         // lease) and learn the current holder, in one request.

@@ -17,11 +17,21 @@ use crate::server::{Error, EtcdServer};
 
 pub struct MaintenanceService {
     server: Arc<EtcdServer>,
+    /// Each client snapshot is a full copy of the backend on disk until
+    /// its stream ends: a bounded number at once, so clients cannot fill
+    /// the disk with them.
+    snapshots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Client snapshots streaming at once, per member.
+const MAX_SNAPSHOT_STREAMS: usize = 2;
 
 impl MaintenanceService {
     pub fn new(server: Arc<EtcdServer>) -> Self {
-        MaintenanceService { server }
+        MaintenanceService {
+            server,
+            snapshots: Arc::new(tokio::sync::Semaphore::new(MAX_SNAPSHOT_STREAMS)),
+        }
     }
 
     fn current_rev(&self) -> Result<i64, Status> {
@@ -266,6 +276,11 @@ impl Maintenance for MaintenanceService {
         req: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         super::auth::require_root_unconverted(&self.server, &req).await?;
+        let permit = self.snapshots.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "etcdserver: too many snapshots in progress (at most {MAX_SNAPSHOT_STREAMS} per member); try again later"
+            ))
+        })?;
         self.server.serializable_read().await?;
         let store = self.server.store.clone();
         let file = tokio::task::spawn_blocking(move || snapshot_copy(&store))
@@ -273,7 +288,10 @@ impl Maintenance for MaintenanceService {
             .map_err(|e| Status::unknown(format!("snapshot: {e}")))?
             .map_err(|e| Status::unknown(format!("{e:#}")))?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(send_snapshot(file, tx));
+        tokio::spawn(async move {
+            send_snapshot(file, tx).await;
+            drop(permit);
+        });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))

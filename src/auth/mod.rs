@@ -234,7 +234,14 @@ pub struct AuthStore {
     /// --client-cert-auth: a request without a token is the user named by
     /// its client certificate's CN.
     client_cert_auth: bool,
+    /// The peer port does not authenticate members (http, or https without
+    /// --peer-client-cert-auth): whoever reaches it can forge entries, so
+    /// RBAC holds only against clients. Said whenever auth is turned on.
+    peers_unauthenticated: std::sync::atomic::AtomicBool,
 }
+
+/// The warning for auth on with an unauthenticated peer port.
+const PEERS_UNAUTHENTICATED: &str = "authentication is enabled but the peer port does not authenticate members (use https peer URLs with --peer-client-cert-auth): anyone who reaches it can bypass RBAC";
 
 impl AuthStore {
     pub fn new(tokens: Provider, bcrypt_cost: u32, client_cert_auth: bool) -> AuthStore {
@@ -246,6 +253,18 @@ impl AuthStore {
             tokens,
             bcrypt_cost,
             client_cert_auth,
+            peers_unauthenticated: Default::default(),
+        }
+    }
+
+    /// Records whether members authenticate each other, and warns now if
+    /// auth is already on without it.
+    pub fn set_peers_unauthenticated(&self, unauthenticated: bool) {
+        use std::sync::atomic::Ordering;
+        self.peers_unauthenticated
+            .store(unauthenticated, Ordering::Relaxed);
+        if unauthenticated && self.is_enabled() {
+            tracing::warn!("{PEERS_UNAUTHENTICATED}");
         }
     }
 
@@ -480,6 +499,12 @@ impl AuthStore {
                 wt.put_meta(META_ENABLED, &[1])?;
                 state.enabled = true;
                 tracing::info!("enabled authentication");
+                if self
+                    .peers_unauthenticated
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!("{PEERS_UNAUTHENTICATED}");
+                }
             }
             Request::AuthDisable(_) => {
                 if !state.enabled {

@@ -259,6 +259,17 @@ impl Call {
     }
 }
 
+/// Whether a client's `client-api-version` header is a version ("3.5"):
+/// it becomes a label value, and labels a client may make up without
+/// bound are a memory leak (etcd takes the header as is).
+fn is_api_version(v: &str) -> bool {
+    let mut parts = v.split('.');
+    let number = |p: Option<&str>| {
+        p.is_some_and(|p| (1..=2).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    number(parts.next()) && number(parts.next()) && parts.next().is_none()
+}
+
 /// The middleware: wraps gRPC requests to etcd's services; anything else
 /// (plain HTTP, unknown methods) passes untouched.
 pub async fn record(req: Request, next: Next) -> Response {
@@ -274,6 +285,7 @@ pub async fn record(req: Request, next: Next) -> Response {
         .headers()
         .get("client-api-version")
         .and_then(|v| v.to_str().ok())
+        .filter(|v| is_api_version(v))
         .unwrap_or("unknown")
         .to_string();
     let g = super::grpc();
@@ -473,5 +485,24 @@ mod tests {
         );
         assert!(lookup("/etcdserverpb.KV/Nope").is_none());
         assert!(lookup("/version").is_none());
+    }
+
+    #[test]
+    fn only_versions_become_api_version_labels() {
+        for v in ["3.5", "3.4", "10.12"] {
+            assert!(is_api_version(v), "{v}");
+        }
+        for v in [
+            "",
+            "3",
+            "3.5.1",
+            "v3.5",
+            "3.x",
+            "123.4",
+            "a-made-up-label",
+            "3..5",
+        ] {
+            assert!(!is_api_version(v), "{v}");
+        }
     }
 }

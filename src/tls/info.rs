@@ -78,6 +78,13 @@ impl TlsInfo {
             tracing::warn!("ignoring {} auto TLS since certs given", role.as_str());
         }
         if cfg.auto_tls && !given {
+            if cfg.client_cert_auth || cfg.trusted_ca_file.is_some() {
+                // as etcd, but said out loud: etcd only documents it
+                tracing::warn!(
+                    role = role.as_str(),
+                    "auto TLS replaces the configured certificates: client certificate authentication and the trusted CA are OFF; any client can connect"
+                );
+            }
             let dir = data_dir.join("fixtures").join(role.as_str());
             let hosts = selfsigned::url_hosts(listen_urls);
             let pair = selfsigned::self_cert(&dir, &hosts, validity_years, role == Role::Peer)

@@ -26,8 +26,18 @@ pub fn self_cert(
     if validity_years == 0 {
         anyhow::bail!("selfSignedCertValidity is invalid,it should be greater than 0");
     }
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create cert directory {}", dir.display()))?;
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        // private as the key in it (etcd: 0700); an older, wider one is
+        // narrowed
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create cert directory {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private", dir.display()))?;
+    }
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let out = SelfCert {
         cert_file: dir.join("cert.pem"),
@@ -118,6 +128,11 @@ mod tests {
         let first = std::fs::read(&a.cert_file).expect("cert");
         let b = self_cert(&fixtures, &hosts, 1, false).expect("reuse");
         assert_eq!(a, b);
+        use std::os::unix::fs::PermissionsExt as _;
+        for d in [&fixtures, &dir.path().join("fixtures")] {
+            let mode = std::fs::metadata(d).expect("stat").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
         assert_eq!(first, std::fs::read(&b.cert_file).expect("cert"));
         let bytes = std::fs::read(&a.cert_file).expect("read");
         let chain = crate::tls::pem::certs(&bytes, &a.cert_file).expect("parse");
