@@ -30,7 +30,7 @@ fn as_user<T>(message: T, token: &str) -> tonic::Request<T> {
 }
 
 struct Cluster {
-    _server: TestServer,
+    server: TestServer,
     channel: Channel,
     root: String,
     user: String,
@@ -118,7 +118,7 @@ impl Cluster {
             .expect("grant r");
         let user = token(&channel, "u", "upw").await;
         Cluster {
-            _server: server,
+            server,
             channel,
             root,
             user,
@@ -384,4 +384,63 @@ async fn admin_only(c: Cluster) {
         before,
         "a refused request was proposed"
     );
+    // http peer URLs: anyone who reaches the peer port can forge entries
+    assert!(
+        c.server
+            .log()
+            .contains("the peer port does not authenticate members"),
+        "no warning that RBAC holds only against clients"
+    );
+}
+
+/// Password checks run on a bounded pool: a flood of Authenticate calls
+/// (each a bcrypt) gets "too many requests" past the bound at once, and
+/// the member goes on serving.
+#[test]
+fn a_flood_of_logins_is_bounded() {
+    with_cluster(login_flood);
+}
+
+async fn login_flood(c: Cluster) {
+    let calls = (0..300).map(|_| {
+        let mut auth = AuthClient::new(c.channel.clone());
+        async move {
+            auth.authenticate(AuthenticateRequest {
+                name: "root".into(),
+                password: "wrong".into(),
+            })
+            .await
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    let busy = answers
+        .iter()
+        .filter(|a| {
+            a.as_ref().err().is_some_and(|s| {
+                s.code() == tonic::Code::ResourceExhausted
+                    && s.message() == "etcdserver: too many requests"
+            })
+        })
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|a| {
+            a.as_ref()
+                .err()
+                .is_some_and(|s| s.message().contains("authentication failed"))
+        })
+        .count();
+    assert!(busy > 0, "no login was turned away: {answers:?}");
+    assert_eq!(busy + refused, answers.len(), "{answers:?}");
+    // and the member serves on
+    c.kv()
+        .range(as_user(
+            RangeRequest {
+                key: b"k".to_vec(),
+                ..Default::default()
+            },
+            &c.root,
+        ))
+        .await
+        .expect("a read after the flood");
 }

@@ -13,6 +13,8 @@
 //! --test-threads=1 --nocapture` (docs/robustness.md records them).
 //! FUZZ_SEED fixes the random sequence.
 
+mod support_wire;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,8 +57,48 @@ fn varint(v: u64) -> Vec<u8> {
     out
 }
 
-/// One to four random changes to `input`; `other` is for splicing.
+/// When `input` is a protobuf message: one of its fields (at any depth)
+/// with a new value, so that mutants still decode and reach the code
+/// behind the decoder. None when it does not parse as one.
+fn mutate_field(rng: &mut Rng, input: &[u8], depth: usize) -> Option<Vec<u8>> {
+    use support_wire::Value;
+    let mut fields = support_wire::parse(input)?;
+    if fields.is_empty() {
+        return None;
+    }
+    let i = rng.below(fields.len());
+    let value = match &fields[i].value {
+        Value::Bytes(inner) if depth < 4 && rng.below(2) == 0 => {
+            match mutate_field(rng, inner, depth + 1) {
+                Some(m) => Value::Bytes(m),
+                None => Value::Bytes(mutate(rng, inner, inner)),
+            }
+        }
+        Value::Bytes(inner) => match rng.below(4) {
+            0 => Value::Bytes(Vec::new()),
+            1 => Value::Bytes(vec![b'k'; [1, 511, 512, 4096][rng.below(4)]]),
+            2 => Value::Bytes(b"\xff\xfe not utf-8".to_vec()),
+            _ => Value::Bytes(mutate(rng, inner, inner)),
+        },
+        _ => Value::Varint(INTERESTING_VARINTS[rng.below(INTERESTING_VARINTS.len())]),
+    };
+    if rng.below(8) == 0 {
+        // a repeated or oneof field given twice
+        let copy = fields[i].clone();
+        fields.push(copy);
+    }
+    fields[i].value = value;
+    Some(support_wire::encode(&fields))
+}
+
+/// One to four random changes to `input`; `other` is for splicing. Half
+/// of the time, when the input is a protobuf message, one field changes.
 fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
+    if rng.below(2) == 0 {
+        if let Some(m) = mutate_field(rng, input, 0) {
+            return m;
+        }
+    }
     let mut data = input.to_vec();
     for _ in 0..1 + rng.below(4) {
         let at = rng.below(data.len() + 1);
@@ -110,8 +152,9 @@ fn corpus_dir(target: &str) -> PathBuf {
 }
 
 /// Runs `target` on the seeds, the saved corpus, then mutants until the
-/// time is up; fails on the first input that panics.
-fn fuzz(name: &str, mut seeds: Vec<Vec<u8>>, mut target: impl FnMut(&[u8])) {
+/// time is up; fails on the first input that panics. `target` says
+/// whether the input got past its decoder (for the report).
+fn fuzz(name: &str, mut seeds: Vec<Vec<u8>>, mut target: impl FnMut(&[u8]) -> bool) {
     if let Ok(dir) = std::fs::read_dir(corpus_dir(name)) {
         for e in dir.flatten() {
             if let Ok(bytes) = std::fs::read(e.path()) {
@@ -137,6 +180,7 @@ fn fuzz(name: &str, mut seeds: Vec<Vec<u8>>, mut target: impl FnMut(&[u8])) {
     let started = Instant::now();
     let limit = duration();
     let mut execs = 0u64;
+    let mut deep = 0u64;
     let mut finding = None;
     let mut pool = seeds.clone();
     let mut i = 0usize;
@@ -150,8 +194,12 @@ fn fuzz(name: &str, mut seeds: Vec<Vec<u8>>, mut target: impl FnMut(&[u8])) {
         };
         i += 1;
         execs += 1;
-        if catch_unwind(AssertUnwindSafe(|| target(&input))).is_err() {
-            finding = Some(input);
+        match catch_unwind(AssertUnwindSafe(|| target(&input))) {
+            Err(_) => finding = Some(input.clone()),
+            Ok(past_decoding) => deep += u64::from(past_decoding),
+        }
+        if finding.is_some() {
+            break;
         } else if rng.below(64) == 0 && pool.len() < 4096 && input.len() < 1 << 16 {
             // a little memory of where mutation went, for deeper inputs
             pool.push(input);
@@ -160,7 +208,7 @@ fn fuzz(name: &str, mut seeds: Vec<Vec<u8>>, mut target: impl FnMut(&[u8])) {
     std::panic::set_hook(quiet);
     let took = started.elapsed();
     eprintln!(
-        "fuzz {name}: {execs} executions in {:.1} s ({:.0}/s), seed {seed}, {} findings",
+        "fuzz {name}: {execs} executions ({deep} past decoding) in {:.1} s ({:.0}/s), seed {seed}, {} findings",
         took.as_secs_f64(),
         execs as f64 / took.as_secs_f64().max(1e-9),
         u8::from(finding.is_some())
@@ -270,10 +318,10 @@ fn raft_entry_decode_and_apply() {
     let mut scratch = rsetcd::apply::Scratch::open(dir.path()).expect("scratch store");
     fuzz("raft_entry", request_seeds(), |bytes| {
         let Ok(entry) = InternalRaftRequest::decode(bytes) else {
-            return;
+            return false;
         };
         let Some(request) = entry.request else {
-            return;
+            return false;
         };
         let caller = entry
             .header
@@ -285,6 +333,7 @@ fn raft_entry_decode_and_apply() {
         if let Err(e) = scratch.apply(&request, caller) {
             panic!("apply failed as only a broken disk may: {e}");
         }
+        true
     });
 }
 
@@ -315,13 +364,15 @@ fn peer_messages_decode() {
     }
     .encode_to_vec();
     fuzz("peer_messages", vec![batch, message], |bytes| {
+        let mut decoded = false;
         if let Ok(b) = rsetcd::proto::peer::RaftBatch::decode(bytes) {
             for m in &b.messages {
-                let _ = raft::eraftpb::Message::parse_from_bytes(m);
+                decoded |= raft::eraftpb::Message::parse_from_bytes(m).is_ok();
             }
         }
-        let _ = raft::eraftpb::Message::parse_from_bytes(bytes);
+        decoded |= raft::eraftpb::Message::parse_from_bytes(bytes).is_ok();
         let _ = rsetcd::proto::peer::SnapshotChunk::decode(bytes);
+        decoded
     });
 }
 
@@ -363,8 +414,9 @@ fn wal_segment_replay() {
     fuzz("wal_segment", vec![full[..end].to_vec()], |bytes| {
         let path = dir.path().join(&name);
         std::fs::write(&path, bytes).expect("write segment");
-        let _ = rsetcd::storage::wal::Wal::open(dir.path());
+        let opened = rsetcd::storage::wal::Wal::open(dir.path()).is_ok();
         let _ = std::fs::remove_file(&path);
+        opened
     });
 }
 
@@ -389,7 +441,7 @@ fn backend_file_check_and_snapshot_status() {
     let path = dir.path().join("snapshot.db");
     fuzz("backend_file", vec![db], |bytes| {
         std::fs::write(&path, bytes).expect("write file");
-        let _ = rsetcd::etcdutl::snapshot::status(&path);
+        rsetcd::etcdutl::snapshot::status(&path).is_ok()
     });
 }
 
@@ -418,7 +470,7 @@ fn config_flags_env_and_yaml() {
     ];
     fuzz("config", seeds, |bytes| {
         let Some((&which, rest)) = bytes.split_first() else {
-            return;
+            return false;
         };
         let text = String::from_utf8_lossy(rest);
         let mut args: Vec<std::ffi::OsString> = vec!["etcd".into()];
@@ -434,7 +486,7 @@ fn config_flags_env_and_yaml() {
                 args.push(format!("--config-file={}", file.display()).into());
             }
         }
-        let _ = rsetcd::config::parse(args, env);
+        rsetcd::config::parse(args, env).is_ok()
     });
 }
 
@@ -461,9 +513,9 @@ fn auth_tokens() {
         vec![signed.into_bytes(), given.into_bytes()],
         |bytes| {
             let text = String::from_utf8_lossy(bytes);
-            let _ = jwt.info(&text);
             let _ = simple.user(&text);
             let _ = rsetcd::auth::token::SimpleTokens::index_of(&text);
+            jwt.info(&text).is_some()
         },
     );
 }

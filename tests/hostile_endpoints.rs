@@ -467,3 +467,174 @@ async fn sigterm_ends_a_member_whose_clients_hold_streams_open() -> anyhow::Resu
     drop((keep_tx, watch_tx, waiting));
     Ok(())
 }
+
+/// A forged proposal on the peer port: entries marked as the member's own
+/// (unchecked when applied) of a kind only the leader makes for itself —
+/// here an auto-compaction — are dropped; other forwarded proposals go on
+/// (a forged internal put shows the message itself was well formed).
+#[tokio::test]
+async fn forged_leader_only_proposals_are_refused() -> anyhow::Result<()> {
+    use prost::Message as _;
+    use protobuf::Message as _;
+    use raft::eraftpb::{Entry, Message, MessageType};
+    use rsetcd::proto::etcdserverpb::CompactionRequest;
+    use rsetcd::proto::internal::{internal_raft_request, InternalRaftRequest, RequestHeader};
+
+    let tmp = tempfile::tempdir()?;
+    let mut server = Server::start(Flavor::Ours, &tmp.path().join("data"), &[]).await?;
+    let mut kv = server.kv().await?;
+    for v in ["1", "2", "3"] {
+        kv.put(PutRequest {
+            key: KEY.to_vec(),
+            value: v.into(),
+            ..Default::default()
+        })
+        .await?;
+    }
+    let mut peer = PeerClient::connect(server.peer_url()).await?;
+    let members = peer.members(MembersRequest {}).await?.into_inner();
+    let me = members.members[0].id;
+    let forged = |request| {
+        let entry = InternalRaftRequest {
+            header: Some(RequestHeader {
+                id: 4242,
+                member_id: me,
+                internal: true,
+                ..Default::default()
+            }),
+            request: Some(request),
+        };
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgPropose);
+        m.from = me;
+        m.to = me;
+        m.entries = vec![Entry {
+            data: entry.encode_to_vec().into(),
+            ..Default::default()
+        }]
+        .into();
+        RaftBatch {
+            route: Some(route((members.cluster_id, me, me))),
+            messages: vec![m.write_to_bytes().expect("encode")],
+        }
+    };
+    let compact = forged(internal_raft_request::Request::Compaction(
+        CompactionRequest {
+            revision: 3,
+            physical: true,
+        },
+    ));
+    let put = forged(internal_raft_request::Request::Put(PutRequest {
+        key: b"forged".to_vec(),
+        value: b"internal put".to_vec(),
+        ..Default::default()
+    }));
+    within("Raft", peer.raft(tokio_stream::iter([compact, put]))).await??;
+    // the put applies: the forged compaction before it was dropped, not lost
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = kv
+            .range(RangeRequest {
+                key: b"forged".to_vec(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        if !got.kvs.is_empty() {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the forged put never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let old = kv
+        .range(RangeRequest {
+            key: KEY.to_vec(),
+            revision: 2,
+            ..Default::default()
+        })
+        .await
+        .context("history at revision 2 must still be there")?
+        .into_inner();
+    ensure!(old.kvs[0].value == b"1", "{old:?}");
+    ensure!(
+        server
+            .log()
+            .contains("refused a forwarded proposal that only the leader itself makes"),
+        "{}",
+        server.log_tail()
+    );
+    alive(&mut server, "forged proposals")?;
+    Ok(())
+}
+
+/// Each client snapshot is a copy of the backend on disk while its stream
+/// lasts: clients that open many and read none cannot fill the disk. Past
+/// the bound the answer is a clear refusal; a stream that ends frees its
+/// place.
+#[tokio::test]
+async fn client_snapshots_are_bounded() -> anyhow::Result<()> {
+    use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+    use rsetcd::proto::etcdserverpb::SnapshotRequest;
+
+    let tmp = tempfile::tempdir()?;
+    let server = Server::start(Flavor::Ours, &tmp.path().join("data"), &[]).await?;
+    // enough data that a stream nobody reads stalls on flow control
+    let mut kv = server.kv().await?;
+    for i in 0..64 {
+        kv.put(PutRequest {
+            key: format!("big/{i}").into_bytes(),
+            value: vec![b'x'; 64 * 1024],
+            ..Default::default()
+        })
+        .await?;
+    }
+    let channel = Channel::from_shared(server.client_url())?.connect().await?;
+    let mut held = Vec::new();
+    let mut refused = None;
+    for _ in 0..4 {
+        match MaintenanceClient::new(channel.clone())
+            .snapshot(SnapshotRequest {})
+            .await
+        {
+            Ok(stream) => held.push(stream.into_inner()),
+            Err(status) => {
+                refused = Some(status);
+                break;
+            }
+        }
+    }
+    let Some(status) = refused else {
+        bail!("{} snapshot streams were opened at once", held.len());
+    };
+    ensure!(held.len() == 2, "refused after {} streams", held.len());
+    ensure!(status.code() == Code::ResourceExhausted, "{status:?}");
+    ensure!(
+        status.message().contains("too many snapshots in progress"),
+        "{status:?}"
+    );
+    // one stream read to its end frees a place
+    let mut first = held.remove(0);
+    while first.message().await?.is_some() {}
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match MaintenanceClient::new(channel.clone())
+            .snapshot(SnapshotRequest {})
+            .await
+        {
+            Ok(s) => {
+                let mut s = s.into_inner();
+                while s.message().await?.is_some() {}
+                break;
+            }
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("not yet: {e:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => bail!("no place freed: {e:?}"),
+        }
+    }
+    Ok(())
+}
