@@ -42,7 +42,6 @@ pub fn server(
     snapshots: Arc<Snapshotter>,
     store: Arc<Store>,
     server: LateServer,
-    max_request_bytes: u64,
 ) -> PeerServer<PeerService> {
     PeerServer::new(PeerService {
         membership,
@@ -51,8 +50,19 @@ pub fn server(
         store,
         server,
     })
-    .max_decoding_message_size(max_peer_frame(max_request_bytes))
+    .max_decoding_message_size(MAX_PEER_FRAME)
     .max_encoding_message_size(usize::MAX)
+}
+
+/// Deletes a file when dropped, unless its path was taken back.
+struct RemoveOnDrop(Option<std::path::PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// A forwarded proposal (MsgPropose from another member) carrying an entry
@@ -81,17 +91,12 @@ fn leader_only_proposal(m: &Message) -> Option<&'static str> {
     })
 }
 
-/// The largest frame the peer port reads: the transport fills a batch up
-/// to `MAX_BATCH_BYTES`, then adds one more message whole, which carries
-/// raft's 1 MiB of entries per message or one entry of up to
-/// --max-request-bytes. Anything larger is refused before it is read
-/// into memory.
-pub fn max_peer_frame(max_request_bytes: u64) -> usize {
-    let entry = usize::try_from(max_request_bytes).unwrap_or(usize::MAX);
-    super::transport::MAX_BATCH_BYTES
-        .saturating_add(entry)
-        .saturating_add(2 << 20)
-}
+/// The largest frame the peer port reads, fixed as etcd's rafthttp
+/// readBytesLimit (512 MiB): not derived from this member's
+/// --max-request-bytes, since members with different settings (a rolling
+/// change of the flag) must still take each other's entries. Anything
+/// larger is refused before it is read into memory.
+pub const MAX_PEER_FRAME: usize = 512 << 20;
 
 impl PeerService {
     /// Refuses traffic from another cluster, for another member, or from a
@@ -182,6 +187,14 @@ impl Peer for PeerService {
                         "raft message sender differs from the stream's",
                     ));
                 }
+                // A snapshot arrives on its own stream, saved before raft
+                // sees it; one here would send raft to install a file that
+                // does not exist.
+                if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                    return Err(Status::invalid_argument(
+                        "a raft snapshot message outside a snapshot stream",
+                    ));
+                }
                 if let Some(kind) = leader_only_proposal(&m) {
                     tracing::warn!(
                         from = format!("{from:x}"),
@@ -232,6 +245,8 @@ impl Peer for PeerService {
         let mut file = tokio::fs::File::create(&partial)
             .await
             .map_err(|e| io("create", e))?;
+        // however the stream ends before the rename, the partial file goes
+        let mut unsaved = RemoveOnDrop(Some(partial.clone()));
         let mut crc = 0u32;
         let mut received = 0u64;
         let mut done = None;
@@ -249,7 +264,6 @@ impl Peer for PeerService {
         let complete = done == Some(crc) && received == first.total_bytes;
         if !complete {
             drop(file);
-            let _ = tokio::fs::remove_file(&partial).await;
             return Err(Status::data_loss(format!(
                 "snapshot at index {index} arrived incomplete or damaged ({received} of {} bytes)",
                 first.total_bytes
@@ -261,6 +275,7 @@ impl Peer for PeerService {
         tokio::fs::rename(&partial, &path)
             .await
             .map_err(|e| io("rename", e))?;
+        unsaved.0 = None;
         let dir = self.snapshots.dir().to_path_buf();
         let _ = tokio::task::spawn_blocking(move || crate::storage::snapshot::sync_dir(&dir)).await;
         crate::metrics::network()

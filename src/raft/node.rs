@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
 use raft::eraftpb::{
-    ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, SnapshotMetadata,
+    ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, MessageType,
+    SnapshotMetadata,
 };
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use tokio::sync::{oneshot, watch};
@@ -430,6 +431,19 @@ impl RaftNode {
             }
             RaftMsg::ReadIndex(tx) => self.pending_reads.push(tx),
             RaftMsg::Step(m) => {
+                // raft-rs panics on a heartbeat committing past this log's
+                // end (commit_to's "out of range"); a leader never sends
+                // one (it sends min(match, commit)), so it is forged.
+                let last = self.node.raft.raft_log.last_index();
+                if m.get_msg_type() == MessageType::MsgHeartbeat && m.commit > last {
+                    tracing::warn!(
+                        from = format!("{:x}", m.from),
+                        commit = m.commit,
+                        last_index = last,
+                        "dropped a heartbeat committing past the end of the log"
+                    );
+                    return true;
+                }
                 if let Err(e) = self.node.step(m) {
                     tracing::debug!(error = %e, "raft message dropped");
                 }
