@@ -299,7 +299,6 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             snapshots.clone(),
             store.clone(),
             late_server.clone(),
-            opts.max_request_bytes,
         );
         let mut stop = peer_shutdown_rx.clone();
         let stopped = async move {
@@ -487,9 +486,10 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     notifier.stopping("shutting down");
     let _ = shutdown_tx.send(true);
     // In-flight requests get the request timeout to finish, as etcd's
-    // stopServers gives GracefulStop; streams that never end by
-    // themselves (lease keep-alives, watches, waiting locks) are then cut,
-    // or one client could hold the member up forever.
+    // stopServers gives GracefulStop; then the member stops waiting for
+    // streams that never end by themselves (lease keep-alives, watches,
+    // waiting locks), or one client could hold it up forever: raft and
+    // apply stop as usual, and those connections end with the process.
     let listeners: Vec<_> = metrics_serving
         .iter()
         .map(|s| s.abort_handle())
@@ -513,7 +513,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     if tokio::time::timeout(request_timeout, drain).await.is_err() {
         tracing::warn!(
             timeout = ?request_timeout,
-            "in-flight requests did not finish; closing their connections"
+            "in-flight requests did not finish; stopping without them"
         );
         for l in listeners {
             l.abort();

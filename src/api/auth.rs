@@ -187,36 +187,46 @@ pub struct AuthService {
 /// past that a caller is told "etcdserver: too many requests" at once,
 /// so password guessing cannot starve raft and the other requests of CPU.
 struct Bcrypt {
-    running: tokio::sync::Semaphore,
-    admitted: tokio::sync::Semaphore,
+    running: Arc<tokio::sync::Semaphore>,
+    admitted: Arc<tokio::sync::Semaphore>,
 }
 
 impl Bcrypt {
     fn new() -> Bcrypt {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Bcrypt {
-            running: tokio::sync::Semaphore::new(cores),
-            admitted: tokio::sync::Semaphore::new(cores * 8),
+            // one core stays free for raft and everything else
+            running: Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))),
+            admitted: Arc::new(tokio::sync::Semaphore::new(cores * 8)),
         }
     }
 
-    /// Runs `work` on a blocking thread once a core is free.
+    /// Runs `work` on a blocking thread once a core is free. The permits
+    /// go with the work, not with the request: a client that gives up
+    /// (or sends a tiny grpc-timeout) does not free a place while its
+    /// bcrypt still runs.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Status> {
-        let _admitted = self
+        let admitted = self
             .admitted
-            .try_acquire()
+            .clone()
+            .try_acquire_owned()
             .map_err(|_| Status::resource_exhausted("etcdserver: too many requests"))?;
-        let _running = self
+        let running = self
             .running
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Status::internal(format!("etcdserver: password check: {e}")))
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop((running, admitted));
+            result
+        })
+        .await
+        .map_err(|e| Status::internal(format!("etcdserver: password check: {e}")))
     }
 }
 

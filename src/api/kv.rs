@@ -170,8 +170,9 @@ impl Kv for KvService {
         // the answer comes after the old revisions are gone.
         let caller = auth::caller(&self.server, &req).await?;
         // root only with auth on (beyond etcd): a compaction destroys the
-        // history every watcher and reader relies on. Checked again when
-        // applied (auth::needs_admin).
+        // history every watcher and reader relies on. Checked here only, so
+        // that what apply decides does not change (a member of an older
+        // version must reach the same result from the same entry).
         self.server.auth.check_admin(&auth::or_empty(&caller))?;
         let r = req.into_inner();
         match self

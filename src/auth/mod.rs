@@ -211,9 +211,7 @@ fn root_permission() -> Permission {
 pub fn needs_admin(request: &Request) -> bool {
     matches!(
         request,
-        // beyond etcd, which lets anyone compact (docs/ARCHITECTURE.md)
-        Request::Compaction(_)
-            | Request::AuthEnable(_)
+        Request::AuthEnable(_)
             | Request::AuthDisable(_)
             | Request::AuthUserAdd(_)
             | Request::AuthUserDelete(_)

@@ -22,7 +22,7 @@ use crate::tls::ReloadableTls;
 const QUEUE: usize = 4096;
 /// One batch on the wire carries at most this many messages / bytes.
 const BATCH_MESSAGES: usize = 512;
-pub const MAX_BATCH_BYTES: usize = 4 << 20;
+const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Reconnect backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);

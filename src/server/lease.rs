@@ -26,6 +26,7 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
     let mut tick = tokio::time::interval(EXPIRY_TICK);
     let mut last_checkpoint = Instant::now();
     let mut was_leader = false;
+    let revoking = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut leader_changes = server.raft.leader_rx.clone();
     loop {
         // React to a leadership change at once: a lease granted just after
@@ -52,24 +53,22 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
         }
         let expired = server.lessor.expired(MAX_REVOKES_PER_TICK);
         // As etcd (#15247): a leader that cannot confirm it still leads
-        // (cut off, or its raft thread stuck) revokes nothing.
-        if !expired.is_empty() && !server.ensure_leadership().await {
-            tracing::warn!("ignored expired leases: this member could not confirm it leads");
-            continue;
-        }
-        for id in expired {
-            crate::metrics::server().lease_expired.inc();
-            let server = server.clone();
+        // (cut off, or its raft thread stuck) revokes nothing. Confirmed
+        // off this loop, which must go on seeing leadership changes; the
+        // leases not revoked now come back after the lessor's retry delay.
+        if !expired.is_empty() && !revoking.swap(true, Ordering::AcqRel) {
+            let (server, revoking) = (server.clone(), revoking.clone());
             tokio::spawn(async move {
-                let r = server
-                    .propose(Request::LeaseRevoke(LeaseRevokeRequest { id }))
-                    .await;
-                match r {
-                    Ok(_) => tracing::debug!(lease_id = format!("{id:x}"), "revoked expired lease"),
-                    Err(e) => {
-                        tracing::warn!(lease_id = format!("{id:x}"), error = %e, "failed to revoke expired lease")
+                if server.ensure_leadership().await {
+                    for id in expired {
+                        revoke_expired(server.clone(), id);
                     }
+                } else {
+                    tracing::warn!(
+                        "ignored expired leases: this member could not confirm it leads"
+                    );
                 }
+                revoking.store(false, Ordering::Release);
             });
         }
         if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
@@ -84,4 +83,20 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
             }
         }
     }
+}
+
+/// Proposes the revoke of an expired lease, as the member itself.
+fn revoke_expired(server: Arc<EtcdServer>, id: i64) {
+    crate::metrics::server().lease_expired.inc();
+    tokio::spawn(async move {
+        let r = server
+            .propose(Request::LeaseRevoke(LeaseRevokeRequest { id }))
+            .await;
+        match r {
+            Ok(_) => tracing::debug!(lease_id = format!("{id:x}"), "revoked expired lease"),
+            Err(e) => {
+                tracing::warn!(lease_id = format!("{id:x}"), error = %e, "failed to revoke expired lease")
+            }
+        }
+    });
 }
