@@ -1,10 +1,13 @@
 //! The auth state is replicated and durable: users, roles, permissions and
 //! the enabled flag set through one member hold on every member, reach a
 //! member that was down through the leader's snapshot, and survive a
-//! restart.
+//! restart. Along the way, every file the members wrote (WAL, backend,
+//! the snapshot sent and received) is private to their user (0600/0700).
 
 #[path = "support_cluster/mod.rs"]
 mod support_cluster;
+#[path = "support_modes/mod.rs"]
+mod support_modes;
 
 use std::time::{Duration, Instant};
 
@@ -204,6 +207,10 @@ async fn auth_state_reaches_every_member_by_log_and_snapshot_and_survives_restar
         "member 3 should have caught up by snapshot:\n{log}"
     );
     assert_enforced(&cluster.members[2]).await;
+    for m in &cluster.members {
+        let wide = support_modes::too_wide(&m.data_dir);
+        assert!(wide.is_empty(), "wider than etcd's 0700/0600: {wide:#?}");
+    }
 
     // Every member down and up again: the state is on disk.
     for i in 0..3 {

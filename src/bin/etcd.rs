@@ -8,6 +8,8 @@ use rsetcd::{etcdmain, logging};
 
 fn main() {
     rsetcd::abort_on_panic();
+    // etcd's modes for everything the member writes (see storage::private)
+    rsetcd::storage::private::restrict_umask();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // vars_os: a non-UTF-8 variable must not panic the daemon.
     let env: Vec<(String, String)> = std::env::vars_os()

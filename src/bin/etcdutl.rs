@@ -125,6 +125,8 @@ enum SnapshotCommand {
 }
 
 fn main() -> ExitCode {
+    // restored data dirs and defragmented files get etcd's private modes
+    rsetcd::storage::private::restrict_umask();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),

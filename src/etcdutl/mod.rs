@@ -83,11 +83,7 @@ pub(crate) fn io_text(e: &std::io::Error) -> String {
 /// Creates `dir` and its missing parents, private to the user (0700, as
 /// etcd's `fileutil.CreateDirAll`).
 pub(crate) fn create_private_dir_all(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    crate::storage::private::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("mkdir {}: {}", dir.display(), io_text(&e)))
 }
 

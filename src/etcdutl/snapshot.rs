@@ -403,6 +403,12 @@ pub(crate) fn open_backend_file(path: &Path, shown: &Path) -> anyhow::Result<Env
     match crate::storage::lmdb_check::check_file(path) {
         Ok(Some(_)) => {}
         Ok(None) => return Err(not_backend("the file is empty".into())),
+        Err(damage) if damage.bbolt => {
+            return Err(anyhow!(
+                "{} is an etcd (bbolt) database: this etcdutl reads rsetcd (LMDB) backends and snapshots only (etcd's format is not supported yet)",
+                shown.display()
+            ))
+        }
         Err(damage) => return Err(not_backend(damage.reason)),
     }
     let env = backend::open_read_only(path).map_err(|e| not_backend(e.root_cause().to_string()))?;

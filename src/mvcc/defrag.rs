@@ -220,9 +220,10 @@ fn copy_with_steady_writeback(
     use std::os::fd::AsRawFd as _;
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let io = |what: &str, e: std::io::Error| Error::Corrupt(format!("defrag: {what}: {e}"));
+    // never wider than etcd's 0600, even if an older version left the file wider
     let mode = std::fs::metadata(mode_of)
-        .map(|m| m.permissions().mode() & 0o777)
-        .unwrap_or(0o600);
+        .map(|m| m.permissions().mode() & crate::storage::private::FILE_MODE)
+        .unwrap_or(crate::storage::private::FILE_MODE);
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -242,7 +242,11 @@ impl Peer for PeerService {
         let io = |what: &str, e: std::io::Error| {
             Status::internal(format!("{what} {}: {e}", partial.display()))
         };
-        let mut file = tokio::fs::File::create(&partial)
+        let mut file = tokio::fs::OpenOptions::from(crate::storage::private::file_options())
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&partial)
             .await
             .map_err(|e| io("create", e))?;
         // however the stream ends before the rename, the partial file goes

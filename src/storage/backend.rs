@@ -40,7 +40,7 @@ impl Backend {
     pub fn open(path: &Path, map_size: usize) -> anyhow::Result<Backend> {
         use anyhow::Context as _;
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
+            super::private::create_dir_all(parent)
                 .with_context(|| format!("create {}", parent.display()))?;
         }
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();

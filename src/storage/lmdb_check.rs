@@ -21,12 +21,35 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 /// What was found wrong, with the file it was found in.
-#[derive(Debug, thiserror::Error)]
-#[error("backend file {path} is damaged: {reason}")]
+#[derive(Debug)]
 pub struct Damage {
     pub path: PathBuf,
     pub reason: String,
+    /// The file is sound but etcd's (bbolt), not damaged.
+    pub bbolt: bool,
 }
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self.path.display();
+        if self.bbolt {
+            write!(f, "backend file {path} {}", self.reason)
+        } else {
+            write!(f, "backend file {path} is damaged: {}", self.reason)
+        }
+    }
+}
+
+impl std::error::Error for Damage {}
+
+/// bbolt's meta magic: etcd's backend file, met when rsetcd is pointed at
+/// an etcd data dir.
+const BBOLT_MAGIC: u32 = 0xED0C_DAED;
+/// What an operator reads when that happens.
+const BBOLT_REASON: &str = "is an etcd (bbolt) backend, not an rsetcd (LMDB) one: rsetcd \
+    cannot open etcd's data dir in place. Start rsetcd with a new data dir and copy the keys \
+    from the running etcd with `etcdctl make-mirror` (restoring etcd's own snapshot files is \
+    not supported yet)";
 
 const MAGIC: u32 = 0xBEEF_C0DE;
 const DATA_VERSION: u32 = 1;
@@ -98,6 +121,7 @@ pub fn check_file(path: &Path) -> Result<Option<Summary>, Damage> {
     let damage = |reason: String| Damage {
         path: path.to_path_buf(),
         reason,
+        bbolt: false,
     };
     let file = match File::open(path) {
         Ok(f) => f,
@@ -122,6 +146,12 @@ pub fn check_file(path: &Path) -> Result<Option<Summary>, Damage> {
             overflow_pages: 0,
         },
     };
+    if walker.is_bbolt() {
+        return Err(Damage {
+            bbolt: true,
+            ..damage(BBOLT_REASON.to_string())
+        });
+    }
     walker.check().map_err(damage)?;
     Ok(Some(walker.summary))
 }
@@ -150,6 +180,13 @@ impl Walker<'_> {
         self.visited = vec![0; (pages as usize).div_ceil(64)];
         self.tree(meta.free, "the free-page tree")?;
         self.tree(meta.main, "the main tree")
+    }
+
+    /// Whether the first page is a bbolt meta page (its magic sits where
+    /// LMDB's does: after a 16-byte page header).
+    fn is_bbolt(&self) -> bool {
+        let mut b = [0u8; META_MAGIC + 4];
+        self.file.read_exact_at(&mut b, 0).is_ok() && u32_at(&b, META_MAGIC) == BBOLT_MAGIC
     }
 
     fn pages_in_file(&self) -> u64 {
@@ -448,6 +485,22 @@ mod tests {
 
         std::fs::write(&path, &sound).unwrap();
         assert_eq!(check_file(&path).unwrap(), Some(summary));
+    }
+
+    #[test]
+    fn an_etcd_bbolt_file_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        // bbolt's first meta page: page id 0, flags 0x04 (meta), magic, version 2
+        let mut page = vec![0u8; 4096 * 4];
+        page[8] = 0x04;
+        page[16..20].copy_from_slice(&BBOLT_MAGIC.to_le_bytes());
+        page[20..24].copy_from_slice(&2u32.to_le_bytes());
+        std::fs::write(&path, &page).unwrap();
+        let err = check_file(&path).unwrap_err().to_string();
+        assert!(err.contains("is an etcd (bbolt) backend"), "{err}");
+        assert!(err.contains("make-mirror"), "{err}");
+        assert!(!err.contains("damaged"), "{err}");
     }
 
     #[test]

@@ -5,10 +5,11 @@
 pub mod backend;
 pub mod hash;
 pub mod lmdb_check;
+pub mod private;
 pub mod snapshot;
 pub mod wal;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -25,13 +26,14 @@ impl DataDir {
     pub fn open(data_dir: &Path, wal_dir: Option<&Path>) -> anyhow::Result<DataDir> {
         let member = data_dir.join("member");
         let snap = member.join("snap");
-        fs::create_dir_all(&snap).with_context(|| format!("create {}", snap.display()))?;
-        set_private(data_dir);
+        for dir in [data_dir, &member, &snap] {
+            private::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
         let wal_dir = wal_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(|| member.join("wal"));
         let lock_path = member.join("lock");
-        let lock = OpenOptions::new()
+        let lock = private::file_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -55,10 +57,4 @@ impl DataDir {
             _lock: lock,
         })
     }
-}
-
-/// etcd makes the data dir 0700; do the same (best effort for existing dirs).
-fn set_private(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
 }

@@ -143,7 +143,8 @@ fn generate(dir: &Path, env: &Env<WithoutTls>) -> anyhow::Result<SnapshotMetadat
     let file = env
         .copy_to_path(&tmp, heed::CompactionOption::Enabled)
         .with_context(|| format!("copy the backend to {}", tmp.display()))?;
-    file.sync_all()
+    super::private::restrict_file(&tmp)
+        .and_then(|()| file.sync_all())
         .with_context(|| format!("fsync {}", tmp.display()))?;
     drop(file);
     let meta = read_metadata(&tmp)?;

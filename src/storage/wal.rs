@@ -101,7 +101,7 @@ struct Durable {
 impl Wal {
     /// Opens (creating if needed) the log in `dir` and replays it.
     pub fn open(dir: &Path) -> Result<(Wal, Recovered), WalError> {
-        fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+        super::private::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
         let mut segments = list_segments(dir)?;
         let mut recovered = Recovered::default();
         let count = segments.len();
@@ -298,7 +298,7 @@ impl Wal {
 
 /// Creates a segment file with its full size allocated up front.
 fn create_segment(path: &Path) -> Result<File, WalError> {
-    let file = OpenOptions::new()
+    let file = super::private::file_options()
         .create_new(true)
         .read(true)
         .write(true)
