@@ -13,6 +13,9 @@ mod docs;
 mod env;
 mod flags;
 mod help;
+// the shipped sample files, checked against the table by its tests
+#[cfg(test)]
+mod sample;
 mod settings;
 mod table;
 mod urls;
