@@ -105,7 +105,10 @@ install -D -m 0644 packaging/deb/copyright "$deb_root/usr/share/doc/rsetcd/copyr
 sed -e "s/@VERSION@/$version-$release/" -e "s/@DATE@/$(date -R -u -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")/" \
     packaging/deb/changelog.in | gzip -9n >"$work/changelog.Debian.gz"
 install -D -m 0644 "$work/changelog.Debian.gz" "$deb_root/usr/share/doc/rsetcd/changelog.Debian.gz"
-install -D -m 0644 README.md "$deb_root/usr/share/doc/rsetcd/README.md"
+# the operators' guide and etcd's alert rules (the repository README is for
+# developers)
+install -D -m 0644 docs/operations.md "$deb_root/usr/share/doc/rsetcd/operations.md"
+install -D -m 0644 docs/prometheus/etcd-alerts.yaml "$deb_root/usr/share/doc/rsetcd/prometheus/etcd-alerts.yaml"
 if [ -n "$docs" ]; then
     install -d "$deb_root/usr/share/man/man1"
     for page in "$docs"/man/*.1; do

@@ -193,6 +193,11 @@ user_flow() {
             fail "the bash completion of $bin does not load"
     done
 
+    log "$kind: the operators' guide and the alert rules are installed"
+    in_ct test -s /usr/share/doc/rsetcd/operations.md || fail "no /usr/share/doc/rsetcd/operations.md"
+    in_ct test -s /usr/share/doc/rsetcd/prometheus/etcd-alerts.yaml ||
+        fail "no /usr/share/doc/rsetcd/prometheus/etcd-alerts.yaml"
+
     log "$kind: systemd-analyze verify of the units prints nothing"
     local units=() unit
     for unit in etcd.service etcd-backup.service etcd-backup.timer; do
@@ -208,6 +213,11 @@ user_flow() {
     expect_contains /metrics "$(in_ct curl -fsS http://127.0.0.1:2379/metrics)" etcd_server_has_leader
     expect_contains /version "$(in_ct curl -fsS http://127.0.0.1:2379/version)" '"etcdserver":'
     in_ct etcdctl put pkgtest-before-backup yes >/dev/null
+
+    log "$kind: no file or directory etcd wrote is readable by other users"
+    local wide
+    wide=$(in_ct find /var/lib/etcd -perm /077 -printf '%m %p\n')
+    [ -z "$wide" ] || fail "wider than 0700/0600 under /var/lib/etcd: $wide"
 
     log "$kind: a metrics URL added to /etc/etcd/etcd.conf is served after restart"
     in_ct curl -fsS http://127.0.0.1:2381/metrics >/dev/null 2>&1 && fail "2381 serves before the edit"
@@ -250,11 +260,20 @@ user_flow() {
     [ -z "$(in_ct etcdctl get --print-value-only pkgtest-after-backup)" ] ||
         fail "the restored member has a key written after the backup"
 
-    log "$kind: systemctl reload etcd keeps the same process serving"
+    log "$kind: systemctl reload etcd re-reads etcd.conf in the same process"
     local pid_before pid_after
     pid_before=$(in_ct systemctl show -P MainPID etcd)
+    in_ct sh -c 'echo ETCD_LOG_LEVEL="debug" >>/etc/etcd/etcd.conf'
     in_ct systemctl reload etcd
-    sleep 1
+    local reloaded=
+    for _ in $(seq 50); do
+        if in_ct journalctl -u etcd --no-pager -o cat | grep 'changed the log level' | grep -q '"current":"debug"'; then
+            reloaded=1
+            break
+        fi
+        sleep 0.2
+    done
+    [ -n "$reloaded" ] || fail "the log level set in etcd.conf did not apply on reload: $(in_ct journalctl -u etcd --no-pager -o cat | tail -n 20)"
     pid_after=$(in_ct systemctl show -P MainPID etcd)
     [ "$pid_before" = "$pid_after" ] || fail "reload replaced the process ($pid_before -> $pid_after)"
     [ "$(in_ct systemctl is-active etcd)" = active ] || fail "etcd is not active after reload"

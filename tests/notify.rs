@@ -403,6 +403,66 @@ fn sighup_reloads_the_log_level_from_the_config_file() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `systemctl reload etcd` with /etc/etcd/etcd.conf: systemd gives the
+/// daemon the file's variables only at start, so the daemon reads the file
+/// the unit names in RSETCD_ENVIRONMENT_FILE again on SIGHUP. A changed
+/// log level applies at once, a changed restart-only setting is named, and
+/// a line deleted from the file unsets its variable, as a restart would.
+#[test]
+fn sighup_reads_the_environment_file_again() -> anyhow::Result<()> {
+    let conf_dir = tempfile::tempdir()?;
+    let conf = conf_dir.path().join("etcd.conf");
+    let write = |lines: &str| std::fs::write(&conf, format!("# as /etc/etcd/etcd.conf\n{lines}"));
+    write("ETCD_LOG_LEVEL=\"info\"\nETCD_SNAPSHOT_COUNT=\"100000\"\n")?;
+    // as systemd starts it: the file's variables, and where the file is
+    let mut daemon = Daemon::start(
+        &[
+            ("ETCD_LOG_LEVEL", "info".into()),
+            ("ETCD_SNAPSHOT_COUNT", "100000".into()),
+            ("RSETCD_ENVIRONMENT_FILE", conf.display().to_string()),
+        ],
+        &[],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while linearizable_get(&daemon.client_url).is_err() {
+        if Instant::now() > deadline {
+            bail!("not serving; log:\n{}", daemon.log());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // the n-th log line containing `text`, as JSON, once it is there
+    let nth_line = |text: &str, n: usize| -> anyhow::Result<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = daemon.log();
+            if let Some(line) = log.lines().filter(|l| l.contains(text)).nth(n) {
+                return Ok(serde_json::from_str(line)?);
+            }
+            if Instant::now() > deadline {
+                bail!("no {text:?} (#{n}) in the log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    write("ETCD_LOG_LEVEL=\"debug\"\nETCD_SNAPSHOT_COUNT=\"5000\"\n")?;
+    daemon.signal(nix::sys::signal::Signal::SIGHUP)?;
+    let changed = nth_line("changed the log level", 0)?;
+    assert_eq!((&changed["previous"], &changed["current"]), (&"info".into(), &"debug".into()));
+    let pending = nth_line("take effect only at restart", 0)?;
+    assert_eq!(pending["settings"], "snapshot-count", "{pending}");
+
+    // The level line deleted: back to etcd's default, as after a restart.
+    write("ETCD_SNAPSHOT_COUNT=\"5000\"\n")?;
+    daemon.signal(nix::sys::signal::Signal::SIGHUP)?;
+    let changed = nth_line("changed the log level", 1)?;
+    assert_eq!((&changed["previous"], &changed["current"]), (&"debug".into(), &"info".into()));
+
+    daemon.signal(nix::sys::signal::Signal::SIGTERM)?;
+    assert!(daemon.wait_exit(Duration::from_secs(20))?.success());
+    Ok(())
+}
+
 /// A plain HTTP/1.1 GET; returns the body.
 fn http_get(base: &str, path: &str) -> anyhow::Result<String> {
     use std::io::{Read as _, Write as _};

@@ -1,7 +1,8 @@
 //! The `etcd` daemon: parse etcd's flags, env vars or YAML file, set up
 //! logging, and run the member until SIGTERM. SIGHUP re-reads the
-//! configuration and applies what can change without a restart (the log
-//! level).
+//! configuration (the flags, the environment file the unit names in
+//! RSETCD_ENVIRONMENT_FILE, the YAML file) and applies what can change
+//! without a restart (the log level).
 
 use rsetcd::config::{self, Command, ConfigErrorKind, LogFormat, LogLevel, LogOutput};
 use rsetcd::{etcdmain, logging};
@@ -124,24 +125,105 @@ fn reload_on_sighup(
             return;
         }
     };
+    let mut env = EnvSource::new(env);
     runtime.spawn(async move {
         while hangup.recv().await.is_some() {
-            if let Some(next) = reload(&args, &env, &current) {
+            tracing::info!("received SIGHUP; reloading the configuration");
+            // a small file read, on a blocking thread all the same
+            let (next_env, args_now) = (env.clone(), args.clone());
+            let read = tokio::task::spawn_blocking(move || {
+                let mut env = next_env;
+                env.refresh().map(|()| env)
+            })
+            .await;
+            match read {
+                Ok(Ok(fresh)) => env = fresh,
+                Ok(Err(e)) => {
+                    tracing::warn!(
+                        error = e,
+                        "cannot reload the configuration; keeping the running one"
+                    );
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            if let Some(next) = reload(&args_now, &env.vars, &current) {
                 current = next;
             }
         }
     });
 }
 
-/// Re-reads flags, environment and config file; applies the log level and
-/// names the settings that need a restart. Returns the new configuration,
-/// or None (and keeps the running one) when it does not parse.
+/// The environment a reload parses: the process's own, with the unit's
+/// environment file (RSETCD_ENVIRONMENT_FILE) read again, since systemd
+/// reads it only when it starts the process.
+#[derive(Clone)]
+struct EnvSource {
+    vars: Vec<(String, String)>,
+    file: Option<std::path::PathBuf>,
+    /// The names the file set last time, removed before it is read again
+    /// (a line deleted from the file unsets its variable, as at a restart).
+    from_file: Vec<String>,
+}
+
+impl EnvSource {
+    fn new(vars: Vec<(String, String)>) -> EnvSource {
+        let file = vars
+            .iter()
+            .find(|(k, _)| k == config::envfile::ENV_FILE_VAR)
+            .map(|(_, v)| std::path::PathBuf::from(v))
+            .filter(|p| !p.as_os_str().is_empty());
+        let from_file = file
+            .as_deref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|text| {
+                config::envfile::parse(&text)
+                    .0
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect()
+            })
+            .unwrap_or_default();
+        EnvSource {
+            vars,
+            file,
+            from_file,
+        }
+    }
+
+    /// Reads the environment file again (a missing file sets nothing, as
+    /// `EnvironmentFile=-` in the unit); the file's assignments override
+    /// the process environment, as systemd applies them.
+    fn refresh(&mut self) -> Result<(), String> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(format!("read {}: {e}", path.display())),
+        };
+        let (assigned, skipped) = config::envfile::parse(&text);
+        for line in skipped {
+            tracing::warn!(path = %path.display(), line, "ignoring a line of the environment file that is not an assignment");
+        }
+        self.vars
+            .retain(|(k, _)| !self.from_file.contains(k) && !assigned.iter().any(|(a, _)| a == k));
+        self.from_file = assigned.iter().map(|(k, _)| k.clone()).collect();
+        self.vars.extend(assigned);
+        Ok(())
+    }
+}
+
+/// Parses flags, environment and config file again; applies the log level
+/// and names the settings that need a restart. Returns the new
+/// configuration, or None (and keeps the running one) when it does not
+/// parse.
 fn reload(
     args: &[std::ffi::OsString],
     env: &[(String, String)],
     current: &config::Config,
 ) -> Option<config::Config> {
-    tracing::info!("received SIGHUP; reloading the configuration");
     let next = match config::parse(args.to_vec(), env.to_vec()) {
         Ok(Command::Run(cfg)) => *cfg,
         Ok(Command::Exit { .. }) => return None,

@@ -11,6 +11,7 @@
 
 mod docs;
 mod env;
+pub mod envfile;
 mod flags;
 mod help;
 // the shipped sample files, checked against the table by its tests
