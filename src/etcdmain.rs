@@ -128,11 +128,36 @@ impl From<&crate::config::Config> for ServeOptions {
 
 /// Runs a member until SIGTERM/SIGINT. Returns after a clean shutdown.
 pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
+    let urls = |u: &[url::Url]| u.iter().map(url::Url::to_string).collect::<Vec<_>>();
+    let member_dir = opts.data_dir.join("member");
+    let wal_dir = opts.wal_dir.clone().unwrap_or_default();
+    let wal_path = opts.wal_dir.clone().unwrap_or(member_dir.join("wal"));
+    // etcd's fields (etcd 3.5's names; more of them than rsetcd has settings for)
     tracing::info!(
-        name = opts.name.as_str(),
-        data_dir = %opts.data_dir.display(),
         etcd_version = crate::ETCD_VERSION,
         rsetcd_version = env!("CARGO_PKG_VERSION"),
+        go_os = std::env::consts::OS,
+        go_arch = std::env::consts::ARCH,
+        max_cpu_available = std::thread::available_parallelism().map_or(1, |n| n.get()),
+        member_initialized = wal_path.is_dir(),
+        name = opts.name.as_str(),
+        data_dir = %opts.data_dir.display(),
+        wal_dir = %wal_dir.display(),
+        wal_dir_dedicated = opts.wal_dir.is_some(),
+        member_dir = %member_dir.display(),
+        snapshot_count = opts.snapshot_count,
+        heartbeat_interval = ?opts.heartbeat_interval,
+        election_timeout = ?opts.election_timeout,
+        max_request_bytes = opts.max_request_bytes,
+        pre_vote = opts.pre_vote,
+        initial_cluster_state = if opts.initial_cluster_state_new { "new" } else { "existing" },
+        initial_cluster_token = opts.initial_cluster_token.as_str(),
+        quota_backend_bytes = opts.quota_backend_bytes,
+        listen_peer_urls = ?urls(&opts.listen_peer_urls),
+        listen_client_urls = ?urls(&opts.listen_client_urls),
+        advertise_client_urls = ?urls(&opts.advertise_client_urls),
+        initial_advertise_peer_urls = ?urls(&opts.initial_advertise_peer_urls),
+        listen_metrics_urls = ?urls(&opts.listen_metrics_urls),
         "starting an etcd server"
     );
     let notifier = crate::notify::Notifier::from_env();
@@ -469,18 +494,18 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     ));
 
     let mut removed = transport.removed();
-    let removed_from_cluster = tokio::select! {
-        _ = wait_for_signal() => false,
-        _ = removed.wait_for(|&r| r) => true,
+    let signal = tokio::select! {
+        signal = wait_for_signal() => Some(signal),
+        _ = removed.wait_for(|&r| r) => None,
     };
-    if removed_from_cluster {
+    if let Some(signal) = signal {
+        tracing::info!(signal, "received signal; shutting down");
+    } else {
         tracing::warn!(
             local_member_id = format!("{member_id:x}"),
             "{}; stopping",
             crate::peer::REMOVED_MEMBER
         );
-    } else {
-        tracing::info!(name = opts.name.as_str(), "received signal; shutting down");
     }
     readiness.abort();
     notifier.stopping("shutting down");
@@ -932,7 +957,9 @@ fn log_internal(r: &Internal) {
     }
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT; returns its name as Go prints it (etcd
+/// logs `signal`).
+async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -941,8 +968,8 @@ async fn wait_for_signal() {
         crate::fatal("cannot install signal handlers");
     };
     tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+        _ = term.recv() => "terminated",
+        _ = int.recv() => "interrupt",
     }
 }
 

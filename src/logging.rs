@@ -121,24 +121,34 @@ struct Fields {
     rest: serde_json::Map<String, serde_json::Value>,
 }
 
+/// etcd's field names use dashes (`local-member-id`, `data-dir`); Rust
+/// identifiers cannot, so fields are written `local_member_id` in code and
+/// renamed here, once, for every line.
+fn etcd_field_name(name: &str) -> String {
+    name.replace('_', "-")
+}
+
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "message" => self.msg = value.to_string(),
             "logger" => self.logger = Some(value.to_string()),
             name => {
-                self.rest.insert(name.to_string(), value.into());
+                self.rest.insert(etcd_field_name(name), value.into());
             }
         }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.rest.insert(field.name().to_string(), value.into());
+        self.rest
+            .insert(etcd_field_name(field.name()), value.into());
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.rest.insert(field.name().to_string(), value.into());
+        self.rest
+            .insert(etcd_field_name(field.name()), value.into());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.rest.insert(field.name().to_string(), value.into());
+        self.rest
+            .insert(etcd_field_name(field.name()), value.into());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         let text = format!("{value:?}");

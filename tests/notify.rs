@@ -448,7 +448,10 @@ fn sighup_reads_the_environment_file_again() -> anyhow::Result<()> {
     write("ETCD_LOG_LEVEL=\"debug\"\nETCD_SNAPSHOT_COUNT=\"5000\"\n")?;
     daemon.signal(nix::sys::signal::Signal::SIGHUP)?;
     let changed = nth_line("changed the log level", 0)?;
-    assert_eq!((&changed["previous"], &changed["current"]), (&"info".into(), &"debug".into()));
+    assert_eq!(
+        (&changed["previous"], &changed["current"]),
+        (&"info".into(), &"debug".into())
+    );
     let pending = nth_line("take effect only at restart", 0)?;
     assert_eq!(pending["settings"], "snapshot-count", "{pending}");
 
@@ -456,7 +459,10 @@ fn sighup_reads_the_environment_file_again() -> anyhow::Result<()> {
     write("ETCD_SNAPSHOT_COUNT=\"5000\"\n")?;
     daemon.signal(nix::sys::signal::Signal::SIGHUP)?;
     let changed = nth_line("changed the log level", 1)?;
-    assert_eq!((&changed["previous"], &changed["current"]), (&"debug".into(), &"info".into()));
+    assert_eq!(
+        (&changed["previous"], &changed["current"]),
+        (&"debug".into(), &"info".into())
+    );
 
     daemon.signal(nix::sys::signal::Signal::SIGTERM)?;
     assert!(daemon.wait_exit(Duration::from_secs(20))?.success());

@@ -278,9 +278,9 @@ impl Applier {
                     }
                 } else {
                     tracing::info!(
-                        added_member_id = format!("{id:x}"),
-                        added_member_peer_urls = ?member.peer_urls,
-                        is_learner = member.is_learner,
+                        added_peer_id = format!("{id:x}"),
+                        added_peer_peer_urls = ?member.peer_urls,
+                        added_peer_is_learner = member.is_learner,
                         "added member"
                     );
                     self.store_member(wt, &member)?;
