@@ -857,3 +857,38 @@ async fn strict_reconfig_check_refuses_changes_that_risk_the_quorum() {
     .await
     .unwrap();
 }
+
+/// A ReadIndex request lost on its way to the leader is asked again, as
+/// etcd asks every 500 ms (raft drops without a word the requests it
+/// cannot serve, such as those a new leader gets before it has committed
+/// in its term): a linearizable read on a follower whose link to the
+/// leader broke for a second succeeds once the link is back, with the same
+/// leader, instead of timing out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_read_index_is_asked_again() {
+    let _serial = SERIAL.lock().await;
+    // an election timeout well past the cut: the leader stays the leader
+    let timing = ["--heartbeat-interval=100", "--election-timeout=3000"];
+    let (mut cluster, proxies) = Cluster::start_behind_proxies(Flavor::Ours, 3, &timing)
+        .await
+        .unwrap();
+    let leader = cluster.leader(Duration::from_secs(10)).await.unwrap();
+    let follower = (leader + 1) % 3;
+    let mut kv = cluster.members[follower].kv().await.unwrap();
+    let read = RangeRequest {
+        key: b"k".to_vec(),
+        ..Default::default()
+    };
+    kv.range(read.clone()).await.unwrap();
+
+    proxies[leader].cut();
+    let pending = tokio::spawn(async move { kv.range(read).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxies[leader].heal();
+    let answer = pending.await.unwrap();
+    assert!(answer.is_ok(), "the read was not asked again: {answer:?}");
+    assert_eq!(
+        cluster.leader(Duration::from_secs(10)).await.unwrap(),
+        leader
+    );
+}

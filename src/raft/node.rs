@@ -149,10 +149,22 @@ pub struct RaftNode {
     snapshot_count: u64,
     snapshot_index: u64,
     pending_reads: Vec<oneshot::Sender<Result<u64, ServerError>>>,
-    reads_in_flight: HashMap<Vec<u8>, Vec<oneshot::Sender<Result<u64, ServerError>>>>,
+    reads_in_flight: HashMap<Vec<u8>, ReadInFlight>,
     read_seq: u64,
     member_id: u64,
 }
+
+/// A ReadIndex request sent to raft and not yet answered.
+struct ReadInFlight {
+    waiters: Vec<oneshot::Sender<Result<u64, ServerError>>>,
+    sent_at: Instant,
+}
+
+/// How long a ReadIndex request waits before it is sent again, as etcd's
+/// `readIndexRetryTime`: raft drops one silently when it cannot serve it
+/// (no leader known, or a new leader that has not yet committed in its
+/// term), so an unanswered request is asked again, not left to time out.
+const READ_INDEX_RETRY: Duration = Duration::from_millis(500);
 
 /// The log a brand-new cluster starts with, as etcd's bootstrap writes
 /// it: one committed ConfChangeAddNode per initial member at term 1, so
@@ -382,6 +394,7 @@ impl RaftNode {
                 }
             }
             self.issue_read_index();
+            self.retry_read_indexes();
             if self.node.has_ready() {
                 if let Err(e) = self.on_ready() {
                     crate::fatal(&format!("raft storage failure: {e:#}"));
@@ -524,16 +537,45 @@ impl RaftNode {
         // members, or two members' reads would be taken for one.
         let mut ctx = self.member_id.to_be_bytes().to_vec();
         ctx.extend_from_slice(&self.read_seq.to_be_bytes());
-        self.reads_in_flight
-            .insert(ctx.clone(), std::mem::take(&mut self.pending_reads));
+        let read = ReadInFlight {
+            waiters: std::mem::take(&mut self.pending_reads),
+            sent_at: Instant::now(),
+        };
+        self.reads_in_flight.insert(ctx.clone(), read);
         self.node.read_index(ctx);
+    }
+
+    /// Sends unanswered ReadIndex requests again (the leader ignores a
+    /// context it already holds), and forgets those whose callers all gave
+    /// up: nothing stays in the map for a member cut off from its leader.
+    fn retry_read_indexes(&mut self) {
+        let now = Instant::now();
+        let mut again = Vec::new();
+        self.reads_in_flight.retain(|ctx, read| {
+            if now.duration_since(read.sent_at) < READ_INDEX_RETRY {
+                return true;
+            }
+            read.waiters.retain(|w| !w.is_closed());
+            if read.waiters.is_empty() {
+                crate::metrics::server().read_indexes_failed.inc();
+                return false;
+            }
+            read.sent_at = now;
+            again.push(ctx.clone());
+            true
+        });
+        for ctx in again {
+            tracing::warn!("waiting for ReadIndex response took too long, retrying");
+            crate::metrics::server().slow_read_indexes.inc();
+            self.node.read_index(ctx);
+        }
     }
 
     fn on_ready(&mut self) -> anyhow::Result<()> {
         let mut ready = self.node.ready();
         for rs in ready.take_read_states() {
-            if let Some(waiters) = self.reads_in_flight.remove(&rs.request_ctx) {
-                for w in waiters {
+            if let Some(read) = self.reads_in_flight.remove(&rs.request_ctx) {
+                for w in read.waiters {
                     let _ = w.send(Ok(rs.index));
                 }
             }
@@ -607,8 +649,9 @@ impl RaftNode {
         crate::metrics::server().observe_leader(prev, leader, role == StateRole::Leader);
         if prev != leader {
             // Read indexes asked of the old leader will never come back.
-            for (_, waiters) in self.reads_in_flight.drain() {
-                for w in waiters {
+            for (_, read) in self.reads_in_flight.drain() {
+                crate::metrics::server().read_indexes_failed.inc();
+                for w in read.waiters {
                     let _ = w.send(Err(ServerError::LeaderChanged));
                 }
             }
