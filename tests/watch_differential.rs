@@ -168,6 +168,30 @@ async fn scenario(server: &Server) -> Vec<Vec<WatchResponse>> {
     );
     // an empty range is refused at creation
     out.push(watch(channel.clone(), vec![create("b", "a", 0, false, vec![])], 1).await);
+    // a negative start before any compaction: below -1 the watch ends as
+    // compacted at -1; -1 itself watches from now on (a put then shows it)
+    out.push(
+        watch(
+            channel.clone(),
+            vec![create("a/", "a0", -5, false, vec![])],
+            2,
+        )
+        .await,
+    );
+    let mut writer = kv.clone();
+    let put_later = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        writer
+            .put(PutRequest {
+                key: b"n".to_vec(),
+                value: b"x".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
+    out.push(watch(channel.clone(), vec![create("n", "", -1, false, vec![])], 2).await);
+    put_later.await.unwrap();
     // after compaction, a watch from an old revision is canceled
     kv.compact(CompactionRequest {
         revision: 6,
@@ -179,6 +203,15 @@ async fn scenario(server: &Server) -> Vec<Vec<WatchResponse>> {
         watch(
             channel.clone(),
             vec![create("a/", "a0", 3, false, vec![])],
+            2,
+        )
+        .await,
+    );
+    // after it, any negative start ends as compacted at the compaction
+    out.push(
+        watch(
+            channel.clone(),
+            vec![create("a/", "a0", -1, false, vec![])],
             2,
         )
         .await,

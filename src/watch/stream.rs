@@ -253,7 +253,20 @@ impl WatchStream {
             created: true,
             ..Default::default()
         })
-        .await
+        .await?;
+        // etcd compares a negative start with its compaction revision, -1
+        // before any compaction: below it, the watch ends as compacted;
+        // -1 itself (never compacted) watches from now on, like 0.
+        if c.start_revision < 0 {
+            let compacted = match self.hub.compacted() {
+                0 => -1,
+                rev => rev,
+            };
+            if c.start_revision < compacted {
+                return self.cancel_compacted(id, compacted).await;
+            }
+        }
+        Ok(())
     }
 
     /// Brings each watcher up to the newest published revision, one bounded
