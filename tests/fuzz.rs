@@ -445,7 +445,8 @@ fn backend_file_check_and_snapshot_status() {
     });
 }
 
-/// The daemon's command line, environment and YAML config file.
+/// The daemon's command line, environment file (systemd's syntax, as a
+/// reload reads it) and YAML config file.
 #[test]
 fn config_flags_env_and_yaml() {
     let yaml = b"name: m1\ndata-dir: /tmp/x\nlisten-client-urls: http://127.0.0.1:2379\n\
@@ -457,8 +458,8 @@ fn config_flags_env_and_yaml() {
         --election-timeout=500\0--listen-client-urls=http://127.0.0.1:1\0--log-level=debug\0\
         --auto-compaction-retention=1h\0--initial-cluster-state=existing"
         .to_vec();
-    let env = b"ETCD_NAME=m1\nETCD_DATA_DIR=/tmp/x\nETCD_QUOTA_BACKEND_BYTES=8589934592\n\
-        ETCD_INITIAL_CLUSTER=default=http://localhost:2380"
+    let env = b"# etcd.conf\nETCD_NAME=m1\nETCD_DATA_DIR=\"/tmp/x\"\nETCD_QUOTA_BACKEND_BYTES=8589934592\n\
+        ETCD_INITIAL_CLUSTER='default=http://localhost:2380'\nETCD_LOG_LEVEL=de\\\nbug"
         .to_vec();
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("etcd.conf.yml");
@@ -477,10 +478,8 @@ fn config_flags_env_and_yaml() {
         let mut env = Vec::new();
         match which % 3 {
             0 => args.extend(text.split('\0').map(Into::into)),
-            1 => env.extend(text.lines().filter_map(|l| {
-                l.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })),
+            // an environment file as systemd and a reload read it
+            1 => env.extend(rsetcd::config::envfile::parse(&text).0),
             _ => {
                 std::fs::write(&file, rest).expect("write config");
                 args.push(format!("--config-file={}", file.display()).into());
