@@ -27,6 +27,17 @@ fn ttl_duration(seconds: i64) -> Duration {
 
 /// `now + ttl + extend`, never panicking: `Instant + Duration` panics on
 /// overflow, and a lease that far out simply never expires.
+/// The shortest time between two checkpoints of one lease.
+pub const CHECKPOINT_MIN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often a lease's remaining TTL is checkpointed: every 5 s, or a tenth
+/// of its TTL when that is longer. A new leader gives a lease back at most
+/// this much time, and the checkpoint traffic of N leases of TTL t is about
+/// 10·N/t entries a second (etcd checkpoints every lease every 5 minutes).
+fn checkpoint_every(ttl_seconds: i64) -> Duration {
+    CHECKPOINT_MIN_INTERVAL.max(ttl_duration(ttl_seconds) / 10)
+}
+
 fn deadline(now: Instant, ttl_seconds: i64, extend: Duration) -> Instant {
     let far = now + Duration::from_secs(MAX_LEASE_TTL as u64);
     now.checked_add(ttl_duration(ttl_seconds))
@@ -54,6 +65,9 @@ struct Lease {
     expiry: Option<Instant>,
     /// Leader only: a revocation was proposed; ask again after this.
     retry_revoke: Option<Instant>,
+    /// Leader only: when this lease's remaining TTL is next worth a
+    /// checkpoint (`checkpoint_every`).
+    checkpoint_due: Option<Instant>,
     keys: BTreeSet<Vec<u8>>,
 }
 
@@ -122,6 +136,7 @@ impl Lessor {
                     remaining_ttl: r.remaining_ttl,
                     expiry: None,
                     retry_revoke: None,
+                    checkpoint_due: None,
                     keys: BTreeSet::new(),
                 },
             );
@@ -148,9 +163,9 @@ impl Lessor {
         if inner.leases.contains_key(&id) {
             return Err(Error::Exists);
         }
-        let expiry = inner
-            .primary
-            .then(|| deadline(Instant::now(), ttl, Duration::ZERO));
+        let now = Instant::now();
+        let expiry = inner.primary.then(|| deadline(now, ttl, Duration::ZERO));
+        let checkpoint_due = inner.primary.then(|| now + checkpoint_every(ttl));
         inner.leases.insert(
             id,
             Lease {
@@ -158,6 +173,7 @@ impl Lessor {
                 remaining_ttl: 0,
                 expiry,
                 retry_revoke: None,
+                checkpoint_due,
                 keys: BTreeSet::new(),
             },
         );
@@ -185,10 +201,15 @@ impl Lessor {
     /// Applies checkpoints; returns the records to persist.
     pub fn checkpoint(&self, cps: &[LeaseCheckpoint]) -> Vec<LeaseRecord> {
         let mut inner = self.lock();
+        let primary = inner.primary;
+        let now = Instant::now();
         let mut out = Vec::new();
         for cp in cps {
             if let Some(l) = inner.leases.get_mut(&cp.id) {
                 l.remaining_ttl = cp.remaining_ttl;
+                if primary {
+                    l.checkpoint_due = Some(now + checkpoint_every(l.ttl));
+                }
                 out.push(LeaseRecord {
                     id: cp.id,
                     ttl: l.ttl,
@@ -229,6 +250,7 @@ impl Lessor {
         let now = Instant::now();
         for l in inner.leases.values_mut() {
             l.expiry = Some(deadline(now, l.effective_ttl(), extend));
+            l.checkpoint_due = Some(now + checkpoint_every(l.ttl));
         }
     }
 
@@ -257,6 +279,7 @@ impl Lessor {
         }
         l.remaining_ttl = 0;
         l.expiry = Some(deadline(now, l.ttl, Duration::ZERO));
+        l.checkpoint_due = Some(now + checkpoint_every(l.ttl));
         crate::metrics::lease().renewed_total.inc();
         Ok(l.ttl)
     }
@@ -311,16 +334,22 @@ impl Lessor {
         ids
     }
 
-    /// Leader only: each live lease's remaining TTL, to checkpoint.
+    /// Leader only: the remaining TTLs worth a checkpoint now: of the live
+    /// leases whose last checkpoint (or renewal, or this member's
+    /// promotion) is `checkpoint_every` old.
     pub fn checkpoints(&self) -> Vec<LeaseCheckpoint> {
+        self.checkpoints_at(Instant::now())
+    }
+
+    fn checkpoints_at(&self, now: Instant) -> Vec<LeaseCheckpoint> {
         let inner = self.lock();
         if !inner.primary {
             return Vec::new();
         }
-        let now = Instant::now();
         let mut cps: Vec<LeaseCheckpoint> = inner
             .leases
             .iter()
+            .filter(|(_, l)| l.checkpoint_due.is_some_and(|due| due <= now))
             .filter_map(|(id, l)| {
                 let left = l.remaining(now).as_secs_f64().ceil() as i64;
                 // only what changed since the last checkpoint
@@ -371,6 +400,41 @@ mod tests {
         assert!((19..=20).contains(&ttl.remaining), "{}", ttl.remaining);
         assert_eq!(l.renew(1), Ok(60));
         assert!(l.time_to_live(1).unwrap().remaining >= 59);
+    }
+
+    /// A lease is checkpointed once a tenth of its TTL (at least 5 s) has
+    /// passed since its last checkpoint or renewal: short leases often,
+    /// long ones rarely, none twice in a row for nothing.
+    #[test]
+    fn checkpoints_come_as_often_as_the_ttl_needs() {
+        let l = Lessor::new(Duration::from_secs(1));
+        l.grant(1, 10).unwrap();
+        l.grant(2, 3600).unwrap();
+        l.promote(Duration::ZERO);
+        let now = Instant::now();
+        let ids = |at: Duration| -> Vec<i64> {
+            l.checkpoints_at(now + at).iter().map(|c| c.id).collect()
+        };
+        assert!(ids(Duration::from_secs(1)).is_empty());
+        assert_eq!(ids(Duration::from_secs(6)), vec![1]);
+        assert_eq!(
+            ids(Duration::from_secs(361)),
+            vec![2],
+            "lease 1 has expired by then"
+        );
+        // once applied, not again until the next interval
+        l.checkpoint(&[LeaseCheckpoint {
+            id: 1,
+            remaining_ttl: 4,
+        }]);
+        assert!(l
+            .checkpoints_at(Instant::now() + Duration::from_secs(1))
+            .is_empty());
+        // a renewal restarts the interval
+        assert_eq!(l.renew(2), Ok(3600));
+        assert!(l
+            .checkpoints_at(Instant::now() + Duration::from_secs(300))
+            .is_empty());
     }
 
     /// Checkpoint entries and snapshots carry TTLs nothing else bounds:

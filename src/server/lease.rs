@@ -13,10 +13,11 @@ use crate::proto::internal::LeaseCheckpointRequest;
 
 /// How often expiry is checked (etcd: 500 ms).
 const EXPIRY_TICK: Duration = Duration::from_millis(500);
-/// How often remaining TTLs are checkpointed. etcd's default is 5 minutes;
-/// a shorter period keeps a restart from giving leases back more than a
-/// few seconds.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the leases due for a checkpoint are gathered (each lease has
+/// its own period, `lease::checkpoint_every`: a tenth of its TTL, at least
+/// this). etcd checkpoints every lease every 5 minutes; shorter periods
+/// keep a new leader from giving leases back more than a few seconds.
+const CHECKPOINT_INTERVAL: Duration = crate::lease::CHECKPOINT_MIN_INTERVAL;
 /// Revocations proposed per tick at most (etcd: leaseRevokeRate 1000/s).
 const MAX_REVOKES_PER_TICK: usize = 500;
 /// Leases per checkpoint entry (etcd: maxLeaseCheckpointBatchSize).
