@@ -51,6 +51,7 @@ const MEMBER_LOCAL_META: &[&[u8]] = &[
     crate::etcdmain::META_MEMBER_ID,
     crate::mvcc::store::META_CONSISTENT_INDEX,
     crate::mvcc::store::META_TERM,
+    crate::mvcc::store::META_INDEX_GENERATION,
 ];
 
 /// etcd's snapshotSendBufferSize.

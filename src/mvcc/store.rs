@@ -16,7 +16,8 @@ use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
 
-use heed::{RoTxn, RwTxn, WithoutTls};
+use heed::types::Bytes;
+use heed::{Database, Env, RoTxn, RwTxn, WithoutTls};
 use prost::Message as _;
 
 use super::key_index::{Change, KeyIndex, KeyRange};
@@ -33,6 +34,11 @@ pub const META_CURRENT_REV: &[u8] = b"current_rev";
 pub const META_COMPACT_REV: &[u8] = b"compact_rev";
 pub const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub const META_TERM: &[u8] = b"consistent_term";
+/// How many times this member's backend was rewritten whole (a snapshot
+/// installed from the leader): the generation of the key index that
+/// matches it. Member-local: an install writes its own count over the
+/// leader's.
+pub const META_INDEX_GENERATION: &[u8] = b"local_index_generation";
 
 /// A meta key and its value.
 pub type MetaEntry = (Vec<u8>, Vec<u8>);
@@ -43,7 +49,11 @@ pub struct Store {
     /// The current backend; an online defrag swaps in a compacted copy
     /// while readers of the old one finish undisturbed.
     backend: ArcSwap<Backend>,
-    index: RwLock<KeyIndex>,
+    /// The key index, replaced whole when a snapshot is installed. Readers
+    /// take the one whose generation matches their LMDB snapshot's
+    /// `META_INDEX_GENERATION`: a read never mixes the new backend with the
+    /// old index, or the reverse.
+    index: ArcSwap<Generation>,
     /// Highest compacted revision whose index entries are gone.
     index_compacted: AtomicI64,
     /// Live keys attached to a lease, found by the startup scan; taken once
@@ -62,6 +72,12 @@ pub struct Store {
     pub(super) defrag_seq: std::sync::atomic::AtomicU64,
     pub(super) defrag_journal: std::sync::Mutex<Option<Vec<Revision>>>,
     pub(super) rewrites: std::sync::atomic::AtomicU64,
+}
+
+/// A key index and the backend generation it describes.
+struct Generation {
+    number: u64,
+    index: RwLock<KeyIndex>,
 }
 
 /// All changes one request made, at one revision: what watchers receive
@@ -99,7 +115,11 @@ pub struct RangeResult {
 
 impl Store {
     pub fn open(backend: Backend) -> Result<Store, Error> {
-        let (index, leased) = scan(&backend)?;
+        let (index, leased) = scan(&backend.env, backend.kv)?;
+        let number = {
+            let rtxn = backend.env.read_txn()?;
+            meta_i64(&backend, &rtxn, META_INDEX_GENERATION, 0)? as u64
+        };
         let db_path = backend.env.path().to_path_buf();
         let store = Store {
             db_path,
@@ -108,7 +128,10 @@ impl Store {
             defrag_journal: Default::default(),
             rewrites: Default::default(),
             backend: ArcSwap::from_pointee(backend),
-            index: RwLock::new(index),
+            index: ArcSwap::from_pointee(Generation {
+                number,
+                index: RwLock::new(index),
+            }),
             index_compacted: AtomicI64::new(0),
             leased_keys: std::sync::Mutex::new(leased),
             size_bytes: AtomicI64::new(0),
@@ -138,6 +161,10 @@ impl Store {
         let result = (|| -> Result<Applied, Error> {
             let [skv, smeta, slease] = crate::storage::backend::open_tables(&src, path)
                 .map_err(|e| Error::Corrupt(format!("{e:#}")))?;
+            // The new index is built before the install commits, so that
+            // readers wait only between the commit and the swap below.
+            let (index, leased) = scan(&src, skv)?;
+            let number = self.index.load().number + 1;
             let stxn = src.read_txn()?;
             // A defrag in progress must not swap in a copy of what this
             // install replaces.
@@ -161,15 +188,22 @@ impl Store {
             for (k, v) in &kept {
                 b.meta.put(&mut txn, k, v)?;
             }
+            b.meta.put(
+                &mut txn,
+                META_INDEX_GENERATION,
+                &(number as i64).to_be_bytes(),
+            )?;
             let applied = Applied {
                 index: meta_i64(&b, &txn, META_CONSISTENT_INDEX, 0)? as u64,
                 term: meta_i64(&b, &txn, META_TERM, 0)? as u64,
             };
             let compacted = meta_i64(&b, &txn, META_COMPACT_REV, -1)?;
             txn.commit()?;
+            self.index.store(Arc::new(Generation {
+                number,
+                index: RwLock::new(index),
+            }));
             self.refresh_size();
-            let (index, leased) = scan(&b)?;
-            *self.index.write().expect("index lock") = index;
             *self.leased_keys.lock().expect("leased keys lock") = leased;
             self.index_compacted.store(compacted, Ordering::Release);
             Ok(applied)
@@ -241,6 +275,17 @@ impl Store {
             let txn = backend.env.clone().static_read_txn()?;
             let current = meta_i64(&backend, &txn, META_CURRENT_REV, 1)?;
             let compacted = meta_i64(&backend, &txn, META_COMPACT_REV, -1)?;
+            let wanted = meta_i64(&backend, &txn, META_INDEX_GENERATION, 0)? as u64;
+            let index = self.index.load_full();
+            if index.number != wanted {
+                // An install is between its commit and its index swap (the
+                // txn is newer: a moment), or finished after the txn began
+                // (the txn is older: a new one matches).
+                if index.number < wanted {
+                    std::thread::yield_now();
+                }
+                continue;
+            }
             // The index has dropped revisions this snapshot may still need:
             // a compaction committed after our txn began. Take a newer one.
             if self.index_compacted.load(Ordering::Acquire) > current {
@@ -248,6 +293,7 @@ impl Store {
             }
             return Ok(ReadView {
                 store: self,
+                index,
                 txn,
                 backend,
                 current,
@@ -351,12 +397,18 @@ impl Store {
 
     /// Number of live keys (for metrics and tests).
     pub fn live_keys(&self) -> usize {
-        self.index.read().expect("index lock").live_keys()
+        self.index
+            .load()
+            .index
+            .read()
+            .expect("index lock")
+            .live_keys()
     }
 
     /// Shared by readers and the writer: keys in `range` at `rev`.
     fn range_at(
         &self,
+        index: &RwLock<KeyIndex>,
         backend: &Backend,
         txn: &RoTxn<'_>,
         range: &KeyRange,
@@ -371,7 +423,7 @@ impl Store {
             usize::MAX
         };
         {
-            let index = self.index.read().expect("index lock");
+            let index = index.read().expect("index lock");
             index.visit(range, rev, |k, c| {
                 count += 1;
                 if !opts.count_only && found.len() < limit {
@@ -412,11 +464,14 @@ fn meta_i64(b: &Backend, txn: &RoTxn<'_>, key: &[u8], default: i64) -> Result<i6
 
 /// Rebuilds the key index from every record, and finds the live keys that
 /// carry a lease.
-fn scan(backend: &Backend) -> Result<(KeyIndex, Vec<LeasedKey>), Error> {
+fn scan(
+    env: &Env<WithoutTls>,
+    kv: Database<Bytes, Bytes>,
+) -> Result<(KeyIndex, Vec<LeasedKey>), Error> {
     let mut index = KeyIndex::default();
     let mut leases: std::collections::HashMap<Vec<u8>, i64> = Default::default();
-    let rtxn = backend.env.read_txn()?;
-    for item in backend.kv.iter(&rtxn)? {
+    let rtxn = env.read_txn()?;
+    for item in kv.iter(&rtxn)? {
         let (k, v) = item?;
         let rev = Revision::from_bytes(k)
             .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
@@ -477,6 +532,8 @@ fn check_rev(rev: i64, current: i64, compacted: i64) -> Result<i64, Error> {
 
 pub struct ReadView<'s> {
     store: &'s Store,
+    /// The key index that describes `txn`'s data.
+    index: Arc<Generation>,
     txn: RoTxn<'static, WithoutTls>,
     backend: Arc<Backend>,
     current: i64,
@@ -547,9 +604,14 @@ impl ReadView<'_> {
 
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, Error> {
         let rev = check_rev(opts.rev, self.current, self.compacted)?;
-        let (kvs, count) = self
-            .store
-            .range_at(&self.backend, &self.txn, range, rev, &opts)?;
+        let (kvs, count) = self.store.range_at(
+            &self.index.index,
+            &self.backend,
+            &self.txn,
+            range,
+            rev,
+            &opts,
+        )?;
         Ok(RangeResult {
             kvs,
             count,
@@ -620,6 +682,7 @@ impl ReadView<'_> {
             ..Default::default()
         };
         let (mut kvs, _) = self.store.range_at(
+            &self.index.index,
             &self.backend,
             &self.txn,
             &KeyRange::Single(key.to_vec()),
@@ -676,9 +739,14 @@ impl WriteTxn<'_> {
     /// them too, as etcd's write txn reports it.
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, Error> {
         let rev = check_rev(opts.rev, self.read_rev(), self.compacted)?;
-        let (kvs, count) = self
-            .store
-            .range_at(&self.backend, &self.txn, range, rev, &opts)?;
+        let (kvs, count) = self.store.range_at(
+            &self.store.index.load().index,
+            &self.backend,
+            &self.txn,
+            range,
+            rev,
+            &opts,
+        )?;
         Ok(RangeResult {
             kvs,
             count,
@@ -697,7 +765,14 @@ impl WriteTxn<'_> {
         m.total_put_size_in_bytes
             .add((key.len() + value.len()) as i64);
         let main = self.current + 1;
-        let prev = self.store.index.read().expect("index lock").get(key, main);
+        let prev = self
+            .store
+            .index
+            .load()
+            .index
+            .read()
+            .expect("index lock")
+            .get(key, main);
         let (create_revision, version) = match prev {
             Some(c) => (c.create_revision, c.version + 1),
             None => (main, 1),
@@ -721,14 +796,20 @@ impl WriteTxn<'_> {
             kv: Some(kv),
             prev_kv: None,
         });
-        self.store.index.write().expect("index lock").record(
-            key,
-            Change {
-                rev,
-                create_revision,
-                version,
-            },
-        );
+        self.store
+            .index
+            .load()
+            .index
+            .write()
+            .expect("index lock")
+            .record(
+                key,
+                Change {
+                    rev,
+                    create_revision,
+                    version,
+                },
+            );
         self.touched.push(key.to_vec());
         self.sub += 1;
         Ok(())
@@ -756,14 +837,20 @@ impl WriteTxn<'_> {
                 kv: Some(tomb),
                 prev_kv: None,
             });
-            self.store.index.write().expect("index lock").record(
-                &kv.key,
-                Change {
-                    rev,
-                    create_revision: 0,
-                    version: 0,
-                },
-            );
+            self.store
+                .index
+                .load()
+                .index
+                .write()
+                .expect("index lock")
+                .record(
+                    &kv.key,
+                    Change {
+                        rev,
+                        create_revision: 0,
+                        version: 0,
+                    },
+                );
             self.touched.push(kv.key.clone());
             self.sub += 1;
         }
@@ -801,6 +888,8 @@ impl WriteTxn<'_> {
         }
         self.store
             .index
+            .load()
+            .index
             .write()
             .expect("index lock")
             .remove(&dropped);
@@ -821,6 +910,8 @@ impl WriteTxn<'_> {
         let started = std::time::Instant::now();
         let dropped = self
             .store
+            .index
+            .load()
             .index
             .read()
             .expect("index lock")
@@ -874,7 +965,13 @@ impl WriteTxn<'_> {
         self.txn.commit()?;
         store.refresh_size();
         if let Some((rev, dropped)) = compaction {
-            store.index.write().expect("index lock").remove(&dropped);
+            store
+                .index
+                .load()
+                .index
+                .write()
+                .expect("index lock")
+                .remove(&dropped);
             store.index_compacted.store(rev, Ordering::Release);
         }
         Ok(events)
@@ -906,5 +1003,102 @@ impl WriteTxn<'_> {
     pub fn delete_meta(&mut self, key: &[u8]) -> Result<(), Error> {
         self.backend.meta.delete(&mut self.txn, key)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEYS: usize = 300;
+
+    fn open(path: &std::path::Path) -> Store {
+        Store::open(Backend::open(path, 1 << 30).expect("backend")).expect("store")
+    }
+
+    /// Puts every key `times` times with `value`, one commit each, then
+    /// compacts at the newest revision.
+    fn fill(store: &Store, value: &[u8], times: usize) {
+        let mut index = 0;
+        for _ in 0..times {
+            let mut wt = store.write().unwrap();
+            for i in 0..KEYS {
+                wt.put(format!("k/{i:04}").as_bytes(), value.to_vec(), 0)
+                    .unwrap();
+                wt.end_request();
+            }
+            index += 1;
+            wt.commit(Applied { index, term: 1 }).unwrap();
+        }
+        let mut wt = store.write().unwrap();
+        let rev = wt.current_rev();
+        wt.compact(rev).unwrap();
+        wt.commit(Applied {
+            index: index + 1,
+            term: 1,
+        })
+        .unwrap();
+    }
+
+    fn copy(store: &Store, to: &std::path::Path) {
+        store
+            .backend()
+            .env
+            .copy_to_path(to, heed::CompactionOption::Enabled)
+            .unwrap();
+    }
+
+    /// A follower installing a leader's snapshot never serves a read that
+    /// mixes the new backend with the old key index (or the reverse):
+    /// readers racing a series of installs of two unrelated histories see
+    /// one history or the other, whole, and never an error.
+    #[test]
+    fn reads_racing_snapshot_installs_see_one_history_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a_snap, b_snap) = (dir.path().join("a.snap"), dir.path().join("b.snap"));
+        {
+            // "b": every key written three times, older revisions compacted
+            // away, so the "a" index names revisions "b" lacks
+            let b = open(&dir.path().join("b.db"));
+            fill(&b, b"b", 3);
+            copy(&b, &b_snap);
+        }
+        let store = open(&dir.path().join("a.db"));
+        fill(&store, b"a", 1);
+        copy(&store, &a_snap);
+
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut reads = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            let view = store.read().unwrap();
+                            let all = KeyRange::Until(b"k/".to_vec(), b"k0".to_vec());
+                            let got = view
+                                .range(&all, RangeOptions::default())
+                                .unwrap_or_else(|e| panic!("read {reads} failed: {e}"));
+                            assert_eq!(got.kvs.len(), KEYS, "read {reads}");
+                            let first = got.kvs[0].value.clone();
+                            assert!(
+                                got.kvs.iter().all(|kv| kv.value == first),
+                                "read {reads} mixes histories"
+                            );
+                            reads += 1;
+                        }
+                        reads
+                    })
+                })
+                .collect();
+            for round in 0..20 {
+                let snap = if round % 2 == 0 { &b_snap } else { &a_snap };
+                store.install_snapshot(snap, &[]).unwrap();
+            }
+            stop.store(true, Ordering::Relaxed);
+            for r in readers {
+                assert!(r.join().unwrap() > 0);
+            }
+        });
     }
 }
