@@ -410,6 +410,9 @@ impl Observer {
                     break; // nothing readable yet; wait for the next change
                 }
                 next = after;
+                // history is read a bounded step at a time: let the other
+                // tasks of this worker run between steps
+                tokio::task::yield_now().await;
             }
             tokio::select! {
                 changed = changes.changed() => {

@@ -53,6 +53,52 @@ fn txn_serializable(t: &TxnRequest) -> bool {
         })
 }
 
+/// Ranges that cost about as much as a point lookup; those may run on the
+/// async worker that received them.
+const SMALL_RANGE_LIMIT: i64 = 1000;
+
+/// Whether a range is cheap: one key, or a limit of at most
+/// `SMALL_RANGE_LIMIT` with nothing that makes the server read every key
+/// first (sorting, revision filters, counting).
+fn is_small_range(r: &RangeRequest) -> bool {
+    let filtered = r.min_mod_revision != 0
+        || r.max_mod_revision != 0
+        || r.min_create_revision != 0
+        || r.max_create_revision != 0;
+    r.range_end.is_empty()
+        || (r.limit > 0
+            && r.limit <= SMALL_RANGE_LIMIT
+            && !r.count_only
+            && r.sort_order == 0
+            && !filtered)
+}
+
+fn is_small_txn(t: &TxnRequest) -> bool {
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(r)) => is_small_range(r),
+            Some(request_op::Request::RequestTxn(t)) => is_small_txn(t),
+            _ => true,
+        })
+}
+
+/// Runs a read: a small one here, anything that may walk many keys on a
+/// blocking thread, so that it cannot hold back peer traffic, lease
+/// keep-alives and the other requests sharing the async workers.
+async fn run_read<T: Send + 'static>(
+    small: bool,
+    read: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    if small {
+        return read();
+    }
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| Status::internal(format!("etcdserver: read task failed: {e}")))?
+}
+
 fn unexpected(r: Applied) -> Status {
     Status::internal(format!("etcdserver: unexpected apply result {r:?}"))
 }
@@ -69,13 +115,12 @@ impl Kv for KvService {
         let caller = auth::caller(&self.server, &req).await?;
         let r = req.into_inner();
         self.server.auth.check_range(&auth::or_empty(&caller), &r)?;
-        let view = self
-            .server
-            .store
-            .read()
-            .map_err(|e| Error::Apply(e.into()))?;
-        let mut resp = ops::range(&view, &r)?;
-        drop(view);
+        let store = self.server.store.clone();
+        let mut resp = run_read(is_small_range(&r), move || {
+            let view = store.read().map_err(|e| Error::Apply(e.into()))?;
+            Ok(ops::range(&view, &r)?)
+        })
+        .await?;
         auth::check_stale(&self.server, &caller)?;
         self.fill(&mut resp.header);
         Ok(Response::new(resp))
@@ -136,13 +181,12 @@ impl Kv for KvService {
             let caller = auth::caller(&self.server, &req).await?;
             let r = req.into_inner();
             self.server.auth.check_txn(&auth::or_empty(&caller), &r)?;
-            let mut view = self
-                .server
-                .store
-                .read()
-                .map_err(|e| Error::Apply(e.into()))?;
-            let mut resp = ops::txn(&mut view, &r)?;
-            drop(view);
+            let store = self.server.store.clone();
+            let mut resp = run_read(is_small_txn(&r), move || {
+                let mut view = store.read().map_err(|e| Error::Apply(e.into()))?;
+                Ok(ops::txn(&mut view, &r)?)
+            })
+            .await?;
             auth::check_stale(&self.server, &caller)?;
             self.fill(&mut resp.header);
             return Ok(Response::new(resp));

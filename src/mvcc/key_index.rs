@@ -81,37 +81,52 @@ impl KeyIndex {
 
     /// Calls `f` for every key in `range` that exists at `rev`, in key order,
     /// until `f` returns false.
-    pub fn visit(&self, range: &KeyRange, rev: i64, mut f: impl FnMut(&[u8], Change) -> bool) {
+    pub fn visit(&self, range: &KeyRange, rev: i64, f: impl FnMut(&[u8], Change) -> bool) {
+        self.visit_after(range, rev, None, f)
+    }
+
+    /// As `visit`, for the keys after `after` only: a long walk resumes
+    /// where it stopped, so it need not hold the index lock throughout.
+    pub fn visit_after(
+        &self,
+        range: &KeyRange,
+        rev: i64,
+        after: Option<&[u8]>,
+        mut f: impl FnMut(&[u8], Change) -> bool,
+    ) {
         let mut emit = |k: &Vec<u8>, h: &Vec<Change>| match live_at(h, rev) {
             Some(c) => f(k, c),
             None => true,
         };
-        match range {
+        let (start, end) = match range {
             KeyRange::Single(k) => {
-                if let Some(h) = self.keys.get(k) {
-                    emit(k, h);
+                if after.is_none_or(|a| a < k.as_slice()) {
+                    if let Some(h) = self.keys.get(k) {
+                        emit(k, h);
+                    }
                 }
+                return;
             }
             KeyRange::Until(s, e) => {
                 if s >= e {
                     return;
                 }
-                let bounds = (Bound::Included(s.as_slice()), Bound::Excluded(e.as_slice()));
-                for (k, h) in self.keys.range::<[u8], _>(bounds) {
-                    if !emit(k, h) {
-                        break;
-                    }
-                }
+                (s.as_slice(), Bound::Excluded(e.as_slice()))
             }
-            KeyRange::From(s) => {
-                for (k, h) in self
-                    .keys
-                    .range::<[u8], _>((Bound::Included(s.as_slice()), Bound::Unbounded))
-                {
-                    if !emit(k, h) {
-                        break;
-                    }
-                }
+            KeyRange::From(s) => (s.as_slice(), Bound::Unbounded),
+        };
+        let lower = match after {
+            Some(a) if a >= start => Bound::Excluded(a),
+            _ => Bound::Included(start),
+        };
+        if let (Bound::Excluded(a), Bound::Excluded(e)) = (lower, end) {
+            if a >= e {
+                return;
+            }
+        }
+        for (k, h) in self.keys.range::<[u8], _>((lower, end)) {
+            if !emit(k, h) {
+                break;
             }
         }
     }
@@ -211,5 +226,45 @@ mod tests {
         assert_eq!(KeyRange::new(b"a", b"\0"), KeyRange::From(b"a".to_vec()));
         assert!(KeyRange::new(b"a", b"b").contains(b"az"));
         assert!(!KeyRange::new(b"a", b"b").contains(b"b"));
+    }
+
+    #[test]
+    fn a_walk_resumes_after_the_key_it_stopped_at() {
+        let mut ix = KeyIndex::default();
+        for (i, k) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            let rev = Revision::new(i as i64 + 1, 0);
+            ix.record(
+                k.as_bytes(),
+                Change {
+                    rev,
+                    create_revision: rev.main,
+                    version: 1,
+                },
+            );
+        }
+        let keys = |range: KeyRange, after: Option<&[u8]>| {
+            let mut out = Vec::new();
+            ix.visit_after(&range, 10, after, |k, _| {
+                out.push(String::from_utf8(k.to_vec()).unwrap());
+                true
+            });
+            out.join("")
+        };
+        assert_eq!(keys(KeyRange::From(b"a".to_vec()), Some(b"b")), "cde");
+        assert_eq!(keys(KeyRange::From(b"c".to_vec()), Some(b"a")), "cde");
+        assert_eq!(
+            keys(KeyRange::Until(b"a".to_vec(), b"d".to_vec()), Some(b"b")),
+            "c"
+        );
+        assert_eq!(
+            keys(KeyRange::Until(b"a".to_vec(), b"d".to_vec()), Some(b"c")),
+            ""
+        );
+        assert_eq!(
+            keys(KeyRange::Until(b"a".to_vec(), b"d".to_vec()), Some(b"z")),
+            ""
+        );
+        assert_eq!(keys(KeyRange::Single(b"c".to_vec()), Some(b"b")), "c");
+        assert_eq!(keys(KeyRange::Single(b"c".to_vec()), Some(b"c")), "");
     }
 }

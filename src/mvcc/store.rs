@@ -74,6 +74,13 @@ pub struct Store {
     pub(super) rewrites: std::sync::atomic::AtomicU64,
 }
 
+/// Records one `history` call reads at most (then it stops at the next
+/// revision boundary and says where to go on).
+const HISTORY_SCAN_BUDGET: usize = 16 * 1024;
+
+/// Keys a range visits per hold of the index lock.
+const INDEX_CHUNK: usize = 1024;
+
 /// A key index and the backend generation it describes.
 struct Generation {
     number: u64,
@@ -422,15 +429,37 @@ impl Store {
         } else {
             usize::MAX
         };
-        {
-            let index = index.read().expect("index lock");
-            index.visit(range, rev, |k, c| {
-                count += 1;
-                if !opts.count_only && found.len() < limit {
-                    found.push((k.to_vec(), c));
-                }
-                true
-            });
+        // The walk takes the index lock for INDEX_CHUNK keys at a time: a
+        // range over the whole keyspace never holds the apply thread's
+        // writes back for its whole length.
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let mut in_chunk = 0;
+            let mut stopped_at = None;
+            {
+                let index = index.read().expect("index lock");
+                index.visit_after(range, rev, after.as_deref(), |k, c| {
+                    count += 1;
+                    if !opts.count_only && found.len() < limit {
+                        found.push((k.to_vec(), c));
+                    }
+                    in_chunk += 1;
+                    if in_chunk == INDEX_CHUNK {
+                        stopped_at = Some(k.to_vec());
+                        return false;
+                    }
+                    true
+                });
+            }
+            let Some(last) = stopped_at else {
+                break;
+            };
+            after = Some(last);
+            // a compaction past `rev` between two chunks dropped entries the
+            // rest of the walk would need
+            if self.index_compacted.load(Ordering::Acquire) > rev {
+                return Err(Error::Compacted);
+            }
         }
         let mut kvs = Vec::with_capacity(found.len());
         for (key, change) in found {
@@ -634,19 +663,24 @@ impl ReadView<'_> {
         }
         let mut out: Vec<RevEvents> = Vec::new();
         let mut count = 0usize;
+        let mut last_main = None;
         let start = Revision::new(from.max(0), 0).to_bytes();
         let bounds = (Bound::Included(&start[..]), Bound::Unbounded);
-        for item in self.backend.kv.range(&self.txn, &bounds)? {
+        for (scanned, item) in self.backend.kv.range(&self.txn, &bounds)?.enumerate() {
             let (k, v) = item?;
             let rev = Revision::from_bytes(k)
                 .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
             if rev.main > self.current {
                 break;
             }
-            if count >= max_events && out.last().is_some_and(|r| r.rev != rev.main) {
-                // stop at a revision boundary: a revision is never split
+            let boundary = last_main.is_some_and(|m| m != rev.main);
+            // stop at a revision boundary (a revision is never split) once
+            // enough events are found or enough records read: a watcher of
+            // a quiet key must not walk all of history in one step
+            if boundary && (count >= max_events || scanned >= HISTORY_SCAN_BUDGET) {
                 return Ok((out, rev.main));
             }
+            last_main = Some(rev.main);
             let (deleted, kv) = decode_record(v)?;
             if !range.contains(&kv.key) {
                 continue;
@@ -1046,6 +1080,78 @@ mod tests {
             .env
             .copy_to_path(to, heed::CompactionOption::Enabled)
             .unwrap();
+    }
+
+    /// History is read a bounded number of records at a time, ending at a
+    /// revision boundary; following `next` gets every event once.
+    #[test]
+    fn history_of_a_quiet_key_comes_in_bounded_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("db"));
+        let noise = HISTORY_SCAN_BUDGET * 2 + 10;
+        let mut wt = store.write().unwrap();
+        wt.put(b"quiet", b"1".to_vec(), 0).unwrap();
+        wt.end_request();
+        for i in 0..noise {
+            wt.put(format!("noise/{i}").as_bytes(), b"x".to_vec(), 0)
+                .unwrap();
+            wt.end_request();
+        }
+        wt.put(b"quiet", b"2".to_vec(), 0).unwrap();
+        wt.end_request();
+        wt.commit(Applied { index: 1, term: 1 }).unwrap();
+        let view = store.read().unwrap();
+        let quiet = KeyRange::Single(b"quiet".to_vec());
+        let (mut next, mut steps, mut values) = (1, 0, Vec::new());
+        while next <= view.current_rev() {
+            let (batch, after) = view.history(&quiet, next, 1000).unwrap();
+            assert!(after > next, "no progress at {next}");
+            values.extend(
+                batch
+                    .iter()
+                    .flat_map(|r| r.events.iter())
+                    .map(|e| e.kv.as_ref().unwrap().value.clone()),
+            );
+            next = after;
+            steps += 1;
+        }
+        assert_eq!(values, vec![b"1".to_vec(), b"2".to_vec()]);
+        assert!(steps >= 3, "the whole history was read in {steps} step(s)");
+    }
+
+    /// A range longer than one chunk of the index walk returns every key,
+    /// in order, with the full count, and stops at a limit.
+    #[test]
+    fn ranges_longer_than_an_index_chunk_are_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("db"));
+        let n = INDEX_CHUNK * 2 + 7;
+        let mut wt = store.write().unwrap();
+        for i in 0..n {
+            wt.put(format!("k/{i:05}").as_bytes(), b"v".to_vec(), 0)
+                .unwrap();
+            wt.end_request();
+        }
+        wt.commit(Applied { index: 1, term: 1 }).unwrap();
+        let view = store.read().unwrap();
+        let all = KeyRange::From(b"k/".to_vec());
+        let got = view.range(&all, RangeOptions::default()).unwrap();
+        assert_eq!((got.kvs.len(), got.count), (n, n as i64));
+        let keys: Vec<Vec<u8>> = got.kvs.iter().map(|kv| kv.key.clone()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(keys, sorted);
+        let limited = RangeOptions {
+            limit: INDEX_CHUNK as i64 + 1,
+            ..Default::default()
+        };
+        let got = view.range(&all, limited).unwrap();
+        assert_eq!((got.kvs.len(), got.count), (INDEX_CHUNK + 1, n as i64));
+        assert_eq!(
+            got.kvs[INDEX_CHUNK].key,
+            format!("k/{INDEX_CHUNK:05}").into_bytes()
+        );
     }
 
     /// A follower installing a leader's snapshot never serves a read that

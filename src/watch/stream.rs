@@ -123,6 +123,9 @@ impl WatchStream {
                     },
                     _ = std::future::ready(()) => {}
                 }
+                // a catch-up step that sent nothing never awaited: let the
+                // worker's other tasks run between steps
+                tokio::task::yield_now().await;
                 continue;
             }
             tokio::select! {
