@@ -193,10 +193,11 @@ user_flow() {
             fail "the bash completion of $bin does not load"
     done
 
-    log "$kind: the operators' guide and the alert rules are installed"
+    log "$kind: the operators' guide, the alert rules and the dashboard are installed"
     in_ct test -s /usr/share/doc/rsetcd/operations.md || fail "no /usr/share/doc/rsetcd/operations.md"
     in_ct test -s /usr/share/doc/rsetcd/prometheus/etcd-alerts.yaml ||
         fail "no /usr/share/doc/rsetcd/prometheus/etcd-alerts.yaml"
+    in_ct test -s /usr/share/doc/rsetcd/grafana/rsetcd.json || fail "no /usr/share/doc/rsetcd/grafana/rsetcd.json"
 
     log "$kind: systemd-analyze verify of the units prints nothing"
     local units=() unit
