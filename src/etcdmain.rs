@@ -164,6 +164,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     crate::metrics::init(opts.metrics);
     set_quota_metric(opts.quota_backend_bytes);
     let data_dir = DataDir::open(&opts.data_dir, opts.wal_dir.as_deref())?;
+    // until raft runs, a failed start takes back what it created
+    let start_guard = data_dir.start_guard();
     let tls = SidesTls::load(&opts)?;
     // Bind before the (possibly long) replay, so a taken port fails at once.
     let mut listeners = Vec::new();
@@ -284,6 +286,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         durable.clone(),
         snapshots.clone(),
     )?;
+    start_guard.disarm();
     if opened.fresh {
         tracing::info!(
             local_member_id = format!("{member_id:x}"),

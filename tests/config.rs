@@ -204,3 +204,43 @@ fn missing_config_file_is_reported() {
         "open /nonexistent/etcd.conf.yml: no such file or directory",
     );
 }
+
+/// A first start that fails before raft runs (here: the client port is
+/// taken) leaves no data dir or `member/` skeleton behind, which a later
+/// start would take for an initialized member; a failed start on an
+/// existing member's data dir leaves it untouched.
+#[test]
+fn a_failed_first_start_leaves_no_member_skeleton() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", taken.local_addr().expect("addr"));
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data_dir = tmp.path().join("new.etcd");
+    let wal_dir = tmp.path().join("elsewhere-wal");
+    let start = |with_wal: bool| {
+        let mut args = vec![
+            format!("--data-dir={}", data_dir.display()),
+            format!("--listen-client-urls={url}"),
+            format!("--advertise-client-urls={url}"),
+        ];
+        if with_wal {
+            args.push(format!("--wal-dir={}", wal_dir.display()));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        etcd(&args, &[])
+    };
+    let out = start(true);
+    assert_fails(&out, 1, "address already in use");
+    assert!(!data_dir.exists(), "{} left behind", data_dir.display());
+    assert!(!wal_dir.exists(), "{} left behind", wal_dir.display());
+
+    // an existing member's files stay
+    let member = data_dir.join("member");
+    std::fs::create_dir_all(member.join("wal")).expect("mkdir");
+    std::fs::write(member.join("wal/keep"), b"x").expect("write");
+    let out = start(false);
+    assert_fails(&out, 1, "address already in use");
+    assert!(
+        member.join("wal/keep").exists(),
+        "an existing member dir was touched"
+    );
+}

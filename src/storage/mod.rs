@@ -9,7 +9,7 @@ pub mod private;
 pub mod snapshot;
 pub mod wal;
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -20,12 +20,65 @@ pub struct DataDir {
     pub db_path: PathBuf,
     /// Held for the life of the process: an exclusive flock on the dir.
     _lock: File,
+    /// What this start created (the data dir, member/, a separate WAL dir),
+    /// for `StartGuard`; true: with all it holds.
+    created: Vec<(PathBuf, bool)>,
+}
+
+/// Removes what a start created when the start fails before raft runs
+/// (a taken port, a bad certificate, a join refused): a failed first
+/// start leaves no `member/` skeleton that a later start would take for
+/// an initialized member. Disarmed once the raft log exists and raft may
+/// have voted: from then on the data is the member's.
+pub struct StartGuard {
+    created: Vec<(PathBuf, bool)>,
+    armed: bool,
+}
+
+impl StartGuard {
+    pub fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for StartGuard {
+    fn drop(&mut self) {
+        if !self.armed || self.created.is_empty() {
+            return;
+        }
+        for (dir, whole) in self.created.iter().rev() {
+            // the data dir itself goes only if nothing else is in it
+            let removed = if *whole {
+                fs::remove_dir_all(dir)
+            } else {
+                fs::remove_dir(dir)
+            };
+            match removed {
+                Ok(()) => {
+                    tracing::info!(path = %dir.display(), "removed what the failed start created")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %dir.display(), error = %e, "cannot remove what the failed start created")
+                }
+            }
+        }
+    }
 }
 
 impl DataDir {
     pub fn open(data_dir: &Path, wal_dir: Option<&Path>) -> anyhow::Result<DataDir> {
         let member = data_dir.join("member");
         let snap = member.join("snap");
+        let mut created = Vec::new();
+        if !data_dir.exists() {
+            created.push((data_dir.to_path_buf(), false));
+        }
+        if !member.exists() {
+            created.push((member.clone(), true));
+        }
+        if let Some(w) = wal_dir.filter(|w| !w.exists()) {
+            created.push((w.to_path_buf(), true));
+        }
         for dir in [data_dir, &member, &snap] {
             private::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         }
@@ -55,6 +108,15 @@ impl DataDir {
             wal_dir,
             db_path: snap.join("db"),
             _lock: lock,
+            created,
         })
+    }
+
+    /// A guard that removes what this start created unless disarmed.
+    pub fn start_guard(&self) -> StartGuard {
+        StartGuard {
+            created: self.created.clone(),
+            armed: true,
+        }
     }
 }
