@@ -160,3 +160,55 @@ fn bash_complete(script: &Path, bin: &str, words: &[&str]) -> String {
         .expect("run bash");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `etcdctl completion <shell>` prints the shell's script (as Debian's
+/// etcdctl 3.4 does): bash loads it and completes a command from its
+/// prefix; the others carry their shell's markers.
+#[test]
+fn etcdctl_completion_prints_scripts_that_load() {
+    let etcdctl = env!("CARGO_BIN_EXE_etcdctl");
+    let script = |shell: &str| {
+        let out = Command::new(etcdctl)
+            .args(["completion", shell])
+            .output()
+            .expect("run etcdctl");
+        assert!(out.status.success(), "{shell}: {out:?}");
+        String::from_utf8(out.stdout).expect("utf-8 script")
+    };
+    for (shell, marker) in [
+        ("zsh", "#compdef etcdctl"),
+        ("fish", "complete -c etcdctl"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        assert!(
+            script(shell).contains(marker),
+            "{shell} script lacks {marker:?}"
+        );
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("etcdctl.bash");
+    std::fs::write(&file, script("bash")).expect("write script");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && COMP_WORDS=(etcdctl memb) && COMP_CWORD=1 && _etcdctl etcdctl memb etcdctl && echo \"${{COMPREPLY[@]}}\"",
+            file.display()
+        ))
+        .output()
+        .expect("run bash");
+    let replies = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        replies.split_whitespace().any(|w| w == "member"),
+        "bash completed `etcdctl memb` to {replies:?}; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // a group without a shell prints its help, as cobra does
+    let out = Command::new(etcdctl)
+        .arg("completion")
+        .output()
+        .expect("run etcdctl");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("bash"),
+        "{out:?}"
+    );
+}

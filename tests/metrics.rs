@@ -1156,3 +1156,81 @@ fn etcd_alert_rules_evaluate_against_our_series() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The Grafana dashboard the packages ship (docs/grafana/rsetcd.json) has
+/// what Grafana's import needs, and every panel asks for series rsetcd
+/// exports, in queries that parse as PromQL (`promtool check rules`).
+#[test]
+fn grafana_dashboard_queries_our_series() -> anyhow::Result<()> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/grafana/rsetcd.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    assert!(dashboard["title"].is_string() && dashboard["uid"].is_string());
+    assert!(dashboard["schemaVersion"].is_u64());
+    let panels = dashboard["panels"].as_array().context("no panels")?;
+    let mut exprs = Vec::new();
+    for p in panels {
+        assert!(p["gridPos"]["w"].is_u64() && p["type"].is_string(), "{p}");
+        for t in p["targets"].as_array().context("panel without targets")? {
+            exprs.push(
+                t["expr"]
+                    .as_str()
+                    .context("target without expr")?
+                    .to_string(),
+            );
+        }
+    }
+    assert!(exprs.len() >= 10, "{} queries", exprs.len());
+
+    let s = scrape_after_workload()?;
+    let exported: std::collections::BTreeSet<&str> = s
+        .text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let mut missing = Vec::new();
+    for e in &exprs {
+        for word in e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            let metric = word.starts_with("etcd_") || word.starts_with("grpc_server_");
+            // peer series appear once a member has peers; this one has none
+            let peer_only = word.starts_with("etcd_network_peer_");
+            if metric && !peer_only && !exported.contains(word) {
+                missing.push(word.to_string());
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the dashboard asks for series we do not export: {missing:?}"
+    );
+
+    let Some(promtool) = promtool() else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, e) in exprs.iter().enumerate() {
+        // Grafana's variables, as it would fill them in
+        let e = e
+            .replace("$__rate_interval", "5m")
+            .replace("$job", ".*")
+            .replace("$instance", ".*");
+        rules.push_str(&format!(
+            "      - record: dashboard:query{i}\n        expr: {}\n",
+            serde_json::to_string(&e)?
+        ));
+    }
+    let file = dir.path().join("dashboard-rules.yaml");
+    std::fs::write(&file, rules)?;
+    let check = Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()?;
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    Ok(())
+}

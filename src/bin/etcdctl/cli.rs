@@ -26,6 +26,11 @@ pub enum CommandId {
     CheckDatascale,
     CheckPerf,
     Compaction,
+    Completion,
+    CompletionBash,
+    CompletionFish,
+    CompletionPowershell,
+    CompletionZsh,
     Defrag,
     Del,
     Elect,
@@ -924,6 +929,93 @@ const fn group(
     }
 }
 
+/// `etcdctl completion <shell>` (etcd 3.4's etcdctl as Debian builds it
+/// has this command, from cobra; etcd 3.5's has not).
+const COMPLETION_CHILDREN: &[CommandDef] = &[
+    CommandDef {
+        long: "Generate the autocompletion script for the bash shell.
+
+To load completions in your current shell session:
+
+\tsource <(etcdctl completion bash)
+
+To load completions for every new session, execute once:
+
+\tetcdctl completion bash > /etc/bash_completion.d/etcdctl
+
+You will need to start a new shell for this setup to take effect.
+",
+        ..leaf(
+            CommandId::CompletionBash,
+            "bash",
+            "bash",
+            "Generate the autocompletion script for bash",
+            &[help_flag("help for bash")],
+        )
+    },
+    CommandDef {
+        long: "Generate the autocompletion script for the fish shell.
+
+To load completions in your current shell session:
+
+\tetcdctl completion fish | source
+
+To load completions for every new session, execute once:
+
+\tetcdctl completion fish > ~/.config/fish/completions/etcdctl.fish
+
+You will need to start a new shell for this setup to take effect.
+",
+        ..leaf(
+            CommandId::CompletionFish,
+            "fish",
+            "fish",
+            "Generate the autocompletion script for fish",
+            &[help_flag("help for fish")],
+        )
+    },
+    CommandDef {
+        long: "Generate the autocompletion script for powershell.
+
+To load completions in your current shell session:
+
+\tetcdctl completion powershell | Out-String | Invoke-Expression
+
+To load completions for every new session, add the output of the above command
+to your powershell profile.
+",
+        ..leaf(
+            CommandId::CompletionPowershell,
+            "powershell",
+            "powershell",
+            "Generate the autocompletion script for powershell",
+            &[help_flag("help for powershell")],
+        )
+    },
+    CommandDef {
+        long: "Generate the autocompletion script for the zsh shell.
+
+If shell completion is not already enabled in your environment you will need
+to enable it.  You can execute the following once:
+
+\techo \"autoload -U compinit; compinit\" >> ~/.zshrc
+
+To load completions for every new session, execute once:
+
+\tetcdctl completion zsh > \"${fpath[1]}/_etcdctl\"
+
+You will need to start a new shell for this setup to take effect.
+",
+        ..leaf(
+            CommandId::CompletionZsh,
+            "zsh",
+            "zsh",
+            "Generate the autocompletion script for zsh",
+            &[help_flag("help for zsh")],
+        )
+    },
+];
+
 const ROOT_CHILDREN: &[CommandDef] = &[
     group(
         CommandId::Alarm,
@@ -956,6 +1048,19 @@ const ROOT_CHILDREN: &[CommandDef] = &[
         "Compacts the event history in etcd",
         COMPACTION_FLAGS,
     ),
+    CommandDef {
+        long: "Generate the autocompletion script for etcdctl for the specified shell.
+See each sub-command's help for details on how to use the generated script.
+",
+        ..group(
+            CommandId::Completion,
+            "completion",
+            "completion",
+            "Generate the autocompletion script for the specified shell",
+            &[help_flag("help for completion")],
+            COMPLETION_CHILDREN,
+        )
+    },
     CommandDef {
         persistent: ENDPOINT_PERSISTENT,
         ..leaf(

@@ -12,6 +12,7 @@
 //! of `check`). Go's formatting rules are
 //! `rsetcd::gofmt`.
 
+mod clap_tree;
 mod cli;
 mod command;
 mod concurrency;

@@ -5,6 +5,7 @@ pub mod alarm;
 pub mod auth;
 pub mod check;
 pub mod compaction;
+pub mod completion;
 pub mod defrag;
 pub mod del;
 pub mod elect;
@@ -57,6 +58,10 @@ pub async fn run(resolved: &Resolved, invocation: Invocation) -> CtlResult {
         CommandId::Txn => txn::run(invocation).await,
         CommandId::Compaction => compaction::run(invocation).await,
         CommandId::Version => version::run(),
+        CommandId::CompletionBash => completion::run(completion::Shell::Bash),
+        CommandId::CompletionFish => completion::run(completion::Shell::Fish),
+        CommandId::CompletionPowershell => completion::run(completion::Shell::PowerShell),
+        CommandId::CompletionZsh => completion::run(completion::Shell::Zsh),
         CommandId::EndpointHealth => endpoint::health(invocation).await,
         CommandId::EndpointStatus => endpoint::status(invocation).await,
         CommandId::EndpointHashKv => endpoint::hash_kv(invocation).await,
@@ -105,6 +110,7 @@ pub async fn run(resolved: &Resolved, invocation: Invocation) -> CtlResult {
         | CommandId::Alarm
         | CommandId::Auth
         | CommandId::Check
+        | CommandId::Completion
         | CommandId::Endpoint
         | CommandId::Lease
         | CommandId::Member
