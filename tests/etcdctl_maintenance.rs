@@ -916,3 +916,41 @@ fn check_datascale_reports_like_etcdctl_34() {
     );
     assert_eq!(busy.code, Some(3));
 }
+
+/// `snapshot save` to a member that cannot be reached — nothing listens,
+/// or a listener accepts TCP but never speaks gRPC — fails within
+/// --dial-timeout with "context deadline exceeded" (clientv3's blocking
+/// dial; etcd 3.4's etcdctl waits forever here) and leaves no file, not
+/// even the .part.
+#[test]
+fn snapshot_save_to_an_unreachable_member_fails_within_the_dial_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_endpoint = silent.local_addr().expect("addr").to_string();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    for endpoint in [silent_endpoint, closed] {
+        let path = dir.path().join("snap.db");
+        let out = run(
+            OUR_ETCDCTL,
+            &[
+                &format!("--endpoints={endpoint}"),
+                "--dial-timeout=1s",
+                "snapshot",
+                "save",
+                path.to_str().expect("utf-8 path"),
+            ],
+        );
+        assert_eq!(out.code, Some(5), "{endpoint}: {}", out.stderr);
+        assert!(
+            out.plain_stderr()
+                .contains("Error: context deadline exceeded"),
+            "{endpoint}: {}",
+            out.stderr
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
+        assert!(left.is_empty(), "{endpoint}: files left behind: {left:?}");
+    }
+}

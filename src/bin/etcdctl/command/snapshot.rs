@@ -124,6 +124,11 @@ async fn save_to(
         ));
     }
     let endpoint = config.endpoints[0].clone();
+    // clientv3.New with a dial timeout: the member must answer within
+    // --dial-timeout, before any file is created (etcd 3.4's etcdctl waited
+    // forever on an unreachable endpoint, leaving a .part file behind).
+    let mut client = Client::unbounded(config.clone());
+    let channel = dial(&mut client, config.dial_timeout).await?;
     let part_path = format!("{path}.part");
     let mut file = OpenOptions::new()
         .write(true)
@@ -145,14 +150,35 @@ async fn save_to(
         &[("path", &part_path)],
     );
     // The partial file goes whatever happens; a saved one was renamed away.
-    let result = fetch_and_keep(config, timeout, &endpoint, &mut file, &part_path, path).await;
+    let result = fetch_and_keep(
+        client, channel, timeout, &endpoint, &mut file, &part_path, path,
+    )
+    .await;
     drop(file);
     let _ = std::fs::remove_file(&part_path);
     result
 }
 
+/// A connection the member has answered on (a Status call: a listener that
+/// accepts TCP but never speaks gRPC does not count), within `limit`.
+async fn dial(client: &mut Client, limit: Duration) -> Result<tonic::transport::Channel, String> {
+    let answered = async {
+        let channel = client.connection().await.map_err(|err| err.text)?;
+        let request = client.stream_request(rsetcd::proto::etcdserverpb::StatusRequest {}, false);
+        MaintenanceClient::new(channel.clone())
+            .status(request)
+            .await
+            .map_err(|status| status_text(&status))?;
+        Ok(channel)
+    };
+    tokio::time::timeout(limit, answered)
+        .await
+        .unwrap_or_else(|_| Err(DEADLINE_EXCEEDED.to_string()))
+}
+
 async fn fetch_and_keep(
-    config: ClientConfig,
+    client: Client,
+    channel: tonic::transport::Channel,
     timeout: Option<Duration>,
     endpoint: &str,
     file: &mut File,
@@ -160,7 +186,7 @@ async fn fetch_and_keep(
     path: &str,
 ) -> Result<(), String> {
     let started = Instant::now();
-    let download = download(config, endpoint, file, part_path);
+    let download = download(client, channel, endpoint, file, part_path);
     let size = match timeout {
         Some(limit) => tokio::time::timeout(limit, download)
             .await
@@ -202,14 +228,13 @@ async fn fetch_and_keep(
 /// Opens the Snapshot stream and writes every blob it carries to `file`;
 /// returns the number of bytes written.
 async fn download(
-    config: ClientConfig,
+    client: Client,
+    channel: tonic::transport::Channel,
     endpoint: &str,
     file: &mut File,
     part_path: &str,
 ) -> Result<u64, String> {
     // The caller bounds the whole download by --command-timeout, if set.
-    let mut client = Client::unbounded(config);
-    let channel = client.connection().await.map_err(|err| err.text)?;
     log(
         "info",
         Some("client"),
