@@ -24,7 +24,8 @@ const OURS_ONLY: &[(&str, &str)] = &[
     ),
 ];
 
-/// Lines tooling waits for or greps: both print them.
+/// Lines tooling waits for or greps: both print them (a compaction is part
+/// of the short life).
 const REQUIRED: &[&str] = &[
     "starting an etcd server",
     "added member",
@@ -34,6 +35,7 @@ const REQUIRED: &[&str] = &[
     "serving peer traffic",
     "serving client traffic insecurely; this is strongly discouraged!",
     "received signal; shutting down",
+    "finished scheduled compaction",
 ];
 
 /// Of those, the lines whose fields are exactly etcd's.
@@ -44,6 +46,7 @@ const EXACT: &[&str] = &[
     "serving peer traffic",
     "serving client traffic insecurely; this is strongly discouraged!",
     "received signal; shutting down",
+    "finished scheduled compaction",
 ];
 
 /// Message → the union of field names over its lines (level, ts, caller,
@@ -77,6 +80,23 @@ async fn log_of_a_short_life(flavor: Flavor) -> String {
         key: b"k".to_vec(),
         value: b"v".to_vec(),
         ..Default::default()
+    })
+    .await
+    .unwrap();
+    let rev = kv
+        .range(rsetcd::proto::etcdserverpb::RangeRequest {
+            key: b"k".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .revision;
+    kv.compact(rsetcd::proto::etcdserverpb::CompactionRequest {
+        revision: rev,
+        physical: true,
     })
     .await
     .unwrap();

@@ -729,7 +729,9 @@ impl ReadView<'_> {
 
 /// A compaction waiting for its commit: the revision and the index
 /// entries it drops.
-type Compaction = (i64, Vec<(Vec<u8>, Revision)>);
+/// A compaction in the txn: its revision, the revisions it drops, and
+/// when it started.
+type Compaction = (i64, Vec<(Vec<u8>, Revision)>, std::time::Instant);
 
 /// The apply thread's transaction; one per applied batch of raft entries.
 pub struct WriteTxn<'s> {
@@ -967,7 +969,7 @@ impl WriteTxn<'_> {
             journal.extend(dropped.iter().map(|(_, r)| *r));
         }
         self.compacted = rev;
-        self.compaction = Some((rev, dropped));
+        self.compaction = Some((rev, dropped, started));
         Ok(())
     }
 
@@ -998,7 +1000,7 @@ impl WriteTxn<'_> {
         let events = std::mem::take(&mut self.events);
         self.txn.commit()?;
         store.refresh_size();
-        if let Some((rev, dropped)) = compaction {
+        if let Some((rev, dropped, started)) = compaction {
             store
                 .index
                 .load()
@@ -1007,6 +1009,12 @@ impl WriteTxn<'_> {
                 .expect("index lock")
                 .remove(&dropped);
             store.index_compacted.store(rev, Ordering::Release);
+            // etcd's line (and fields) once a compaction is done
+            tracing::info!(
+                compact_revision = rev,
+                took = ?started.elapsed(),
+                "finished scheduled compaction"
+            );
         }
         Ok(events)
     }
