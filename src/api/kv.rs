@@ -53,24 +53,11 @@ fn txn_serializable(t: &TxnRequest) -> bool {
         })
 }
 
-/// Ranges that cost about as much as a point lookup; those may run on the
-/// async worker that received them.
-const SMALL_RANGE_LIMIT: i64 = 1000;
-
-/// Whether a range is cheap: one key, or a limit of at most
-/// `SMALL_RANGE_LIMIT` with nothing that makes the server read every key
-/// first (sorting, revision filters, counting).
+/// Whether a range is as cheap as a point lookup: one key. Any other range
+/// may walk many keys, even with a small limit (the response counts every
+/// key in the range).
 fn is_small_range(r: &RangeRequest) -> bool {
-    let filtered = r.min_mod_revision != 0
-        || r.max_mod_revision != 0
-        || r.min_create_revision != 0
-        || r.max_create_revision != 0;
     r.range_end.is_empty()
-        || (r.limit > 0
-            && r.limit <= SMALL_RANGE_LIMIT
-            && !r.count_only
-            && r.sort_order == 0
-            && !filtered)
 }
 
 fn is_small_txn(t: &TxnRequest) -> bool {

@@ -201,7 +201,16 @@ impl EnvSource {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(format!("read {}: {e}", path.display())),
+            Err(e) => {
+                // a file only root may read: the YAML file and the flags
+                // still reload, with the variables etcd started with
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "cannot read the environment file; reloading with the variables etcd started with"
+                );
+                return Ok(());
+            }
         };
         let (assigned, skipped) = config::envfile::parse(&text);
         for line in skipped {

@@ -23,7 +23,7 @@ pub fn parse(text: &str) -> (Vec<(String, String)>, Vec<String>) {
     while let Some(first) = lines.next() {
         let mut line = first.to_string();
         // an unquoted trailing backslash continues the line
-        while line.ends_with('\\') && !in_quotes(&line) {
+        while ends_with_odd_backslashes(&line) && !in_quotes(&line) {
             line.pop();
             match lines.next() {
                 Some(next) => line.push_str(next),
@@ -49,6 +49,12 @@ pub fn parse(text: &str) -> (Vec<(String, String)>, Vec<String>) {
         }
     }
     (vars, skipped)
+}
+
+/// A line continues when it ends in a backslash that is not itself
+/// escaped (two at the end are one literal backslash).
+fn ends_with_odd_backslashes(line: &str) -> bool {
+    line.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
 }
 
 fn is_name(name: &str) -> bool {
@@ -161,6 +167,12 @@ mod tests {
             ]
         );
         assert_eq!(skipped, vec!["not an assignment", "1BAD=x", "F=\"open"]);
+    }
+
+    #[test]
+    fn an_escaped_backslash_at_the_end_is_no_continuation() {
+        let (vars, _) = parse("A=x\\\\\nB=y\n");
+        assert_eq!(vars, vec![pair("A", "x\\"), pair("B", "y")]);
     }
 
     #[test]

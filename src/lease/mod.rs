@@ -68,6 +68,10 @@ struct Lease {
     /// Leader only: when this lease's remaining TTL is next worth a
     /// checkpoint (`checkpoint_every`).
     checkpoint_due: Option<Instant>,
+    /// Leader only: renewed while the members hold a checkpointed remaining
+    /// TTL; the next checkpoint resets it to the full TTL (0), as etcd's
+    /// Renew does, or a new leader would use the stale remainder.
+    reset_pending: bool,
     keys: BTreeSet<Vec<u8>>,
 }
 
@@ -137,6 +141,7 @@ impl Lessor {
                     expiry: None,
                     retry_revoke: None,
                     checkpoint_due: None,
+                    reset_pending: false,
                     keys: BTreeSet::new(),
                 },
             );
@@ -174,6 +179,7 @@ impl Lessor {
                 expiry,
                 retry_revoke: None,
                 checkpoint_due,
+                reset_pending: false,
                 keys: BTreeSet::new(),
             },
         );
@@ -277,9 +283,14 @@ impl Lessor {
         if l.expiry.is_some_and(|e| e <= now) {
             return Err(Error::NotFound);
         }
+        if l.remaining_ttl > 0 {
+            l.reset_pending = true;
+            l.checkpoint_due = Some(now);
+        } else {
+            l.checkpoint_due = Some(now + checkpoint_every(l.ttl));
+        }
         l.remaining_ttl = 0;
         l.expiry = Some(deadline(now, l.ttl, Duration::ZERO));
-        l.checkpoint_due = Some(now + checkpoint_every(l.ttl));
         crate::metrics::lease().renewed_total.inc();
         Ok(l.ttl)
     }
@@ -342,15 +353,21 @@ impl Lessor {
     }
 
     fn checkpoints_at(&self, now: Instant) -> Vec<LeaseCheckpoint> {
-        let inner = self.lock();
+        let mut inner = self.lock();
         if !inner.primary {
             return Vec::new();
         }
         let mut cps: Vec<LeaseCheckpoint> = inner
             .leases
-            .iter()
+            .iter_mut()
             .filter(|(_, l)| l.checkpoint_due.is_some_and(|due| due <= now))
             .filter_map(|(id, l)| {
+                if std::mem::take(&mut l.reset_pending) {
+                    return Some(LeaseCheckpoint {
+                        id: *id,
+                        remaining_ttl: 0,
+                    });
+                }
                 let left = l.remaining(now).as_secs_f64().ceil() as i64;
                 // only what changed since the last checkpoint
                 (left > 0 && left != l.remaining_ttl).then_some(LeaseCheckpoint {
@@ -431,6 +448,21 @@ mod tests {
             .checkpoints_at(Instant::now() + Duration::from_secs(1))
             .is_empty());
         // a renewal restarts the interval
+        assert_eq!(l.renew(2), Ok(3600));
+        assert!(l
+            .checkpoints_at(Instant::now() + Duration::from_secs(300))
+            .is_empty());
+        // a renewal while the members hold a checkpointed remainder resets
+        // it to the full TTL at once (etcd's Renew), then waits again
+        l.checkpoint(&[LeaseCheckpoint {
+            id: 2,
+            remaining_ttl: 100,
+        }]);
+        assert_eq!(l.renew(2), Ok(3600));
+        let cps = l.checkpoints_at(Instant::now());
+        assert_eq!(cps.len(), 1);
+        assert_eq!((cps[0].id, cps[0].remaining_ttl), (2, 0));
+        l.checkpoint(&cps);
         assert_eq!(l.renew(2), Ok(3600));
         assert!(l
             .checkpoints_at(Instant::now() + Duration::from_secs(300))

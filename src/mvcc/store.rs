@@ -451,15 +451,16 @@ impl Store {
                     true
                 });
             }
+            // A compaction past `rev` that reached the index before or
+            // during this chunk dropped entries the walk needed (compaction
+            // publishes its revision before it removes anything).
+            if self.index_compacted.load(Ordering::Acquire) > rev {
+                return Err(Error::Compacted);
+            }
             let Some(last) = stopped_at else {
                 break;
             };
             after = Some(last);
-            // a compaction past `rev` between two chunks dropped entries the
-            // rest of the walk would need
-            if self.index_compacted.load(Ordering::Acquire) > rev {
-                return Err(Error::Compacted);
-            }
         }
         let mut kvs = Vec::with_capacity(found.len());
         for (key, change) in found {
@@ -1001,14 +1002,13 @@ impl WriteTxn<'_> {
         self.txn.commit()?;
         store.refresh_size();
         if let Some((rev, dropped, started)) = compaction {
-            store
-                .index
-                .load()
-                .index
-                .write()
-                .expect("index lock")
-                .remove(&dropped);
+            let generation = store.index.load();
+            let mut index = generation.index.write().expect("index lock");
+            // first the revision, then the removal: a reader that sees any
+            // entry gone also sees the revision and answers Compacted
             store.index_compacted.store(rev, Ordering::Release);
+            index.remove(&dropped);
+            drop(index);
             // etcd's line (and fields) once a compaction is done
             tracing::info!(
                 compact_revision = rev,

@@ -54,6 +54,8 @@ impl Drop for StartGuard {
                 fs::remove_dir(dir)
             };
             match removed {
+                // not created after all (the start failed before it)
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Ok(()) => {
                     tracing::info!(path = %dir.display(), "removed what the failed start created")
                 }

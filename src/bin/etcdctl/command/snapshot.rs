@@ -159,17 +159,22 @@ async fn save_to(
     result
 }
 
-/// A connection the member has answered on (a Status call: a listener that
-/// accepts TCP but never speaks gRPC does not count), within `limit`.
+/// A connection the member has answered on (any answer to a Status call: a
+/// listener that accepts TCP but never speaks gRPC does not count), within
+/// `limit`.
 async fn dial(client: &mut Client, limit: Duration) -> Result<tonic::transport::Channel, String> {
     let answered = async {
         let channel = client.connection().await.map_err(|err| err.text)?;
         let request = client.stream_request(rsetcd::proto::etcdserverpb::StatusRequest {}, false);
-        MaintenanceClient::new(channel.clone())
+        match MaintenanceClient::new(channel.clone())
             .status(request)
             .await
-            .map_err(|status| status_text(&status))?;
-        Ok(channel)
+        {
+            Ok(_) => Ok(channel),
+            // an error status is an answer all the same: the member is there
+            Err(status) if std::error::Error::source(&status).is_none() => Ok(channel),
+            Err(status) => Err(status_text(&status)),
+        }
     };
     tokio::time::timeout(limit, answered)
         .await
