@@ -3,7 +3,8 @@
 //! start, the first election and a SIGTERM, every line that rsetcd and
 //! etcd 3.4 both print carries only etcd's field names (dashes, not
 //! underscores), plus the few named here; the lines tooling waits for are
-//! printed by both, and the key ones with exactly etcd's fields.
+//! printed by both, and the key ones with exactly etcd's fields. Raft's
+//! lines read as etcd raft's ("<id> became leader at term <n>").
 
 mod support_kv;
 
@@ -110,14 +111,80 @@ async fn log_of_a_short_life(flavor: Flavor) -> String {
     server.log()
 }
 
+/// Raft's lines as etcd's raft writes them, ids and numbers masked: both
+/// servers print each of these through a start and the first election.
+const RAFT_SHAPES: &[&str] = &[
+    "newRaft <id> [peers: [<ids>], term: <n>, commit: <n>, applied: <n>, lastindex: <n>, lastterm: <n>]",
+    "<id> became follower at term <n>",
+    "<id> switched to configuration voters=(<n>)",
+    "<id> is starting a new election at term <n>",
+    "<id> became candidate at term <n>",
+    "<id> became leader at term <n>",
+    "raft.node: <id> elected leader <id> at term <n>",
+];
+
+/// A message with member ids (hex) and numbers masked, as `RAFT_SHAPES`.
+fn shape(msg: &str) -> String {
+    let mask = |token: &str| -> String {
+        let hex = token.len() >= 8
+            && token.chars().all(|c| c.is_ascii_hexdigit())
+            && token.chars().any(|c| c.is_ascii_alphabetic())
+            && token.chars().any(|c| c.is_ascii_digit());
+        if hex {
+            "<id>".into()
+        } else if !token.is_empty() && token.chars().all(|c| c.is_ascii_digit()) {
+            "<n>".into()
+        } else {
+            token.into()
+        }
+    };
+    let mut out = String::new();
+    let mut token = String::new();
+    for c in msg.chars() {
+        if c.is_ascii_alphanumeric() {
+            token.push(c);
+        } else {
+            out.push_str(&mask(&token));
+            token.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&mask(&token));
+    // the peer list may be empty or hold ids
+    out.replace("[peers: [], ", "[peers: [<ids>], ")
+        .replace("[peers: [<id>], ", "[peers: [<ids>], ")
+}
+
+fn messages(log: &str) -> std::collections::BTreeSet<String> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["msg"].as_str().map(shape))
+        .collect()
+}
+
 #[tokio::test]
 async fn common_log_lines_carry_etcds_field_names() {
     if !reference_available() {
         eprintln!("SKIP: etcd 3.4 (etcd-server) is not installed");
         return;
     }
-    let ours = fields_by_message(&log_of_a_short_life(Flavor::Ours).await);
-    let etcd = fields_by_message(&log_of_a_short_life(Flavor::Reference).await);
+    let (our_log, etcd_log) = (
+        log_of_a_short_life(Flavor::Ours).await,
+        log_of_a_short_life(Flavor::Reference).await,
+    );
+    let (our_shapes, etcd_shapes) = (messages(&our_log), messages(&etcd_log));
+    for shape in RAFT_SHAPES {
+        assert!(
+            etcd_shapes.contains(*shape),
+            "etcd 3.4 does not print {shape:?}: {etcd_shapes:#?}"
+        );
+        assert!(
+            our_shapes.contains(*shape),
+            "rsetcd does not print {shape:?}: {our_shapes:#?}"
+        );
+    }
+    let ours = fields_by_message(&our_log);
+    let etcd = fields_by_message(&etcd_log);
 
     for msg in REQUIRED {
         assert!(etcd.contains_key(*msg), "etcd 3.4 no longer prints {msg:?}");

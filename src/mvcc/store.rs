@@ -54,8 +54,6 @@ pub struct Store {
     /// `META_INDEX_GENERATION`: a read never mixes the new backend with the
     /// old index, or the reverse.
     index: ArcSwap<Generation>,
-    /// Highest compacted revision whose index entries are gone.
-    index_compacted: AtomicI64,
     /// Live keys attached to a lease, found by the startup scan; taken once
     /// by the lessor.
     leased_keys: std::sync::Mutex<Vec<(Vec<u8>, i64)>>,
@@ -85,6 +83,9 @@ const INDEX_CHUNK: usize = 1024;
 struct Generation {
     number: u64,
     index: RwLock<KeyIndex>,
+    /// Highest compaction revision whose entries may be gone from `index`
+    /// (published before they go).
+    compacted: AtomicI64,
 }
 
 /// All changes one request made, at one revision: what watchers receive
@@ -138,8 +139,8 @@ impl Store {
             index: ArcSwap::from_pointee(Generation {
                 number,
                 index: RwLock::new(index),
+                compacted: AtomicI64::new(0),
             }),
-            index_compacted: AtomicI64::new(0),
             leased_keys: std::sync::Mutex::new(leased),
             size_bytes: AtomicI64::new(0),
         };
@@ -149,7 +150,11 @@ impl Store {
             let rtxn = b.env.read_txn()?;
             meta_i64(&b, &rtxn, META_COMPACT_REV, -1)?
         };
-        store.index_compacted.store(compacted, Ordering::Release);
+        store
+            .index
+            .load()
+            .compacted
+            .store(compacted, Ordering::Release);
         Ok(store)
     }
 
@@ -209,10 +214,10 @@ impl Store {
             self.index.store(Arc::new(Generation {
                 number,
                 index: RwLock::new(index),
+                compacted: AtomicI64::new(compacted),
             }));
             self.refresh_size();
             *self.leased_keys.lock().expect("leased keys lock") = leased;
-            self.index_compacted.store(compacted, Ordering::Release);
             Ok(applied)
         })();
         src.prepare_for_closing().wait();
@@ -295,7 +300,7 @@ impl Store {
             }
             // The index has dropped revisions this snapshot may still need:
             // a compaction committed after our txn began. Take a newer one.
-            if self.index_compacted.load(Ordering::Acquire) > current {
+            if index.compacted.load(Ordering::Acquire) > current {
                 continue;
             }
             return Ok(ReadView {
@@ -415,7 +420,7 @@ impl Store {
     /// Shared by readers and the writer: keys in `range` at `rev`.
     fn range_at(
         &self,
-        index: &RwLock<KeyIndex>,
+        generation: &Generation,
         backend: &Backend,
         txn: &RoTxn<'_>,
         range: &KeyRange,
@@ -437,7 +442,7 @@ impl Store {
             let mut in_chunk = 0;
             let mut stopped_at = None;
             {
-                let index = index.read().expect("index lock");
+                let index = generation.index.read().expect("index lock");
                 index.visit_after(range, rev, after.as_deref(), |k, c| {
                     count += 1;
                     if !opts.count_only && found.len() < limit {
@@ -454,7 +459,7 @@ impl Store {
             // A compaction past `rev` that reached the index before or
             // during this chunk dropped entries the walk needed (compaction
             // publishes its revision before it removes anything).
-            if self.index_compacted.load(Ordering::Acquire) > rev {
+            if generation.compacted.load(Ordering::Acquire) > rev {
                 return Err(Error::Compacted);
             }
             let Some(last) = stopped_at else {
@@ -634,14 +639,9 @@ impl ReadView<'_> {
 
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, Error> {
         let rev = check_rev(opts.rev, self.current, self.compacted)?;
-        let (kvs, count) = self.store.range_at(
-            &self.index.index,
-            &self.backend,
-            &self.txn,
-            range,
-            rev,
-            &opts,
-        )?;
+        let (kvs, count) =
+            self.store
+                .range_at(&self.index, &self.backend, &self.txn, range, rev, &opts)?;
         Ok(RangeResult {
             kvs,
             count,
@@ -717,7 +717,7 @@ impl ReadView<'_> {
             ..Default::default()
         };
         let (mut kvs, _) = self.store.range_at(
-            &self.index.index,
+            &self.index,
             &self.backend,
             &self.txn,
             &KeyRange::Single(key.to_vec()),
@@ -777,7 +777,7 @@ impl WriteTxn<'_> {
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, Error> {
         let rev = check_rev(opts.rev, self.read_rev(), self.compacted)?;
         let (kvs, count) = self.store.range_at(
-            &self.store.index.load().index,
+            &self.store.index.load(),
             &self.backend,
             &self.txn,
             range,
@@ -1006,7 +1006,7 @@ impl WriteTxn<'_> {
             let mut index = generation.index.write().expect("index lock");
             // first the revision, then the removal: a reader that sees any
             // entry gone also sees the revision and answers Compacted
-            store.index_compacted.store(rev, Ordering::Release);
+            generation.compacted.store(rev, Ordering::Release);
             index.remove(&dropped);
             drop(index);
             // etcd's line (and fields) once a compaction is done
