@@ -357,3 +357,37 @@ fn backup_script_saves_verifies_and_keeps_the_newest() -> anyhow::Result<()> {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ETCD_BACKUP_KEEP must be at least 1"));
     Ok(())
 }
+
+/// The README's test command (.ci/run) never stops, starts or reconfigures
+/// a service on the machine it runs on (it used to stop any etcd the user
+/// ran): package installs go through a policy-rc.d that refuses service
+/// starts, and no line outside comments calls a service manager.
+#[test]
+fn the_test_command_touches_no_service() -> anyhow::Result<()> {
+    let script = std::fs::read_to_string(repo_file(".ci/run"))?;
+    let offending: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            // `service <name> start|stop|restart|reload`
+            let service = words.windows(3).any(|w| {
+                w[0] == "service" && ["start", "stop", "restart", "reload"].contains(&w[2])
+            });
+            service
+                || l.contains("invoke-rc.d")
+                || l.contains("systemctl ")
+                || l.contains("deb-systemd-invoke")
+        })
+        .collect();
+    assert!(
+        offending.is_empty(),
+        ".ci/run touches services: {offending:#?}"
+    );
+    assert!(
+        script.contains("policy-rc.d") && script.contains("exit 101"),
+        ".ci/run installs packages without refusing service starts"
+    );
+    Ok(())
+}
