@@ -11,7 +11,10 @@
 //! `cargo test --test fuzz` runs each target for FUZZ_SECONDS (default 2);
 //! a campaign: `FUZZ_SECONDS=3600 cargo test --release --test fuzz --
 //! --test-threads=1 --nocapture` (docs/robustness.md records them).
-//! FUZZ_SEED fixes the random sequence.
+//! FUZZ_SEED fixes the random sequence (without FUZZ_SECONDS, the suite's
+//! short run always takes the same one); FUZZ_TRACE=1 writes each input to
+//! target/tmp/fuzz-current-<target> before running it, for crashes that
+//! kill the process (a signal is no panic).
 
 mod support_wire;
 
@@ -163,10 +166,15 @@ fn fuzz(name: &str, mut seeds: Vec<Vec<u8>>, mut target: impl FnMut(&[u8]) -> bo
         }
     }
     assert!(!seeds.is_empty());
+    // The test suite's short run (no FUZZ_SECONDS) repeats one sequence, so
+    // a suite that passed passes again; a campaign explores a new one.
     let seed = std::env::var("FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
+            if std::env::var_os("FUZZ_SECONDS").is_none() {
+                return 0x5eed_2026_1207;
+            }
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
@@ -184,6 +192,10 @@ fn fuzz(name: &str, mut seeds: Vec<Vec<u8>>, mut target: impl FnMut(&[u8]) -> bo
     let mut finding = None;
     let mut pool = seeds.clone();
     let mut i = 0usize;
+    // FUZZ_TRACE=1: every input is written to target/tmp/fuzz-current-<name>
+    // before it runs (slow; to catch what kills the process)
+    let trace = std::env::var_os("FUZZ_TRACE")
+        .map(|_| Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-current-{name}")));
     while finding.is_none() && (i < seeds.len() || started.elapsed() < limit) {
         let input = if i < seeds.len() {
             seeds[i].clone()
@@ -194,6 +206,10 @@ fn fuzz(name: &str, mut seeds: Vec<Vec<u8>>, mut target: impl FnMut(&[u8]) -> bo
         };
         i += 1;
         execs += 1;
+        if let Some(trace) = &trace {
+            // a crash (a signal, not a panic) leaves the input behind
+            let _ = std::fs::write(trace, &input);
+        }
         match catch_unwind(AssertUnwindSafe(|| target(&input))) {
             Err(_) => finding = Some(input.clone()),
             Ok(past_decoding) => deep += u64::from(past_decoding),
