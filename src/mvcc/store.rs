@@ -407,14 +407,20 @@ impl Store {
         Ok((file, (pages * page_size) as i64))
     }
 
+    /// Runs `f` on the current key index under its read lock.
+    fn with_index<R>(&self, f: impl FnOnce(&KeyIndex) -> R) -> R {
+        f(&self.index.load().index.read().expect("index lock"))
+    }
+
+    /// Runs `f` on the current key index under its write lock (the apply
+    /// thread's changes).
+    fn with_index_mut<R>(&self, f: impl FnOnce(&mut KeyIndex) -> R) -> R {
+        f(&mut self.index.load().index.write().expect("index lock"))
+    }
+
     /// Number of live keys (for metrics and tests).
     pub fn live_keys(&self) -> usize {
-        self.index
-            .load()
-            .index
-            .read()
-            .expect("index lock")
-            .live_keys()
+        self.with_index(|index| index.live_keys())
     }
 
     /// Shared by readers and the writer: keys in `range` at `rev`.
@@ -802,14 +808,7 @@ impl WriteTxn<'_> {
         m.total_put_size_in_bytes
             .add((key.len() + value.len()) as i64);
         let main = self.current + 1;
-        let prev = self
-            .store
-            .index
-            .load()
-            .index
-            .read()
-            .expect("index lock")
-            .get(key, main);
+        let prev = self.store.with_index(|index| index.get(key, main));
         let (create_revision, version) = match prev {
             Some(c) => (c.create_revision, c.version + 1),
             None => (main, 1),
@@ -833,20 +832,12 @@ impl WriteTxn<'_> {
             kv: Some(kv),
             prev_kv: None,
         });
-        self.store
-            .index
-            .load()
-            .index
-            .write()
-            .expect("index lock")
-            .record(
-                key,
-                Change {
-                    rev,
-                    create_revision,
-                    version,
-                },
-            );
+        let change = Change {
+            rev,
+            create_revision,
+            version,
+        };
+        self.store.with_index_mut(|index| index.record(key, change));
         self.touched.push(key.to_vec());
         self.sub += 1;
         Ok(())
@@ -874,20 +865,13 @@ impl WriteTxn<'_> {
                 kv: Some(tomb),
                 prev_kv: None,
             });
+            let tombstone = Change {
+                rev,
+                create_revision: 0,
+                version: 0,
+            };
             self.store
-                .index
-                .load()
-                .index
-                .write()
-                .expect("index lock")
-                .record(
-                    &kv.key,
-                    Change {
-                        rev,
-                        create_revision: 0,
-                        version: 0,
-                    },
-                );
+                .with_index_mut(|index| index.record(&kv.key, tombstone));
             self.touched.push(kv.key.clone());
             self.sub += 1;
         }
@@ -923,13 +907,7 @@ impl WriteTxn<'_> {
             self.backend.kv.delete(&mut self.txn, &rev.to_bytes())?;
             dropped.push((key, rev));
         }
-        self.store
-            .index
-            .load()
-            .index
-            .write()
-            .expect("index lock")
-            .remove(&dropped);
+        self.store.with_index_mut(|index| index.remove(&dropped));
         self.sub = 0;
         self.request_events.clear();
         Ok(())
@@ -945,14 +923,7 @@ impl WriteTxn<'_> {
             return Err(Error::FutureRev);
         }
         let started = std::time::Instant::now();
-        let dropped = self
-            .store
-            .index
-            .load()
-            .index
-            .read()
-            .expect("index lock")
-            .compactable(rev);
+        let dropped = self.store.with_index(|index| index.compactable(rev));
         let m = crate::metrics::mvcc();
         m.index_compaction_pause_duration_ms
             .observe(started.elapsed().as_secs_f64() * 1000.0);
