@@ -670,3 +670,92 @@ fn client_crl_file_refuses_revoked_certificates() {
         member.log()
     );
 }
+
+/// Revocation under an intermediate CA (issue 23), as etcd's checkCRL:
+/// a serial the list names revokes the certificate whichever CA of the
+/// chain issued the list. WebPKI alone applies a list only to what its
+/// issuer signed directly, so the root's list naming a leaf issued by an
+/// intermediate revoked nothing before.
+#[test]
+fn a_crl_revokes_certificates_issued_under_an_intermediate() {
+    if !etcdctl_available() {
+        eprintln!("skipped: {} not installed", support::ETCDCTL);
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Ca::new(dir.path(), "root").expect("ca");
+    let issuing = root.intermediate("issuing").expect("intermediate");
+    let withdrawn = root.intermediate("withdrawn").expect("intermediate");
+    let server = issuing.server("server", "server").expect("server cert");
+    let good = issuing.client("good", "good").expect("cert");
+    // named by the root's list, though the intermediate issued it
+    let by_root = issuing.client("by-root", "by-root").expect("cert");
+    // named by the intermediate's own list (WebPKI's case)
+    let by_issuer = issuing.client("by-issuer", "by-issuer").expect("cert");
+    // issued by an intermediate the root revoked
+    let under_withdrawn = withdrawn.client("under", "under").expect("cert");
+    // another CA's list naming the good certificate's serial: not ours
+    let stranger = Ca::new(dir.path(), "stranger").expect("ca");
+    let root_crl = root
+        .crl("root-crl", &[&by_root, &withdrawn.as_pair()])
+        .expect("crl");
+    let issuing_crl = issuing.crl("issuing-crl", &[&by_issuer]).expect("crl");
+    let stranger_crl = stranger.crl("stranger-crl", &[&good]).expect("crl");
+    let crl = dir.path().join("crl.pem");
+    let lists: Vec<String> = [&root_crl, &issuing_crl, &stranger_crl]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("read crl"))
+        .collect();
+    std::fs::write(&crl, lists.concat()).expect("write crl");
+    let https = format!("https://127.0.0.1:{}", free_port().expect("port"));
+    let mut member = start(
+        dir.path(),
+        std::slice::from_ref(&https),
+        &[
+            &format!("--cert-file={}", path(&server.cert)),
+            &format!("--key-file={}", path(&server.key)),
+            &format!("--trusted-ca-file={}", path(&root.ca_file())),
+            &format!("--client-crl-file={}", path(&crl)),
+            "--client-cert-auth",
+        ],
+    )
+    .expect("start");
+    wait_ready(&mut member);
+    let flags = |pair: &support::Pair| {
+        [
+            format!("--cacert={}", path(&root.ca_file())),
+            format!("--cert={}", path(&pair.cert)),
+            format!("--key={}", path(&pair.key)),
+        ]
+    };
+    let ok = flags(&good);
+    let ok: Vec<&str> = ok.iter().map(String::as_str).collect();
+    assert_eq!(
+        etcdctl_ok(&ctl(&https, &ok, &["put", "k", "v"])).expect("good certificate"),
+        "OK\n",
+        "{}",
+        member.log()
+    );
+    for (what, pair) in [
+        ("the root's list", &by_root),
+        ("the intermediate's list", &by_issuer),
+        ("a revoked intermediate", &under_withdrawn),
+    ] {
+        let bad = flags(pair);
+        let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+        let out = etcdctl(&ctl(&https, &bad, &["get", "k"])).expect("etcdctl");
+        assert!(
+            !out.status.success(),
+            "a certificate revoked by {what} was accepted"
+        );
+    }
+    let log = member.log();
+    assert!(
+        log.contains(&format!(
+            "transport: certificate serial {:x} revoked",
+            by_root.serial
+        )),
+        "{log}"
+    );
+    assert!(log.contains("transport: certificate revoked"), "{log}");
+}

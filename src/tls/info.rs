@@ -240,11 +240,15 @@ impl Loaded {
                 );
             };
             let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+            let mut revoked = None;
             if let Some(crl) = &info.crl_file {
+                let crls = super::pem::crls(snap.bytes(info, crl)?, crl)?;
+                revoked = Some(Arc::new(
+                    super::verify::RevokedSerials::from_crls(&crls)
+                        .with_context(|| format!("read {}", crl.display()))?,
+                ));
                 // As etcd: certificates the list does not speak for pass.
-                verifier = verifier
-                    .with_crls(super::pem::crls(snap.bytes(info, crl)?, crl)?)
-                    .allow_unknown_revocation_status();
+                verifier = verifier.with_crls(crls).allow_unknown_revocation_status();
             }
             let webpki = verifier
                 .build()
@@ -252,6 +256,7 @@ impl Loaded {
             builder.with_client_cert_verifier(Arc::new(ClientVerifier {
                 inner: webpki,
                 allowed: info.allowed.clone(),
+                revoked,
             }))
         } else {
             builder.with_no_client_auth()

@@ -1,6 +1,7 @@
 //! Certificate verifiers beyond rustls' WebPKI ones: a client verifier that
 //! also requires an allowed CN or hostname (--peer-cert-allowed-cn,
-//! --peer-cert-allowed-hostname, --client-cert-allowed-hostname), and the
+//! --peer-cert-allowed-hostname, --client-cert-allowed-hostname) and
+//! checks revocation lists by serial as etcd does, and the
 //! server verifier of outgoing peer connections, which skips verification
 //! for self-signed (--peer-auto-tls) members as etcd does.
 
@@ -37,6 +38,66 @@ impl AllowedIdentity {
 pub struct ClientVerifier {
     pub inner: Arc<dyn ClientCertVerifier>,
     pub allowed: Option<AllowedIdentity>,
+    /// --client-crl-file / --peer-crl-file, by serial (beside WebPKI's
+    /// own revocation check).
+    pub revoked: Option<Arc<RevokedSerials>>,
+}
+
+/// The serial numbers a revocation list names, with the list's issuer.
+///
+/// WebPKI applies a list only to certificates its issuer signed directly,
+/// so a list from the root CA that names a certificate issued under an
+/// intermediate would revoke nothing. etcd's checkCRL revokes every
+/// certificate the client presents whose serial the list names. We do the
+/// same for lists whose issuer is one of the CAs of the presented chain
+/// (serials are unique per issuer only: a list of another CA must not
+/// revoke an unrelated certificate that happens to share a serial).
+#[derive(Debug, Default)]
+pub struct RevokedSerials {
+    /// (issuer name DER, serial without leading zero bytes)
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A serial as Go's `big.Int.Bytes()` gives it: no leading zero bytes.
+fn serial_bytes(raw: &[u8]) -> Vec<u8> {
+    let start = raw.iter().position(|&b| b != 0).unwrap_or(raw.len());
+    raw[start..].to_vec()
+}
+
+impl RevokedSerials {
+    pub fn from_crls(
+        crls: &[rustls_pki_types::CertificateRevocationListDer<'_>],
+    ) -> anyhow::Result<RevokedSerials> {
+        let mut entries = Vec::new();
+        for der in crls {
+            let (_, crl) = x509_parser::parse_x509_crl(der)
+                .map_err(|e| anyhow::anyhow!("parse certificate revocation list: {e}"))?;
+            let issuer = crl.issuer().as_raw().to_vec();
+            for revoked in crl.iter_revoked_certificates() {
+                entries.push((issuer.clone(), serial_bytes(revoked.raw_serial())));
+            }
+        }
+        Ok(RevokedSerials { entries })
+    }
+
+    /// The serial of the first certificate of the chain that a list of one
+    /// of the chain's CAs names (etcd: "transport: certificate serial %x
+    /// revoked").
+    pub fn revoked_in(&self, chain: &[&CertificateDer<'_>]) -> Option<Vec<u8>> {
+        let parsed: Vec<_> = chain
+            .iter()
+            .filter_map(|c| x509_parser::parse_x509_certificate(c).ok().map(|(_, c)| c))
+            .collect();
+        // the chain's CAs: every issuer named (the root included)
+        let issuers: Vec<&[u8]> = parsed.iter().map(|c| c.issuer().as_raw()).collect();
+        parsed.iter().find_map(|c| {
+            let serial = serial_bytes(c.raw_serial());
+            self.entries
+                .iter()
+                .any(|(issuer, s)| *s == serial && issuers.contains(&issuer.as_slice()))
+                .then_some(serial)
+        })
+    }
 }
 
 /// A refusal with etcd's reason, for our log.
@@ -60,6 +121,16 @@ impl ClientCertVerifier for ClientVerifier {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
+        if let Some(revoked) = &self.revoked {
+            let chain: Vec<&CertificateDer<'_>> =
+                std::iter::once(end_entity).chain(intermediates).collect();
+            if let Some(serial) = revoked.revoked_in(&chain) {
+                let hex: String = serial.iter().map(|b| format!("{b:02x}")).collect();
+                return Err(bad_certificate(format!(
+                    "transport: certificate serial {hex} revoked"
+                )));
+            }
+        }
         if let Some(allowed) = &self.allowed {
             if !allowed.allows(end_entity) {
                 // etcd's VerifyPeerCertificate text.

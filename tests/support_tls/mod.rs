@@ -29,6 +29,11 @@ pub fn etcdctl_available() -> bool {
 pub struct Ca {
     pub name: String,
     pub cert_pem: String,
+    /// What certificates it issues carry after their own: empty for a
+    /// root, this CA's certificate (and its parents') for an intermediate.
+    chain_pem: String,
+    /// This CA's serial (as a Pair, for revocation lists of its parent).
+    pub serial: u64,
     params: rcgen::CertificateParams,
     key: rcgen::KeyPair,
     pub dir: PathBuf,
@@ -59,12 +64,55 @@ impl Ca {
         let ca = Ca {
             name: name.to_string(),
             cert_pem: cert.pem(),
+            chain_pem: String::new(),
+            serial: 0,
             params,
             key,
             dir: dir.to_path_buf(),
         };
         std::fs::write(ca.ca_file(), &ca.cert_pem)?;
         Ok(ca)
+    }
+
+    /// An intermediate CA issued by this one; what it issues is written
+    /// with the chain up to (not including) the root, as servers and
+    /// clients present it.
+    pub fn intermediate(&self, name: &str) -> anyhow::Result<Ca> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} intermediate CA"));
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let serial = next_serial()?;
+        params.serial_number = Some(serial.into());
+        let key = rcgen::KeyPair::generate()?;
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer)?;
+        let ca = Ca {
+            name: name.to_string(),
+            chain_pem: format!("{}{}", cert.pem(), self.chain_pem),
+            cert_pem: cert.pem(),
+            serial,
+            params,
+            key,
+            dir: self.dir.clone(),
+        };
+        std::fs::write(ca.ca_file(), &ca.cert_pem)?;
+        Ok(ca)
+    }
+
+    /// This CA as an entry of its parent's revocation list.
+    pub fn as_pair(&self) -> Pair {
+        Pair {
+            cert: self.ca_file(),
+            key: PathBuf::new(),
+            serial: self.serial,
+        }
     }
 
     pub fn ca_file(&self) -> PathBuf {
@@ -95,9 +143,7 @@ impl Ca {
                 .extended_key_usages
                 .push(rcgen::ExtendedKeyUsagePurpose::ServerAuth);
         }
-        let serial = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos() as u64;
+        let serial = next_serial()?;
         params.serial_number = Some(serial.into());
         let key = rcgen::KeyPair::generate()?;
         let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
@@ -107,10 +153,25 @@ impl Ca {
             key: self.dir.join(format!("{file}-key.pem")),
             serial,
         };
-        std::fs::write(&pair.cert, cert.pem())?;
+        std::fs::write(&pair.cert, format!("{}{}", cert.pem(), self.chain_pem))?;
         std::fs::write(&pair.key, key.serialize_pem())?;
         Ok(pair)
     }
+}
+
+/// A serial no other certificate of this test process has (the clock in
+/// nanoseconds, never repeated).
+fn next_serial() -> anyhow::Result<u64> {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
+    let previous = LAST.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+    Ok(if now > previous {
+        now
+    } else {
+        LAST.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    })
 }
 
 impl Ca {
