@@ -1017,9 +1017,11 @@ fn register_scrape_hooks(server: &Arc<EtcdServer>) {
             mvcc.current_revision.set(view.current_rev());
             mvcc.compact_revision.set(view.compacted_rev());
         };
-        crate::metrics::auth()
-            .revision
+        let auth = crate::metrics::auth();
+        auth.revision
             .set(i64::try_from(s.auth.revision()).unwrap_or(i64::MAX));
+        auth.peers_unauthenticated
+            .set(i64::from(s.auth.bypassable_through_peers()));
     });
 }
 

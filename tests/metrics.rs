@@ -534,6 +534,64 @@ fn auth_revision_gauge_moves_with_auth_changes() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// rsetcd_auth_peers_unauthenticated: 1 while auth is on and the peer port
+/// (http here) does not authenticate members, 0 otherwise.
+#[test]
+fn peers_unauthenticated_gauge_follows_auth() -> anyhow::Result<()> {
+    use rsetcd::proto::etcdserverpb::auth_client::AuthClient;
+    use rsetcd::proto::etcdserverpb::{
+        AuthDisableRequest, AuthEnableRequest, AuthUserAddRequest, AuthUserGrantRoleRequest,
+        AuthenticateRequest,
+    };
+    let server = TestServer::start_ours(&ServerOptions::default())?;
+    let gauge = || -> anyhow::Result<f64> {
+        let (status, text) = http_get(&server.client_url, "/metrics")?;
+        assert_eq!(status, 200);
+        let m = Exposition::parse(&text)?;
+        Ok(m.must("rsetcd_auth_peers_unauthenticated", &[]))
+    };
+    assert_eq!(gauge()?, 0.0, "auth off");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let url = server.client_url.clone();
+    let root_token = runtime.block_on(async {
+        let mut auth = AuthClient::connect(url).await?;
+        auth.user_add(AuthUserAddRequest {
+            name: "root".into(),
+            password: "pw".into(),
+            ..Default::default()
+        })
+        .await?;
+        auth.user_grant_role(AuthUserGrantRoleRequest {
+            user: "root".into(),
+            role: "root".into(),
+        })
+        .await?;
+        auth.auth_enable(AuthEnableRequest {}).await?;
+        let token = auth
+            .authenticate(AuthenticateRequest {
+                name: "root".into(),
+                password: "pw".into(),
+            })
+            .await?
+            .into_inner()
+            .token;
+        anyhow::Ok(token)
+    })?;
+    assert_eq!(gauge()?, 1.0, "auth on, http peers");
+    let url = server.client_url.clone();
+    runtime.block_on(async {
+        let mut auth = AuthClient::connect(url).await?;
+        let mut disable = tonic::Request::new(AuthDisableRequest {});
+        disable.metadata_mut().insert("token", root_token.parse()?);
+        auth.auth_disable(disable).await?;
+        anyhow::Ok(())
+    })?;
+    assert_eq!(gauge()?, 0.0, "auth off again");
+    Ok(())
+}
+
 /// promtool, or None (with the reason printed) when it is not installed.
 fn promtool() -> Option<&'static str> {
     let path = "/usr/bin/promtool";

@@ -266,6 +266,14 @@ impl AuthStore {
         }
     }
 
+    /// Auth is on while the peer port does not authenticate members.
+    pub fn bypassable_through_peers(&self) -> bool {
+        self.is_enabled()
+            && self
+                .peers_unauthenticated
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
