@@ -22,7 +22,7 @@
 //! - liveness and errors: what the model allows succeeds; what it forbids
 //!   is refused with etcd's code and message.
 //!
-//! AUTH_MODEL_CASES sets the number of permission sets (40 by default, each
+//! AUTH_MODEL_CASES sets the number of permission sets (50 by default, each
 //! with AUTH_MODEL_REQUESTS = 40 requests plus a watch stream and admin
 //! calls), AUTH_MODEL_SEED the seed (printed on failure).
 
@@ -1212,7 +1212,7 @@ fn a_restricted_user_never_sees_or_changes_what_its_roles_do_not_allow() {
     let cases = std::env::var("AUTH_MODEL_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(50);
     let requests = std::env::var("AUTH_MODEL_REQUESTS")
         .ok()
         .and_then(|s| s.parse().ok())

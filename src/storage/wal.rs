@@ -3,6 +3,8 @@
 //!
 //! Layout: `<wal-dir>/<seq:016x>-<first-index:016x>.wal`. A record is
 //! `len: u32 LE | crc32c(kind, payload): u32 LE | kind: u8 | payload`.
+//! Every write (one per sync, and a new segment's head) starts with a sync
+//! record whose payload is the length of the records it writes after it.
 //! Segments are preallocated (fallocate), so an fdatasync after an append
 //! need not also commit a new file size; an all-zero header marks the end
 //! of the written part.
@@ -10,10 +12,16 @@
 //! that older segments can be deleted once a snapshot covers their entries.
 //!
 //! Replay rules: a later entry at an index already seen replaces it and
-//! everything after it (raft overwrote a conflicting suffix). A torn record
-//! at the very end of the newest segment is the remains of a write that was
-//! never acknowledged (no fsync returned): it is cut off with a warning. Any
-//! other damaged record is corruption and refuses to start, naming the file.
+//! everything after it (raft overwrote a conflicting suffix). Damage in the
+//! newest segment that no later write's sync record follows is the remains
+//! of the last write, which was never acknowledged (no fsync returned): a
+//! partial record, or a later page of that write on disk without an
+//! earlier one (zeros, then valid records). It is cut off with a warning;
+//! the valid records before it are a prefix of what raft asked to persist.
+//! Damage followed by a later write's sync record was synced before that
+//! write began: corruption, which refuses to start, naming the file. (A
+//! segment without sync records, from before they existed, keeps the
+//! older rule: only damage that no valid record follows is cut.)
 //!
 //! This module knows nothing about MVCC; it only stores what raft hands it.
 
@@ -32,6 +40,10 @@ const HEADER_LEN: usize = 9;
 const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 const KIND_SNAPSHOT: u8 = 3;
+/// Starts every write; its payload is the write's length after it (u64 LE).
+const KIND_SYNC: u8 = 4;
+/// A sync record's length: header and an 8-byte payload.
+const SYNC_LEN: usize = HEADER_LEN + 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
@@ -78,7 +90,8 @@ pub struct Wal {
     file: File,
     /// Offset where the next record goes in the newest segment.
     end: u64,
-    /// Records waiting for the next `sync`, encoded back to back.
+    /// Records waiting for the next `sync`, encoded back to back after room
+    /// for the write's sync record (filled in by `sync`).
     pending: Vec<u8>,
     last_snapshot: SnapshotMetadata,
     last_hard_state: HardState,
@@ -149,7 +162,7 @@ impl Wal {
             segments,
             file,
             end,
-            pending: Vec::with_capacity(64 * 1024),
+            pending: sync_placeholder(),
             last_snapshot: recovered.snapshot.clone(),
             last_hard_state: recovered.hard_state.clone(),
             next_index,
@@ -205,9 +218,10 @@ impl Wal {
 
     /// Writes queued records and fdatasyncs them: one fsync per raft Ready.
     pub fn sync(&mut self) -> Result<(), WalError> {
-        if self.pending.is_empty() {
+        if self.pending.len() == SYNC_LEN {
             return Ok(());
         }
+        fill_sync_record(&mut self.pending);
         if self.end >= SEGMENT_BYTES {
             self.rotate()?;
         }
@@ -227,7 +241,7 @@ impl Wal {
         disk.wal_fsync_duration
             .observe(written.elapsed().as_secs_f64());
         self.end += self.pending.len() as u64;
-        self.pending.clear();
+        self.pending.truncate(SYNC_LEN);
         self.durable = Durable {
             snapshot: self.last_snapshot.clone(),
             hard_state: self.last_hard_state.clone(),
@@ -253,7 +267,7 @@ impl Wal {
         };
         let mut file = create_segment(&seg.path)?;
         // Carry the state that older segments held, so they can be purged.
-        let mut head = Vec::new();
+        let mut head = sync_placeholder();
         let snap = durable
             .snapshot
             .write_to_bytes()
@@ -264,6 +278,7 @@ impl Wal {
             .write_to_bytes()
             .map_err(|e| io_err("encode hard state")(io::Error::other(e)))?;
         encode_record(&mut head, KIND_HARD_STATE, &hs);
+        fill_sync_record(&mut head);
         file.write_all(&head)
             .map_err(io_err(format!("write {}", seg.path.display())))?;
         file.sync_data()
@@ -347,6 +362,21 @@ fn sync_dir(dir: &Path) -> Result<(), WalError> {
         .map_err(io_err(format!("fsync directory {}", dir.display())))
 }
 
+/// A write buffer that starts with room for its sync record.
+fn sync_placeholder() -> Vec<u8> {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    buf.resize(SYNC_LEN, 0);
+    buf
+}
+
+/// Writes the sync record at the start of `buf`: the length that follows.
+fn fill_sync_record(buf: &mut [u8]) {
+    let len = (buf.len() - SYNC_LEN) as u64;
+    let mut record = Vec::with_capacity(SYNC_LEN);
+    encode_record(&mut record, KIND_SYNC, &len.to_le_bytes());
+    buf[..SYNC_LEN].copy_from_slice(&record);
+}
+
 fn encode_record(buf: &mut Vec<u8>, kind: u8, payload: &[u8]) {
     let mut crc = crc32c::crc32c(&[kind]);
     crc = crc32c::crc32c_append(crc, payload);
@@ -368,32 +398,43 @@ fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<u64
         reason,
     };
     let mut pos = 0usize;
+    // whether this segment has sync records (written since they exist)
+    let mut synced_writes = false;
     while pos < data.len() {
         let rest = &data[pos..];
-        if rest.iter().take(HEADER_LEN).all(|&b| b == 0) {
-            // The preallocated, never written part; nothing valid may follow.
-            if has_valid_record_after(&data[pos + 1..]) {
-                return Err(corrupt(pos, "a hole of zeros before valid records".into()));
+        let damage = if rest.iter().take(HEADER_LEN).all(|&b| b == 0) {
+            // The preallocated, never written part, where the log ends...
+            if !has_valid_record_after(&data[pos + 1..]) {
+                return Ok(pos as u64);
             }
-            return Ok(pos as u64);
-        }
-        let torn = match decode_record(rest) {
-            Ok((kind, payload, len)) => {
-                apply_record(kind, payload, out).map_err(|r| corrupt(pos, r))?;
-                pos += len;
-                continue;
+            // ...unless records follow: a hole of zeros
+            "a hole of zeros before valid records".to_string()
+        } else {
+            match decode_record(rest) {
+                Ok((kind, payload, len)) => {
+                    synced_writes |= kind == KIND_SYNC;
+                    apply_record(kind, payload, out).map_err(|r| corrupt(pos, r))?;
+                    pos += len;
+                    continue;
+                }
+                Err(reason) => reason,
             }
-            Err(reason) => reason,
         };
-        // A damaged record. Only the unacknowledged tail of the newest
-        // segment may be cut; anything else is real corruption.
-        if is_last && !has_valid_record_after(&data[pos + 1..]) {
+        // Damage. Only the unacknowledged last write, in the newest
+        // segment, may be cut; anything else is real corruption.
+        let after = &data[pos + 1..];
+        let last_write = if synced_writes {
+            !has_sync_record_after(after)
+        } else {
+            !has_valid_record_after(after)
+        };
+        if is_last && last_write {
             let written = data.iter().rposition(|&b| b != 0).map_or(pos, |p| p + 1);
             zero_range(path, pos as u64, written.saturating_sub(pos))?;
             out.truncated_tail += written.saturating_sub(pos) as u64;
             return Ok(pos as u64);
         }
-        return Err(corrupt(pos, torn));
+        return Err(corrupt(pos, damage));
     }
     Ok(pos as u64)
 }
@@ -427,12 +468,21 @@ fn has_valid_record_after(buf: &[u8]) -> bool {
         return false;
     };
     (0..=last).any(|i| {
-        matches!(decode_record(&buf[i..]), Ok((k, p, _)) if (KIND_ENTRY..=KIND_SNAPSHOT).contains(&k) && !p.is_empty())
+        matches!(decode_record(&buf[i..]), Ok((k, p, _)) if (KIND_ENTRY..=KIND_SYNC).contains(&k) && !p.is_empty())
     })
+}
+
+/// Whether a later write's sync record starts somewhere in `buf`.
+fn has_sync_record_after(buf: &[u8]) -> bool {
+    let Some(last) = buf.iter().rposition(|&b| b != 0) else {
+        return false;
+    };
+    (0..=last).any(|i| matches!(decode_record(&buf[i..]), Ok((KIND_SYNC, p, _)) if p.len() == 8))
 }
 
 fn apply_record(kind: u8, payload: &[u8], out: &mut Recovered) -> Result<(), String> {
     match kind {
+        KIND_SYNC => {}
         KIND_ENTRY => {
             let e = Entry::parse_from_bytes(payload).map_err(|e| format!("bad entry: {e}"))?;
             if e.index <= out.snapshot.index {
@@ -578,6 +628,98 @@ mod tests {
         assert!(msg.contains("checksum mismatch"), "{msg}");
     }
 
+    /// The only segment of `dir`, read whole.
+    fn only_segment(dir: &Path) -> (PathBuf, Vec<u8>) {
+        let seg = fs::read_dir(dir).unwrap().next().unwrap().unwrap().path();
+        let data = fs::read(&seg).unwrap();
+        (seg, data)
+    }
+
+    /// A torn last write may leave later pages on disk without an earlier
+    /// one (the disk wrote them out of order, then power failed): zeros,
+    /// then valid records. No later write began (that waits for this one's
+    /// fsync), so no sync record follows: the write is cut where the damage
+    /// starts. The same hole in a write that another write followed was
+    /// synced: refused.
+    #[test]
+    fn a_torn_last_write_with_a_hole_is_cut_but_a_hole_before_a_later_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = vec![5u8; 3000];
+        let second_start;
+        {
+            let (mut wal, _) = Wal::open(dir.path()).unwrap();
+            wal.append_entries(&[entry(1, 1, b"one"), entry(2, 1, b"two")])
+                .unwrap();
+            wal.sync().unwrap();
+            second_start = wal.end as usize;
+            let batch: Vec<Entry> = (3..=10).map(|i| entry(i, 1, &page)).collect();
+            wal.append_entries(&batch).unwrap();
+            wal.sync().unwrap();
+        }
+        let (seg, full) = only_segment(dir.path());
+        let end = full.iter().rposition(|&b| b != 0).unwrap() + 1;
+        // a 4 KiB page in the middle of the second write never landed
+        let hole = second_start + 3 * 4096 - second_start % 4096;
+        assert!(hole + 4096 + 3100 < end, "valid records follow the hole");
+        let mut torn = full.clone();
+        torn[hole..hole + 4096].fill(0);
+        fs::write(&seg, &torn).unwrap();
+        let (w, rec) = Wal::open(dir.path()).unwrap();
+        let kept: Vec<u64> = rec.entries.iter().map(|e| e.index).collect();
+        assert!(kept.len() >= 2 && kept.len() < 10, "{kept:?}");
+        assert_eq!(kept, (1..=kept.len() as u64).collect::<Vec<_>>());
+        assert!(rec.truncated_tail > 0);
+        drop(w);
+        // the repair is on disk: the next open is clean
+        let (_w, rec) = Wal::open(dir.path()).unwrap();
+        assert_eq!(rec.entries.len(), kept.len());
+        assert_eq!(rec.truncated_tail, 0);
+        drop(_w);
+
+        // the second write's first page (with its sync record) is missing
+        let mut torn = full.clone();
+        torn[second_start..second_start + 4096].fill(0);
+        fs::write(&seg, &torn).unwrap();
+        let (_w, rec) = Wal::open(dir.path()).unwrap();
+        let kept: Vec<u64> = rec.entries.iter().map(|e| e.index).collect();
+        assert_eq!(kept, vec![1, 2], "the first write was synced and stays");
+        drop(_w);
+
+        // a hole in the first write, which the second followed: refused
+        let mut bad = full.clone();
+        bad[SYNC_LEN + 4..SYNC_LEN + 20].fill(0);
+        fs::write(&seg, &bad).unwrap();
+        let err = Wal::open(dir.path()).err().expect("must refuse");
+        assert!(err.to_string().contains("corrupt"), "{err}");
+    }
+
+    /// A segment written before sync records existed keeps the old rule:
+    /// only damage that no valid record follows is cut.
+    #[test]
+    fn a_segment_without_sync_records_refuses_a_hole_before_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(segment_name(0, 0));
+        let mut data = Vec::new();
+        for i in 1..=3 {
+            let e = entry(i, 1, &[1u8; 64]).write_to_bytes().unwrap();
+            encode_record(&mut data, KIND_ENTRY, &e);
+        }
+        let record = data.len() / 3;
+        data.resize(SEGMENT_BYTES as usize, 0);
+        // the second record's header is zeros, the third is intact
+        let mut holed = data.clone();
+        holed[record..record + HEADER_LEN].fill(0);
+        fs::write(&path, &holed).unwrap();
+        let err = Wal::open(dir.path()).err().expect("must refuse");
+        assert!(err.to_string().contains("a hole of zeros"), "{err}");
+        // a torn last record alone is cut
+        let mut torn = data.clone();
+        torn[2 * record + HEADER_LEN + 3] ^= 0xff;
+        fs::write(&path, &torn).unwrap();
+        let (_w, rec) = Wal::open(dir.path()).unwrap();
+        assert_eq!(rec.entries.len(), 2);
+    }
+
     #[test]
     fn snapshot_purges_old_segments() {
         let dir = tempfile::tempdir().unwrap();
@@ -607,7 +749,10 @@ mod tests {
     /// The records at the start of `path` (a segment's head).
     fn head_records(path: &Path) -> (SnapshotMetadata, HardState) {
         let data = fs::read(path).unwrap();
-        let (k1, p1, n1) = decode_record(&data).unwrap();
+        let (k0, _, n0) = decode_record(&data).unwrap();
+        assert_eq!(k0, KIND_SYNC, "a head is a write of its own");
+        let data = &data[n0..];
+        let (k1, p1, n1) = decode_record(data).unwrap();
         let (k2, p2, _) = decode_record(&data[n1..]).unwrap();
         assert_eq!((k1, k2), (KIND_SNAPSHOT, KIND_HARD_STATE));
         (
