@@ -382,6 +382,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         snapshots: snapshots.clone(),
         transport: transport.clone(),
         local_meta_keys: vec![META_MEMBER_ID.to_vec(), META_CLUSTER_ID.to_vec()],
+        raft: raft_handle.shared.clone(),
     };
     let apply_thread = std::thread::Builder::new()
         .name("apply".into())
@@ -1004,9 +1005,18 @@ fn register_scrape_hooks(server: &Arc<EtcdServer>) {
     let server = Arc::downgrade(server);
     crate::metrics::on_scrape(move || {
         let Some(s) = server.upgrade() else { return };
-        crate::metrics::server()
+        let server_metrics = crate::metrics::server();
+        server_metrics
             .proposals_applied
             .set(s.applied_index() as i64);
+        let backlog = s
+            .raft
+            .shared
+            .apply_backlog_bytes
+            .load(std::sync::atomic::Ordering::Acquire);
+        server_metrics
+            .apply_backlog_bytes
+            .set(i64::try_from(backlog).unwrap_or(i64::MAX));
         let mvcc = crate::metrics::mvcc();
         if let Ok((total, in_use)) = s.store.db_size() {
             mvcc.db_total_size_in_bytes.set(total);

@@ -534,6 +534,51 @@ fn auth_revision_gauge_moves_with_auth_changes() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// rsetcd_server_apply_backlog_bytes counts committed entries until they
+/// are applied: after a burst of writes it drains to exactly 0 (a leak
+/// would one day refuse every write with "too many requests"; an
+/// underflow would read as a huge backlog).
+#[test]
+fn apply_backlog_drains_to_zero() -> anyhow::Result<()> {
+    let server = TestServer::start_ours(&ServerOptions::default())?;
+    let backlog = || -> anyhow::Result<f64> {
+        let (status, text) = http_get(&server.client_url, "/metrics")?;
+        assert_eq!(status, 200);
+        Ok(Exposition::parse(&text)?.must("rsetcd_server_apply_backlog_bytes", &[]))
+    };
+    assert_eq!(backlog()?, 0.0, "idle");
+    let runtime = tokio::runtime::Runtime::new()?;
+    let url = server.client_url.clone();
+    runtime.block_on(async move {
+        let kv = KvClient::connect(url).await?;
+        let puts = (0..200).map(|i| {
+            let mut kv = kv.clone();
+            async move {
+                kv.put(PutRequest {
+                    key: format!("burst/{i}").into_bytes(),
+                    value: vec![b'x'; 10 * 1024],
+                    ..Default::default()
+                })
+                .await
+            }
+        });
+        for r in futures::future::join_all(puts).await {
+            r?;
+        }
+        anyhow::Ok(())
+    })?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let b = backlog()?;
+        assert!(b < 1e9, "an underflowed backlog: {b}");
+        if b == 0.0 {
+            return Ok(());
+        }
+        assert!(std::time::Instant::now() < deadline, "backlog stuck at {b}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// rsetcd_auth_peers_unauthenticated: 1 while auth is on and the peer port
 /// (http here) does not authenticate members, 0 otherwise.
 #[test]

@@ -88,6 +88,8 @@ pub struct Applier {
     /// Meta keys a snapshot from the leader must not overwrite (this
     /// member's identity).
     pub local_meta_keys: Vec<Vec<u8>>,
+    /// Raft's shared state: the apply backlog is given back here.
+    pub raft: Arc<crate::raft::RaftShared>,
 }
 
 /// The next unit of work for the apply loop.
@@ -153,7 +155,11 @@ impl Applier {
                 let before = applied.index;
                 match work {
                     Work::Entries(batch, conf_states) => {
+                        let bytes = crate::raft::entries_bytes(&batch);
                         applied = self.apply_batch(batch, conf_states, applied);
+                        self.raft
+                            .apply_backlog_bytes
+                            .fetch_sub(bytes, Ordering::AcqRel);
                         // The commit just made fsynced what the previous one wrote.
                         synced = before;
                     }

@@ -19,6 +19,8 @@ pub struct ServerMetrics {
     /// A gauge in etcd, set to the applied index.
     pub proposals_applied: IntGauge,
     pub proposals_pending: IntGauge,
+    /// Ours: bytes committed and not yet applied (read at scrape time).
+    pub apply_backlog_bytes: IntGauge,
     pub proposals_failed: IntCounter,
     pub slow_read_indexes: IntCounter,
     pub read_indexes_failed: IntCounter,
@@ -89,6 +91,11 @@ impl ServerMetrics {
                 r,
                 "etcd_server_proposals_pending",
                 "The current number of pending proposals to commit.",
+            ),
+            apply_backlog_bytes: gauge(
+                r,
+                "rsetcd_server_apply_backlog_bytes",
+                "Bytes of committed raft entries not yet applied; new proposals are refused with \"too many requests\" past 256 MiB.",
             ),
             proposals_failed: counter(
                 r,

@@ -8,4 +8,4 @@ pub mod logger;
 pub mod node;
 pub mod storage;
 
-pub use node::{ApplyItem, Progress, RaftHandle, RaftMsg, RaftShared};
+pub use node::{entries_bytes, ApplyItem, Progress, RaftHandle, RaftMsg, RaftShared};

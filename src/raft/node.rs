@@ -83,6 +83,11 @@ pub enum ApplyItem {
     Snapshot(SnapshotMetadata),
 }
 
+/// What a batch of entries weighs in the apply backlog.
+pub fn entries_bytes(entries: &[Entry]) -> u64 {
+    entries.iter().map(|e| e.data.len() as u64).sum()
+}
+
 /// Raft's state as other threads see it.
 #[derive(Default)]
 pub struct RaftShared {
@@ -91,6 +96,10 @@ pub struct RaftShared {
     pub is_leader: AtomicBool,
     pub committed: AtomicU64,
     pub raft_index: AtomicU64,
+    /// Bytes of committed entries handed to the apply thread and not yet
+    /// applied (it subtracts what it applied): proposals wait while this
+    /// is too large.
+    pub apply_backlog_bytes: AtomicU64,
     /// Raft ticks so far: the watchdog pings systemd only while it moves.
     pub ticks: AtomicU64,
     /// When the current leader was learned (etcd's leadElectedTime), to
@@ -713,6 +722,9 @@ impl RaftNode {
             conf_states.push((e.index, cs));
         }
         self.conf_changed |= !conf_states.is_empty();
+        self.shared
+            .apply_backlog_bytes
+            .fetch_add(entries_bytes(&entries), Ordering::AcqRel);
         if self
             .apply_tx
             .send(ApplyItem::Entries {

@@ -34,6 +34,45 @@ pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// etcd refuses new proposals while apply lags commit by more than this.
 const MAX_APPLY_LAG: u64 = 5000;
+/// ...and we also while the entries committed but not yet applied hold more
+/// than this many bytes (5,000 entries of --max-request-bytes would be GiBs).
+const MAX_APPLY_BACKLOG_BYTES: u64 = 256 << 20;
+/// This member's proposals waiting for their answer may hold at most this
+/// many bytes; past it a new one is refused at once ("too many requests")
+/// instead of queueing into the raft thread without bound.
+const MAX_PENDING_PROPOSAL_BYTES: usize = 512 << 20;
+
+/// Whether a new proposal may go in, given how far apply lags behind.
+fn admit_proposal(committed: u64, applied: u64, backlog_bytes: u64) -> Result<(), Error> {
+    if committed > applied.saturating_add(MAX_APPLY_LAG) || backlog_bytes > MAX_APPLY_BACKLOG_BYTES
+    {
+        return Err(Error::TooManyRequests);
+    }
+    Ok(())
+}
+
+/// Bytes of this member's proposals in flight; released on drop.
+struct PendingBytes<'a> {
+    total: &'a std::sync::atomic::AtomicUsize,
+    len: usize,
+}
+
+impl<'a> PendingBytes<'a> {
+    fn take(total: &'a std::sync::atomic::AtomicUsize, len: usize) -> Result<Self, Error> {
+        let before = total.fetch_add(len, Ordering::AcqRel);
+        let taken = PendingBytes { total, len };
+        if before.saturating_add(len) > MAX_PENDING_PROPOSAL_BYTES {
+            return Err(Error::TooManyRequests); // `taken` gives them back
+        }
+        Ok(taken)
+    }
+}
+
+impl Drop for PendingBytes<'_> {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.len, Ordering::AcqRel);
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -127,6 +166,8 @@ pub struct EtcdServer {
     pub alarms: Arc<crate::alarm::Alarms>,
     pub auth: Arc<crate::auth::AuthStore>,
     leader_channel: forward::LeaderChannel,
+    /// Bytes of this member's proposals waiting for their answer.
+    pending_proposal_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// Cluster-wide settings the server needs besides its own state.
@@ -179,6 +220,7 @@ impl EtcdServer {
             alarms: cluster.alarms,
             auth: cluster.auth,
             leader_channel: Default::default(),
+            pending_proposal_bytes: Default::default(),
         }
     }
 
@@ -317,11 +359,12 @@ impl EtcdServer {
             // During an election: wait for its outcome rather than fail.
             self.wait_leader().await?;
         }
-        let committed = self.raft.shared.committed.load(Ordering::Acquire);
-        let applied = self.applied_index();
-        if committed > applied + MAX_APPLY_LAG {
-            return Err(Error::TooManyRequests);
-        }
+        let shared = &self.raft.shared;
+        admit_proposal(
+            shared.committed.load(Ordering::Acquire),
+            self.applied_index(),
+            shared.apply_backlog_bytes.load(Ordering::Acquire),
+        )?;
         let id = self.ids.next();
         let entry = InternalRaftRequest {
             header: Some(RequestHeader {
@@ -337,6 +380,7 @@ impl EtcdServer {
         if data.len() as u64 > self.limits.max_request_bytes {
             return Err(Error::RequestTooLarge);
         }
+        let _pending_bytes = PendingBytes::take(&self.pending_proposal_bytes, data.len())?;
         // No await between registering and sending: a dropped (cancelled)
         // handler cannot leave a proposal without its waiter.
         let started = std::time::Instant::now();
@@ -438,5 +482,40 @@ struct CancelGuard<'a> {
 impl Drop for CancelGuard<'_> {
     fn drop(&mut self) {
         self.wait.cancel(self.id);
+    }
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn proposals_wait_for_apply_by_entries_and_by_bytes() {
+        assert_eq!(admit_proposal(100, 90, 0), Ok(()));
+        assert_eq!(admit_proposal(5090, 90, 0), Ok(()));
+        assert_eq!(admit_proposal(5091, 90, 0), Err(Error::TooManyRequests));
+        assert_eq!(admit_proposal(100, 99, MAX_APPLY_BACKLOG_BYTES), Ok(()));
+        assert_eq!(
+            admit_proposal(100, 99, MAX_APPLY_BACKLOG_BYTES + 1),
+            Err(Error::TooManyRequests)
+        );
+        assert_eq!(admit_proposal(u64::MAX, u64::MAX, 0), Ok(()));
+    }
+
+    #[test]
+    fn pending_proposal_bytes_are_bounded_and_given_back() {
+        let total = AtomicUsize::new(0);
+        let a = PendingBytes::take(&total, MAX_PENDING_PROPOSAL_BYTES - 10).expect("fits");
+        assert!(PendingBytes::take(&total, 11).is_err());
+        assert_eq!(
+            total.load(Ordering::Relaxed),
+            MAX_PENDING_PROPOSAL_BYTES - 10,
+            "a refusal gives back"
+        );
+        let b = PendingBytes::take(&total, 10).expect("fits exactly");
+        drop(a);
+        drop(b);
+        assert_eq!(total.load(Ordering::Relaxed), 0);
     }
 }
