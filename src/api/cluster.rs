@@ -158,6 +158,13 @@ impl Cluster for ClusterService {
         self.server.refuse_learner()?;
         let peer_urls = parse_peer_urls(&r.peer_ur_ls)?;
         let members = self.server.membership.members();
+        // etcd's ValidateConfigurationChange order: the id (sha1 of the URLs
+        // and the second, so a repeated add within a second collides), then
+        // the URLs
+        let id = cluster::new_member_id(&peer_urls);
+        if members.iter().any(|m| m.id == id) {
+            return Err(Error::MemberExists.into());
+        }
         if members
             .iter()
             .any(|m| m.peer_urls.iter().any(|p| peer_urls.contains(p)))
@@ -172,7 +179,7 @@ impl Cluster for ClusterService {
             self.check_add_voter()?;
         }
         let member = Member {
-            id: cluster::new_member_id(&peer_urls),
+            id,
             name: String::new(),
             peer_urls,
             client_urls: Vec::new(),
@@ -223,10 +230,12 @@ impl Cluster for ClusterService {
         super::auth::require_root(&self.server, &req).await?;
         let r = req.into_inner();
         self.server.refuse_learner()?;
-        let peer_urls = parse_peer_urls(&r.peer_ur_ls)?;
+        // etcd answers an unknown member first (it never checks the URLs;
+        // we refuse bad ones rather than store them)
         if self.server.membership.member(r.id).is_none() {
             return Err(Error::MemberNotFound.into());
         }
+        let peer_urls = parse_peer_urls(&r.peer_ur_ls)?;
         self.server
             .propose(Internal::MemberPeerUrls(MemberPeerUrls {
                 id: r.id,

@@ -35,6 +35,8 @@ const NOT_LEADER: &str = "election: not leader";
 const NO_LEADER: &str = "election: no leader";
 /// v3election.ErrMissingLeaderKey.
 const MISSING_LEADER_KEY: &str = "\"leader\" field must be provided";
+/// What etcd's txn on an empty leader key answers.
+const EMPTY_KEY: &str = "etcdserver: key is not provided";
 
 /// Events read per step while an observer catches up.
 const EVENTS_PER_STEP: usize = 1000;
@@ -158,6 +160,10 @@ impl ElectionService {
     async fn run_proclaim(&self, r: ProclaimRequest) -> Result<ProclaimResponse, Status> {
         let leader = r.leader.ok_or_else(|| cc::go_error(MISSING_LEADER_KEY))?;
         let lease = cc::session_lease(&self.server, leader.lease).await?;
+        // etcd's txn on the leader key refuses an empty one
+        if leader.key.is_empty() {
+            return Err(cc::go_error(EMPTY_KEY));
+        }
         let header = proclaim(&self.server, &leader.key, leader.rev, lease, r.value).await?;
         Ok(ProclaimResponse { header })
     }
@@ -202,6 +208,9 @@ impl ElectionService {
         let leader = r.leader.ok_or_else(|| cc::go_error(MISSING_LEADER_KEY))?;
         // etcd opens a session here too (granting a lease for lease 0)
         cc::session_lease(&self.server, leader.lease).await?;
+        if leader.key.is_empty() {
+            return Err(cc::go_error(EMPTY_KEY));
+        }
         let resp = cc::withdraw(&self.server, &leader.key, leader.rev).await?;
         Ok(ResignResponse {
             header: resp.header,

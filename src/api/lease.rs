@@ -104,7 +104,17 @@ impl Lease for LeaseService {
         let (tx, rx) = mpsc::channel(16);
         let server = self.server.clone();
         tokio::spawn(async move {
-            while let Ok(Some(r)) = requests.message().await {
+            loop {
+                let r = match requests.message().await {
+                    Ok(Some(r)) => r,
+                    Ok(None) => return,
+                    // one that does not decode ends the stream with its
+                    // status (Internal), as etcd's
+                    Err(undecodable) => {
+                        let _ = tx.send(Err(undecodable)).await;
+                        return;
+                    }
+                };
                 let renewed = if server.is_leader() {
                     server.renew_lease_here(r.id).await.map_err(Status::from)
                 } else {

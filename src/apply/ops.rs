@@ -173,6 +173,9 @@ fn rev_after<K: Kv + ?Sized>(kv: &K) -> i64 {
 
 pub fn range<K: Kv + ?Sized>(kv: &K, r: &RangeRequest) -> Result<RangeResponse, ApplyError> {
     crate::metrics::mvcc().range_total.inc();
+    // An order etcd does not know (the API lets it through, as etcd):
+    // everything is fetched, nothing sorted.
+    let unknown_order = range_request::SortOrder::try_from(r.sort_order).is_err();
     let sort_order =
         range_request::SortOrder::try_from(r.sort_order).unwrap_or(range_request::SortOrder::None);
     let sort_target = range_request::SortTarget::try_from(r.sort_target)
@@ -182,7 +185,7 @@ pub fn range<K: Kv + ?Sized>(kv: &K, r: &RangeRequest) -> Result<RangeResponse, 
         || r.min_create_revision != 0
         || r.max_create_revision != 0;
     let mut limit = r.limit;
-    if sort_order != range_request::SortOrder::None || filtered {
+    if sort_order != range_request::SortOrder::None || unknown_order || filtered {
         limit = 0; // fetch everything; sort and truncate afterwards
     }
     if limit > 0 {
@@ -212,7 +215,10 @@ pub fn range<K: Kv + ?Sized>(kv: &K, r: &RangeRequest) -> Result<RangeResponse, 
             .retain(|kv| kv.create_revision >= r.min_create_revision);
     }
     let mut order = sort_order;
-    if sort_target != range_request::SortTarget::Key && order == range_request::SortOrder::None {
+    if sort_target != range_request::SortTarget::Key
+        && order == range_request::SortOrder::None
+        && !unknown_order
+    {
         // results come key-ascending; other targets sort ascending by default
         order = range_request::SortOrder::Ascend;
     }

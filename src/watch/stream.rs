@@ -119,7 +119,8 @@ impl WatchStream {
                     biased;
                     req = requests.message() => match req {
                         Ok(Some(r)) => { if self.handle(r).await.is_err() { return; } }
-                        _ => return,
+                        Ok(None) => return,
+                        Err(undecodable) => return self.fail(undecodable).await,
                     },
                     _ = std::future::ready(()) => {}
                 }
@@ -131,7 +132,8 @@ impl WatchStream {
             tokio::select! {
                 req = requests.message() => match req {
                     Ok(Some(r)) => { if self.handle(r).await.is_err() { return; } }
-                    _ => return,
+                    Ok(None) => return,
+                    Err(undecodable) => return self.fail(undecodable).await,
                 },
                 changed = revs.changed() => { if changed.is_err() { return; } }
                 _ = ticker.tick() => {
@@ -139,6 +141,12 @@ impl WatchStream {
                 }
             }
         }
+    }
+
+    /// A request that does not decode ends the stream with its status
+    /// (Internal), as etcd's recvLoop ends it with grpc's unmarshal error.
+    async fn fail(&self, status: Status) {
+        let _ = self.tx.send(Err(status)).await;
     }
 
     /// Removes a watcher (canceled by the client or by compaction).
