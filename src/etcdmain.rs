@@ -68,6 +68,10 @@ pub struct ServeOptions {
     pub initial_corrupt_check: bool,
     /// `--experimental-corrupt-check-time` (zero: off).
     pub corrupt_check_time: Duration,
+    /// `--experimental-compaction-batch-limit` and `-sleep-interval`
+    /// (etcd's 1000 and 10ms when 0).
+    pub compaction_batch_limit: usize,
+    pub compaction_sleep_interval: Duration,
     /// Certificates of the client and peer ports (https:// URLs).
     pub client_tls: crate::config::TlsConfig,
     pub peer_tls: crate::config::TlsConfig,
@@ -108,6 +112,14 @@ impl From<&crate::config::Config> for ServeOptions {
             auto_compaction: c.auto_compaction,
             initial_corrupt_check: c.experimental.initial_corrupt_check,
             corrupt_check_time: c.experimental.corrupt_check_time,
+            compaction_batch_limit: match c.experimental.compaction_batch_limit {
+                n if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+                _ => 1000,
+            },
+            compaction_sleep_interval: match c.experimental.compaction_sleep_interval {
+                d if d.is_zero() => Duration::from_millis(10),
+                d => d,
+            },
             client_tls: c.client_tls.clone(),
             peer_tls: c.peer_tls.clone(),
             cipher_suites: c.cipher_suites.clone(),
@@ -383,6 +395,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         transport: transport.clone(),
         local_meta_keys: vec![META_MEMBER_ID.to_vec(), META_CLUSTER_ID.to_vec()],
         raft: raft_handle.shared.clone(),
+        compaction_batch_limit: opts.compaction_batch_limit,
+        compaction_sleep_interval: opts.compaction_sleep_interval,
     };
     let apply_thread = std::thread::Builder::new()
         .name("apply".into())

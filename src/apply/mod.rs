@@ -90,6 +90,12 @@ pub struct Applier {
     pub local_meta_keys: Vec<Vec<u8>>,
     /// Raft's shared state: the apply backlog is given back here.
     pub raft: Arc<crate::raft::RaftShared>,
+    /// A compaction's records are deleted this many per transaction
+    /// (--experimental-compaction-batch-limit)...
+    pub compaction_batch_limit: usize,
+    /// ...with at least this long between batches while entries wait
+    /// (--experimental-compaction-sleep-interval).
+    pub compaction_sleep_interval: Duration,
 }
 
 /// The next unit of work for the apply loop.
@@ -108,10 +114,28 @@ impl Applier {
         };
         let mut synced = applied.index;
         self.durable.store(applied.index, Ordering::Release);
+        let mut last_compact_step = std::time::Instant::now();
         loop {
-            let first = match rx.recv_timeout(IDLE_SYNC) {
+            // a pending compaction's next batch is due after the sleep
+            // interval, whether entries keep coming or not
+            let compacting = self.store.compaction_pending();
+            if compacting && last_compact_step.elapsed() >= self.compaction_sleep_interval {
+                if let Err(e) = self.store.compact_step(self.compaction_batch_limit) {
+                    crate::fatal(&format!("delete compacted revisions: {e}"));
+                }
+                last_compact_step = std::time::Instant::now();
+            }
+            let wait = if compacting {
+                self.compaction_sleep_interval.min(IDLE_SYNC)
+            } else {
+                IDLE_SYNC
+            };
+            let first = match rx.recv_timeout(wait) {
                 Ok(entries) => entries,
                 Err(RecvTimeoutError::Timeout) => {
+                    if compacting {
+                        continue;
+                    }
                     if synced < applied.index {
                         if let Err(e) = self.store.backend().env.force_sync() {
                             crate::fatal(&format!("sync backend: {e}"));

@@ -740,13 +740,17 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases. Always enabled in v3.6. Should be used to ensure smooth upgrade from v3.5 clusters with this feature enabled. Requires experimental-enable-lease-checkpoint to be enabled.",
     ),
     // etcd keeps 0 here and lets the store substitute 1000.
-    Setting::new("experimental-compaction-batch-limit", Int, "0").help(
+    Setting::new("experimental-compaction-batch-limit", Int, "0")
+    .supported()
+    .help(
         Experimental,
         "1000",
         "ExperimentalCompactionBatchLimit sets the maximum revisions deleted in each compaction batch.",
     ),
     // etcd keeps 0 here and lets the store substitute 10ms.
-    Setting::new("experimental-compaction-sleep-interval", Duration, "0s").help(
+    Setting::new("experimental-compaction-sleep-interval", Duration, "0s")
+    .supported()
+    .help(
         Experimental,
         "'10ms'",
         "ExperimentalCompactionSleepInterval sets the sleep interval between each compaction batch.",

@@ -283,6 +283,8 @@ fn rewrite_backend(
             let mut wt = store.write()?;
             wt.compact(current)?;
             wt.commit(applied)?;
+            // offline: delete the compacted records now, whole
+            while store.compact_step(10_000)? {}
         }
     }
     let b = store.backend();

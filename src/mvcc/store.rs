@@ -70,6 +70,21 @@ pub struct Store {
     pub(super) defrag_seq: std::sync::atomic::AtomicU64,
     pub(super) defrag_journal: std::sync::Mutex<Option<Vec<Revision>>>,
     pub(super) rewrites: std::sync::atomic::AtomicU64,
+    /// Revisions compactions dropped from the index that are still in the
+    /// backend: the apply thread deletes them in batches between entries
+    /// (`compact_step`), so one large compaction never stalls writes.
+    /// Not persisted: at start (and after a snapshot install) the index is
+    /// built from every record and compacted again, which finds them.
+    pending_compaction: std::sync::Mutex<PendingCompaction>,
+}
+
+/// A physical compaction in progress.
+#[derive(Default)]
+struct PendingCompaction {
+    revisions: std::collections::VecDeque<Revision>,
+    /// The newest compaction revision scheduled, and when it was applied.
+    rev: i64,
+    since: Option<std::time::Instant>,
 }
 
 /// Records one `history` call reads at most (then it stops at the next
@@ -123,11 +138,16 @@ pub struct RangeResult {
 
 impl Store {
     pub fn open(backend: Backend) -> Result<Store, Error> {
-        let (index, leased) = scan(&backend.env, backend.kv)?;
-        let number = {
+        let (mut index, leased) = scan(&backend.env, backend.kv)?;
+        let (number, compacted) = {
             let rtxn = backend.env.read_txn()?;
-            meta_i64(&backend, &rtxn, META_INDEX_GENERATION, 0)? as u64
+            (
+                meta_i64(&backend, &rtxn, META_INDEX_GENERATION, 0)? as u64,
+                meta_i64(&backend, &rtxn, META_COMPACT_REV, -1)?,
+            )
         };
+        // records an unfinished compaction left behind
+        let pending = compact_index(&mut index, compacted);
         let db_path = backend.env.path().to_path_buf();
         let store = Store {
             db_path,
@@ -143,13 +163,9 @@ impl Store {
             }),
             leased_keys: std::sync::Mutex::new(leased),
             size_bytes: AtomicI64::new(0),
+            pending_compaction: std::sync::Mutex::new(pending),
         };
         store.refresh_size();
-        let compacted = {
-            let b = store.backend.load();
-            let rtxn = b.env.read_txn()?;
-            meta_i64(&b, &rtxn, META_COMPACT_REV, -1)?
-        };
         store
             .index
             .load()
@@ -175,7 +191,7 @@ impl Store {
                 .map_err(|e| Error::Corrupt(format!("{e:#}")))?;
             // The new index is built before the install commits, so that
             // readers wait only between the commit and the swap below.
-            let (index, leased) = scan(&src, skv)?;
+            let (mut index, leased) = scan(&src, skv)?;
             let number = self.index.load().number + 1;
             let stxn = src.read_txn()?;
             // A defrag in progress must not swap in a copy of what this
@@ -210,7 +226,11 @@ impl Store {
                 term: meta_i64(&b, &txn, META_TERM, 0)? as u64,
             };
             let compacted = meta_i64(&b, &txn, META_COMPACT_REV, -1)?;
+            // the leader's file may hold records its compaction had not
+            // deleted yet: this member deletes them
+            let pending = compact_index(&mut index, compacted);
             txn.commit()?;
+            *self.pending() = pending;
             self.index.store(Arc::new(Generation {
                 number,
                 index: RwLock::new(index),
@@ -376,6 +396,69 @@ impl Store {
         }
     }
 
+    fn pending(&self) -> std::sync::MutexGuard<'_, PendingCompaction> {
+        self.pending_compaction
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a compaction still has records to delete.
+    pub fn compaction_pending(&self) -> bool {
+        !self.pending().revisions.is_empty()
+    }
+
+    /// etcd's line (and fields) once a compaction's records are gone.
+    fn finish_compaction(&self) {
+        let mut pending = self.pending();
+        let took = pending
+            .since
+            .take()
+            .map(|s| s.elapsed())
+            .unwrap_or_default();
+        tracing::info!(
+            compact_revision = pending.rev,
+            took = ?took,
+            "finished scheduled compaction"
+        );
+    }
+
+    /// Deletes up to `limit` records of a pending compaction in one
+    /// transaction (etcd's compaction batch). Call from the apply thread
+    /// only, between applied batches. Returns whether more remain.
+    pub fn compact_step(&self, limit: usize) -> Result<bool, Error> {
+        let batch: Vec<Revision> = {
+            let mut pending = self.pending();
+            let n = limit.max(1).min(pending.revisions.len());
+            pending.revisions.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        let (backend, mut txn) = self.begin_write()?;
+        for r in &batch {
+            // gone already when a defrag's copy replayed it
+            backend.kv.delete(&mut txn, &r.to_bytes())?;
+        }
+        if let Some(journal) = self
+            .defrag_journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            journal.extend(batch.iter().copied());
+        }
+        txn.commit()?;
+        crate::metrics::mvcc()
+            .db_compaction_keys_total
+            .inc_by(batch.len() as u64);
+        self.refresh_size();
+        if self.compaction_pending() {
+            return Ok(true);
+        }
+        self.finish_compaction();
+        Ok(false)
+    }
+
     /// Bytes of the backend file as of the last commit.
     pub fn size_bytes(&self) -> i64 {
         self.size_bytes.load(Ordering::Acquire)
@@ -503,6 +586,30 @@ fn meta_i64(b: &Backend, txn: &RoTxn<'_>, key: &[u8], default: i64) -> Result<i6
     }
 }
 
+/// Drops from a freshly built index what the compaction at `compacted`
+/// drops, and returns those records for deletion: a compaction whose
+/// records were not all deleted before a restart (or in a leader's
+/// snapshot) is finished this way.
+fn compact_index(index: &mut KeyIndex, compacted: i64) -> PendingCompaction {
+    if compacted <= 0 {
+        return PendingCompaction::default();
+    }
+    let dropped = index.compactable(compacted);
+    index.remove(&dropped);
+    if !dropped.is_empty() {
+        tracing::info!(
+            compact_revision = compacted,
+            records = dropped.len(),
+            "resuming an unfinished compaction"
+        );
+    }
+    PendingCompaction {
+        since: (!dropped.is_empty()).then(std::time::Instant::now),
+        revisions: dropped.into_iter().map(|(_, r)| r).collect(),
+        rev: compacted,
+    }
+}
+
 /// Rebuilds the key index from every record, and finds the live keys that
 /// carry a lease.
 fn scan(
@@ -602,6 +709,7 @@ impl ReadView<'_> {
             return Err(Error::Compacted);
         }
         let upper = if rev > 0 { rev } else { self.current };
+        let kept = self.kept_at_compaction()?;
         let mut crc = crc32c::crc32c(b"key");
         for item in self.backend.kv.iter(&self.txn)? {
             let (k, v) = item?;
@@ -611,6 +719,11 @@ impl ReadView<'_> {
                 break;
             }
             let (deleted, kv) = decode_record(v)?;
+            // at or below the compaction, what it keeps (etcd's keep set),
+            // whether or not the rest is deleted yet
+            if r.main <= self.compacted && kept.get(&kv.key) != Some(&(r, false)) {
+                continue;
+            }
             let mut key = Vec::with_capacity(18);
             key.extend_from_slice(&r.main.to_be_bytes());
             key.push(b'_');
@@ -655,6 +768,30 @@ impl ReadView<'_> {
         })
     }
 
+    /// Each key's last record at or below the compaction revision (and
+    /// whether it is a tombstone): of those records, a compaction keeps
+    /// exactly the ones that are not tombstones. Read from this snapshot's
+    /// records, so it does not depend on how far deletion has got.
+    fn kept_at_compaction(
+        &self,
+    ) -> Result<std::collections::HashMap<Vec<u8>, (Revision, bool)>, Error> {
+        let mut last = std::collections::HashMap::new();
+        if self.compacted <= 0 {
+            return Ok(last);
+        }
+        for item in self.backend.kv.iter(&self.txn)? {
+            let (k, v) = item?;
+            let r = Revision::from_bytes(k)
+                .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
+            if r.main > self.compacted {
+                break;
+            }
+            let (deleted, kv) = decode_record(v)?;
+            last.insert(kv.key, (r, deleted));
+        }
+        Ok(last)
+    }
+
     /// The changes to keys in `range` at revisions `from..=current`, whole
     /// revisions at a time, stopping after the revision where `max_events`
     /// is reached. Returns them grouped by revision and the next revision to
@@ -689,7 +826,9 @@ impl ReadView<'_> {
             }
             last_main = Some(rev.main);
             let (deleted, kv) = decode_record(v)?;
-            if !range.contains(&kv.key) {
+            // a tombstone at the compaction revision is compacted away,
+            // deleted or not yet (reads start at the compaction revision)
+            if !range.contains(&kv.key) || (deleted && rev.main <= self.compacted) {
                 continue;
             }
             let event = Event {
@@ -924,22 +1063,11 @@ impl WriteTxn<'_> {
         }
         let started = std::time::Instant::now();
         let dropped = self.store.with_index(|index| index.compactable(rev));
-        let m = crate::metrics::mvcc();
-        m.index_compaction_pause_duration_ms
+        crate::metrics::mvcc()
+            .index_compaction_pause_duration_ms
             .observe(started.elapsed().as_secs_f64() * 1000.0);
-        m.db_compaction_keys_total.inc_by(dropped.len() as u64);
-        for (_, r) in &dropped {
-            self.backend.kv.delete(&mut self.txn, &r.to_bytes())?;
-        }
-        if let Some(journal) = self
-            .store
-            .defrag_journal
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            journal.extend(dropped.iter().map(|(_, r)| *r));
-        }
+        // The records go later, in batches (`Store::compact_step`): reads
+        // and HashKV already skip them by the compaction revision.
         self.compacted = rev;
         self.compaction = Some((rev, dropped, started));
         Ok(())
@@ -980,12 +1108,16 @@ impl WriteTxn<'_> {
             generation.compacted.store(rev, Ordering::Release);
             index.remove(&dropped);
             drop(index);
-            // etcd's line (and fields) once a compaction is done
-            tracing::info!(
-                compact_revision = rev,
-                took = ?started.elapsed(),
-                "finished scheduled compaction"
-            );
+            let mut pending = store.pending();
+            pending
+                .revisions
+                .extend(dropped.into_iter().map(|(_, r)| r));
+            pending.rev = rev;
+            pending.since.get_or_insert(started);
+            if pending.revisions.is_empty() {
+                drop(pending);
+                store.finish_compaction();
+            }
         }
         Ok(events)
     }
@@ -1051,6 +1183,102 @@ mod tests {
             term: 1,
         })
         .unwrap();
+        while store.compact_step(1000).unwrap() {}
+    }
+
+    /// Three rounds over every key (some deleted in the second), then a
+    /// delete at the revision compacted at; returns that revision.
+    fn history_then_compact(store: &Store) -> i64 {
+        for round in 0..3u64 {
+            let mut wt = store.write().unwrap();
+            for i in 0..KEYS {
+                wt.put(format!("k/{i:04}").as_bytes(), vec![round as u8], 0)
+                    .unwrap();
+                wt.end_request();
+            }
+            if round == 1 {
+                wt.delete_range(&KeyRange::Until(b"k/0000".to_vec(), b"k/0010".to_vec()))
+                    .unwrap();
+                wt.end_request();
+            }
+            wt.commit(Applied {
+                index: round + 1,
+                term: 1,
+            })
+            .unwrap();
+        }
+        let mut wt = store.write().unwrap();
+        wt.delete_range(&KeyRange::Single(b"k/0100".to_vec()))
+            .unwrap();
+        wt.end_request();
+        let rev = wt.current_rev();
+        wt.compact(rev).unwrap();
+        wt.commit(Applied { index: 4, term: 1 }).unwrap();
+        rev
+    }
+
+    fn records(store: &Store) -> u64 {
+        let b = store.backend();
+        let rtxn = b.env.read_txn().unwrap();
+        b.kv.len(&rtxn).unwrap()
+    }
+
+    /// What a client can see of a store at and after `rev`.
+    type Answers = (Vec<KeyValue>, Vec<(i64, Vec<Event>)>, u32, i64);
+
+    fn answers(store: &Store, rev: i64) -> Answers {
+        let view = store.read().unwrap();
+        let all = KeyRange::From(b"k/".to_vec());
+        let at = RangeOptions {
+            rev,
+            ..Default::default()
+        };
+        let kvs = view.range(&all, at).unwrap().kvs;
+        let (events, _) = view.history(&all, rev, usize::MAX).unwrap();
+        let events = events.into_iter().map(|r| (r.rev, r.events)).collect();
+        let h = view.hash_kv(0).unwrap();
+        assert_eq!(
+            view.hash_kv(rev).unwrap().hash,
+            view.hash_kv(rev).unwrap().hash
+        );
+        (kvs, events, h.hash, h.compact_revision)
+    }
+
+    /// A compaction's records are deleted in batches after its commit.
+    /// Until they are gone, and after a restart in the middle, reads,
+    /// history and HashKV answer exactly as once they are gone (members
+    /// at different points of the deletion hash alike).
+    #[test]
+    fn batched_compaction_answers_as_if_done_and_resumes_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let done = open(&dir.path().join("done.db"));
+        let rev = history_then_compact(&done);
+        while done.compact_step(100).unwrap() {}
+        assert!(!done.compaction_pending());
+        let want = answers(&done, rev);
+        assert!(
+            !want.1.iter().any(|(r, _)| *r == rev),
+            "the tombstone at the compaction revision is compacted away"
+        );
+
+        let path = dir.path().join("pending.db");
+        {
+            let pending = open(&path);
+            assert_eq!(history_then_compact(&pending), rev);
+            assert!(pending.compaction_pending());
+            assert!(records(&pending) > records(&done), "nothing deleted yet");
+            assert!(answers(&pending, rev) == want, "before any batch");
+            assert!(pending.compact_step(100).unwrap(), "more than one batch");
+            assert!(answers(&pending, rev) == want, "between batches");
+        }
+        // a restart in the middle: the rebuilt index is compacted again and
+        // the rest of the records are found for deletion
+        let reopened = open(&path);
+        assert!(reopened.compaction_pending());
+        assert!(answers(&reopened, rev) == want, "after the restart");
+        while reopened.compact_step(100).unwrap() {}
+        assert_eq!(records(&reopened), records(&done));
+        assert!(answers(&reopened, rev) == want, "when done");
     }
 
     fn copy(store: &Store, to: &std::path::Path) {
