@@ -33,7 +33,6 @@ use support_hostile::{as_root, call, mutants, table, Outcome, Shape};
 use tonic::transport::Channel;
 use tonic::Code;
 
-
 /// Sends every mutant of every RPC, spread over the members, with `token`;
 /// returns the problems found and a count of outcomes per RPC.
 async fn run_table(
@@ -126,7 +125,6 @@ async fn token(channel: &Channel, name: &str, password: &str) -> anyhow::Result<
         .into_inner()
         .token)
 }
-
 
 /// Removes the members the table added and disarms its alarms, so the
 /// three real members can restart on their own.

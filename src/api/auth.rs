@@ -256,6 +256,17 @@ impl AuthService {
 
     /// A read of the auth state: linearizable, as etcd's (which go
     /// through raft).
+    /// etcd sends UserGet and RoleGet through raft: one larger than
+    /// --max-request-bytes is refused as a proposal would be.
+    fn sized_as_a_proposal(&self, r: &impl prost::Message) -> Result<(), Status> {
+        // the entry's header (id, user name, auth revision) adds a little
+        const HEADER: usize = 32;
+        if (r.encoded_len() + HEADER) as u64 > self.server.limits.max_request_bytes {
+            return Err(crate::server::Error::RequestTooLarge.into());
+        }
+        Ok(())
+    }
+
     async fn read_as<T>(&self, req: &Request<T>) -> Result<AuthInfo, Status> {
         let caller = caller(&self.server, req).await?;
         self.server.linearizable_read().await?;
@@ -384,6 +395,7 @@ impl Auth for AuthService {
         req: Request<AuthUserGetRequest>,
     ) -> Result<Response<AuthUserGetResponse>, Status> {
         let who = self.read_as(&req).await?;
+        self.sized_as_a_proposal(req.get_ref())?;
         let name = &req.get_ref().name;
         // a user may read itself (etcd's authApplierV3.UserGet)
         if let Err(e) = self.server.auth.check_admin(&who) {
@@ -477,6 +489,7 @@ impl Auth for AuthService {
         req: Request<AuthRoleGetRequest>,
     ) -> Result<Response<AuthRoleGetResponse>, Status> {
         let who = self.read_as(&req).await?;
+        self.sized_as_a_proposal(req.get_ref())?;
         let role = &req.get_ref().role;
         // a user may read its own roles (etcd's authApplierV3.RoleGet)
         if let Err(e) = self.server.auth.check_admin(&who) {

@@ -551,7 +551,6 @@ pub async fn call(channel: &Channel, r: &Rpc, body: Vec<u8>, token: &str) -> Out
     }
 }
 
-
 /// The request with `root` as its token (none when empty).
 pub fn as_root<T>(message: T, root: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
