@@ -335,7 +335,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         tracing::info!(address = url_string(&u).as_str(), "serving peer traffic");
         let service = crate::peer::service::server(
             membership.clone(),
-            raft_handle.tx.clone(),
+            &raft_handle,
             snapshots.clone(),
             store.clone(),
             late_server.clone(),

@@ -707,6 +707,20 @@ fn a_crl_revokes_certificates_issued_under_an_intermediate() {
         .map(|p| std::fs::read_to_string(p).expect("read crl"))
         .collect();
     std::fs::write(&crl, lists.concat()).expect("write crl");
+    // the server trusts the root and the issuing intermediate, so a client
+    // may present its leaf alone
+    let trusted = dir.path().join("trusted.pem");
+    std::fs::write(&trusted, format!("{}{}", root.cert_pem, issuing.cert_pem)).expect("write");
+    let leaf_alone = support::Pair {
+        cert: dir.path().join("by-root-leaf.pem"),
+        ..by_root.clone()
+    };
+    let chain = std::fs::read_to_string(&by_root.cert).expect("read cert");
+    let end = chain
+        .find("-----END CERTIFICATE-----")
+        .expect("a certificate")
+        + "-----END CERTIFICATE-----\n".len();
+    std::fs::write(&leaf_alone.cert, &chain[..end]).expect("write leaf");
     let https = format!("https://127.0.0.1:{}", free_port().expect("port"));
     let mut member = start(
         dir.path(),
@@ -714,7 +728,7 @@ fn a_crl_revokes_certificates_issued_under_an_intermediate() {
         &[
             &format!("--cert-file={}", path(&server.cert)),
             &format!("--key-file={}", path(&server.key)),
-            &format!("--trusted-ca-file={}", path(&root.ca_file())),
+            &format!("--trusted-ca-file={}", path(&trusted)),
             &format!("--client-crl-file={}", path(&crl)),
             "--client-cert-auth",
         ],
@@ -740,6 +754,8 @@ fn a_crl_revokes_certificates_issued_under_an_intermediate() {
         ("the root's list", &by_root),
         ("the intermediate's list", &by_issuer),
         ("a revoked intermediate", &under_withdrawn),
+        // the chain holds only the intermediate; the root is trusted
+        ("the root's list, leaf presented alone", &leaf_alone),
     ] {
         let bad = flags(pair);
         let bad: Vec<&str> = bad.iter().map(String::as_str).collect();

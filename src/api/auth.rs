@@ -254,19 +254,20 @@ impl AuthService {
         Ok(self.server.propose_as(change, &or_empty(&caller)).await?)
     }
 
-    /// A read of the auth state: linearizable, as etcd's (which go
-    /// through raft).
     /// etcd sends UserGet and RoleGet through raft: one larger than
     /// --max-request-bytes is refused as a proposal would be.
-    fn sized_as_a_proposal(&self, r: &impl prost::Message) -> Result<(), Status> {
-        // the entry's header (id, user name, auth revision) adds a little
+    fn sized_as_a_proposal(&self, r: &impl prost::Message, who: &AuthInfo) -> Result<(), Status> {
+        // the entry's header: id, auth revision, field tags, the user name
         const HEADER: usize = 32;
-        if (r.encoded_len() + HEADER) as u64 > self.server.limits.max_request_bytes {
+        let size = r.encoded_len() + HEADER + who.username.len();
+        if size as u64 > self.server.limits.max_request_bytes {
             return Err(crate::server::Error::RequestTooLarge.into());
         }
         Ok(())
     }
 
+    /// A read of the auth state: linearizable, as etcd's (which go
+    /// through raft).
     async fn read_as<T>(&self, req: &Request<T>) -> Result<AuthInfo, Status> {
         let caller = caller(&self.server, req).await?;
         self.server.linearizable_read().await?;
@@ -395,7 +396,7 @@ impl Auth for AuthService {
         req: Request<AuthUserGetRequest>,
     ) -> Result<Response<AuthUserGetResponse>, Status> {
         let who = self.read_as(&req).await?;
-        self.sized_as_a_proposal(req.get_ref())?;
+        self.sized_as_a_proposal(req.get_ref(), &who)?;
         let name = &req.get_ref().name;
         // a user may read itself (etcd's authApplierV3.UserGet)
         if let Err(e) = self.server.auth.check_admin(&who) {
@@ -489,7 +490,7 @@ impl Auth for AuthService {
         req: Request<AuthRoleGetRequest>,
     ) -> Result<Response<AuthRoleGetResponse>, Status> {
         let who = self.read_as(&req).await?;
-        self.sized_as_a_proposal(req.get_ref())?;
+        self.sized_as_a_proposal(req.get_ref(), &who)?;
         let role = &req.get_ref().role;
         // a user may read its own roles (etcd's authApplierV3.RoleGet)
         if let Err(e) = self.server.auth.check_admin(&who) {

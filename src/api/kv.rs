@@ -197,8 +197,6 @@ impl Kv for KvService {
         &self,
         req: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
-        // Compaction is applied synchronously, so it is always physical:
-        // the answer comes after the old revisions are gone.
         let caller = auth::caller(&self.server, &req).await?;
         // root only with auth on (beyond etcd): a compaction destroys the
         // history every watcher and reader relies on. Checked here only, so
@@ -206,12 +204,19 @@ impl Kv for KvService {
         // version must reach the same result from the same entry).
         self.server.auth.check_admin(&auth::or_empty(&caller))?;
         let r = req.into_inner();
+        let (physical, revision) = (r.physical, r.revision);
         match self
             .server
             .propose_as(Internal::Compaction(r), &auth::or_empty(&caller))
             .await?
         {
             Applied::Compaction(mut resp) => {
+                // physical: answered once the records are deleted too, as
+                // etcd's (they go in batches after the apply; etcd waits
+                // for as long as that takes, or until the client leaves)
+                if physical {
+                    self.server.store.physically_compacted(revision).await;
+                }
                 self.fill(&mut resp.header);
                 Ok(Response::new(resp))
             }

@@ -124,6 +124,9 @@ impl Applier {
                     crate::fatal(&format!("delete compacted revisions: {e}"));
                 }
                 last_compact_step = std::time::Instant::now();
+                // that commit fsynced what the last applied batch wrote
+                synced = applied.index;
+                self.durable.store(synced, Ordering::Release);
             }
             let wait = if compacting {
                 self.compaction_sleep_interval.min(IDLE_SYNC)

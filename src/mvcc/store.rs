@@ -76,6 +76,9 @@ pub struct Store {
     /// Not persisted: at start (and after a snapshot install) the index is
     /// built from every record and compacted again, which finds them.
     pending_compaction: std::sync::Mutex<PendingCompaction>,
+    /// The newest compaction revision whose records are all deleted (a
+    /// physical compaction answers once this reaches its revision).
+    physically_compacted: tokio::sync::watch::Sender<i64>,
 }
 
 /// A physical compaction in progress.
@@ -163,6 +166,13 @@ impl Store {
             }),
             leased_keys: std::sync::Mutex::new(leased),
             size_bytes: AtomicI64::new(0),
+            physically_compacted: tokio::sync::watch::Sender::new(
+                if pending.revisions.is_empty() {
+                    compacted
+                } else {
+                    0
+                },
+            ),
             pending_compaction: std::sync::Mutex::new(pending),
         };
         store.refresh_size();
@@ -230,6 +240,9 @@ impl Store {
             // deleted yet: this member deletes them
             let pending = compact_index(&mut index, compacted);
             txn.commit()?;
+            if pending.revisions.is_empty() {
+                self.physically_compacted.send_replace(compacted);
+            }
             *self.pending() = pending;
             self.index.store(Arc::new(Generation {
                 number,
@@ -320,7 +333,7 @@ impl Store {
             }
             // The index has dropped revisions this snapshot may still need:
             // a compaction committed after our txn began. Take a newer one.
-            if index.compacted.load(Ordering::Acquire) > current {
+            if index.compacted.load(Ordering::Acquire) > compacted {
                 continue;
             }
             return Ok(ReadView {
@@ -415,11 +428,21 @@ impl Store {
             .take()
             .map(|s| s.elapsed())
             .unwrap_or_default();
+        let rev = pending.rev;
+        drop(pending);
+        self.physically_compacted.send_replace(rev);
         tracing::info!(
-            compact_revision = pending.rev,
+            compact_revision = rev,
             took = ?took,
             "finished scheduled compaction"
         );
+    }
+
+    /// Waits until every record a compaction at `rev` drops is deleted
+    /// (etcd's physical compaction answers then).
+    pub async fn physically_compacted(&self, rev: i64) {
+        let mut done = self.physically_compacted.subscribe();
+        let _ = done.wait_for(|&r| r >= rev).await;
     }
 
     /// Deletes up to `limit` records of a pending compaction in one
@@ -1052,8 +1075,9 @@ impl WriteTxn<'_> {
         Ok(())
     }
 
-    /// Compacts history up to `rev`: older versions are deleted in this txn,
-    /// and from the index once committed.
+    /// Compacts history up to `rev`: the revision is recorded in this txn,
+    /// the older versions leave the index once it is committed, and their
+    /// records are deleted afterwards in batches (`Store::compact_step`).
     pub fn compact(&mut self, rev: i64) -> Result<(), Error> {
         if rev <= self.compacted {
             return Err(Error::Compacted);
@@ -1242,6 +1266,30 @@ mod tests {
             view.hash_kv(rev).unwrap().hash
         );
         (kvs, events, h.hash, h.compact_revision)
+    }
+
+    /// A physical compaction is answered once its records are deleted:
+    /// the wait ends only when the last batch is gone.
+    #[test]
+    fn physically_compacted_waits_for_the_last_batch() {
+        use futures::FutureExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("db"));
+        let rev = history_then_compact(&store);
+        assert!(store.physically_compacted(rev).now_or_never().is_none());
+        assert!(store.compact_step(100).unwrap());
+        assert!(store.physically_compacted(rev).now_or_never().is_none());
+        while store.compact_step(100).unwrap() {}
+        assert!(store.physically_compacted(rev).now_or_never().is_some());
+        // a compaction with nothing to delete is physical at once
+        let mut wt = store.write().unwrap();
+        wt.put(b"k/0000", b"x".to_vec(), 0).unwrap();
+        wt.end_request();
+        let next = wt.current_rev();
+        wt.compact(next).unwrap();
+        wt.commit(Applied { index: 9, term: 1 }).unwrap();
+        while store.compact_step(100).unwrap() {}
+        assert!(store.physically_compacted(next).now_or_never().is_some());
     }
 
     /// A compaction's records are deleted in batches after its commit.

@@ -1,5 +1,6 @@
 //! The receiving side of the peer port. See the module docs of `peer`.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -24,6 +25,10 @@ use crate::storage::snapshot::Snapshotter;
 pub struct PeerService {
     membership: Arc<Membership>,
     raft_tx: Sender<RaftMsg>,
+    /// Counts what waits in `raft_tx` from peers.
+    raft: Arc<crate::raft::RaftShared>,
+    /// When a dropped message was last logged (seconds since the epoch).
+    drop_logged: std::sync::atomic::AtomicU64,
     snapshots: Arc<Snapshotter>,
     /// Read for HashKV.
     store: Arc<Store>,
@@ -38,20 +43,35 @@ pub type LateServer = Arc<OnceLock<Weak<EtcdServer>>>;
 
 pub fn server(
     membership: Arc<Membership>,
-    raft_tx: Sender<RaftMsg>,
+    raft: &crate::raft::RaftHandle,
     snapshots: Arc<Snapshotter>,
     store: Arc<Store>,
     server: LateServer,
 ) -> PeerServer<PeerService> {
     PeerServer::new(PeerService {
         membership,
-        raft_tx,
+        raft_tx: raft.tx.clone(),
+        raft: raft.shared.clone(),
+        drop_logged: Default::default(),
         snapshots,
         store,
         server,
     })
     .max_decoding_message_size(MAX_PEER_FRAME)
     .max_encoding_message_size(usize::MAX)
+}
+
+/// Peer messages the raft thread may have waiting (etcd's recvBufSize).
+const MAX_QUEUED_PEER_MESSAGES: usize = 4096;
+
+/// Takes a place in the raft thread's queue for one peer message, or says
+/// it is full.
+fn admit_peer_message(queued: &std::sync::atomic::AtomicUsize) -> bool {
+    if queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_PEER_MESSAGES {
+        queued.fetch_sub(1, Ordering::AcqRel);
+        return false;
+    }
+    true
 }
 
 /// Deletes a file when dropped, unless its path was taken back.
@@ -143,10 +163,32 @@ impl PeerService {
             .ok_or_else(|| Status::unavailable("etcdserver: server stopped"))
     }
 
-    fn step(&self, m: Message) -> Result<(), Status> {
-        self.raft_tx
-            .send(RaftMsg::Step(m))
-            .map_err(|_| Status::unavailable("etcdserver: server stopped"))
+    fn step(&self, m: Message, from: &str) -> Result<(), Status> {
+        if !admit_peer_message(&self.raft.peer_messages_queued) {
+            // raft recovers lost messages (retries, heartbeats); a raft
+            // thread that fell behind must not queue without bound
+            crate::metrics::network()
+                .peer_received_failures
+                .with_label_values(&[from])
+                .inc();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if self.drop_logged.swap(now, Ordering::Relaxed) != now {
+                tracing::warn!(
+                    "message-type" = ?m.get_msg_type(),
+                    "remote-peer-id" = from,
+                    "dropped internal Raft message since receiving buffer is full (overloaded network)"
+                );
+            }
+            return Ok(());
+        }
+        self.raft_tx.send(RaftMsg::Step(m)).map_err(|_| {
+            self.raft
+                .peer_messages_queued
+                .fetch_sub(1, Ordering::AcqRel);
+            Status::unavailable("etcdserver: server stopped")
+        })
     }
 }
 
@@ -203,7 +245,7 @@ impl Peer for PeerService {
                     );
                     continue;
                 }
-                self.step(m)?;
+                self.step(m, &label)?;
             }
         }
         Ok(Response::new(RaftStreamEnd {}))
@@ -292,7 +334,17 @@ impl Peer for PeerService {
             path = %path.display(),
             "received and saved database snapshot"
         );
-        self.step(m)?;
+        // a saved snapshot is always stepped: dropping it would leave the
+        // leader waiting on a snapshot the follower never installs
+        self.raft
+            .peer_messages_queued
+            .fetch_add(1, Ordering::AcqRel);
+        self.raft_tx.send(RaftMsg::Step(m)).map_err(|_| {
+            self.raft
+                .peer_messages_queued
+                .fetch_sub(1, Ordering::AcqRel);
+            Status::unavailable("etcdserver: server stopped")
+        })?;
         Ok(Response::new(SnapshotAck {}))
     }
 
@@ -385,5 +437,24 @@ impl Peer for PeerService {
         Ok(Response::new(PeerMemberPromoteResponse {
             members: server.membership.members(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn peer_messages_queue_up_to_the_bound_then_drop() {
+        let queued = AtomicUsize::new(0);
+        for _ in 0..MAX_QUEUED_PEER_MESSAGES {
+            assert!(admit_peer_message(&queued));
+        }
+        assert!(!admit_peer_message(&queued), "past the bound");
+        assert_eq!(queued.load(Ordering::Relaxed), MAX_QUEUED_PEER_MESSAGES);
+        // the raft thread takes one: there is room again
+        queued.fetch_sub(1, Ordering::AcqRel);
+        assert!(admit_peer_message(&queued));
     }
 }

@@ -100,6 +100,10 @@ pub struct RaftShared {
     /// applied (it subtracts what it applied): proposals wait while this
     /// is too large.
     pub apply_backlog_bytes: AtomicU64,
+    /// Messages from peers queued for the raft thread (the peer service
+    /// adds, the raft thread takes away): past a bound they are dropped,
+    /// as etcd's full receive buffer drops them.
+    pub peer_messages_queued: std::sync::atomic::AtomicUsize,
     /// Raft ticks so far: the watchdog pings systemd only while it moves.
     pub ticks: AtomicU64,
     /// When the current leader was learned (etcd's leadElectedTime), to
@@ -453,6 +457,9 @@ impl RaftNode {
             }
             RaftMsg::ReadIndex(tx) => self.pending_reads.push(tx),
             RaftMsg::Step(m) => {
+                self.shared
+                    .peer_messages_queued
+                    .fetch_sub(1, Ordering::AcqRel);
                 // raft-rs panics on a heartbeat committing past this log's
                 // end (commit_to's "out of range"); a leader never sends
                 // one (it sends min(match, commit)), so it is forged.

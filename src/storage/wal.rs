@@ -119,9 +119,12 @@ impl Wal {
         let mut recovered = Recovered::default();
         let count = segments.len();
         let mut end = 0;
+        let mut newest_has_sync_records = true;
         for (i, seg) in segments.iter().enumerate() {
             let is_last = i + 1 == count;
-            end = replay_segment(&seg.path, is_last, &mut recovered)?;
+            let replayed = replay_segment(&seg.path, is_last, &mut recovered)?;
+            end = replayed.end;
+            newest_has_sync_records = replayed.synced_writes;
         }
         if let Some(first) = recovered.entries.first() {
             if first.index != recovered.snapshot.index + 1 {
@@ -157,7 +160,7 @@ impl Wal {
             .last()
             .map(|e| e.index + 1)
             .unwrap_or(recovered.snapshot.index + 1);
-        let wal = Wal {
+        let mut wal = Wal {
             dir: dir.to_path_buf(),
             segments,
             file,
@@ -172,6 +175,11 @@ impl Wal {
                 next_index,
             },
         };
+        // A newest segment written before sync records existed gets no
+        // more writes: a torn write there could not be told from damage.
+        if end > 0 && !newest_has_sync_records {
+            wal.rotate()?;
+        }
         Ok((wal, recovered))
     }
 
@@ -386,8 +394,16 @@ fn encode_record(buf: &mut Vec<u8>, kind: u8, payload: &[u8]) {
     buf.extend_from_slice(payload);
 }
 
-/// Replays one segment into `out`; returns where its written part ends.
-fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<u64, WalError> {
+/// What replaying a segment found.
+struct Replayed {
+    /// Where its written part ends.
+    end: u64,
+    /// Whether it holds sync records (it was written since they exist).
+    synced_writes: bool,
+}
+
+/// Replays one segment into `out`.
+fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<Replayed, WalError> {
     let mut data = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
@@ -398,45 +414,97 @@ fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<u64
         reason,
     };
     let mut pos = 0usize;
-    // whether this segment has sync records (written since they exist)
     let mut synced_writes = false;
+    // the last write seen: where it ends, by its sync record
+    let mut write_end: Option<usize> = None;
     while pos < data.len() {
         let rest = &data[pos..];
-        let damage = if rest.iter().take(HEADER_LEN).all(|&b| b == 0) {
+        let (damage, torn) = if rest.iter().take(HEADER_LEN).all(|&b| b == 0) {
             // The preallocated, never written part, where the log ends...
             if !has_valid_record_after(&data[pos + 1..]) {
-                return Ok(pos as u64);
+                return Ok(Replayed {
+                    end: pos as u64,
+                    synced_writes,
+                });
             }
             // ...unless records follow: a hole of zeros
-            "a hole of zeros before valid records".to_string()
+            ("a hole of zeros before valid records".to_string(), true)
         } else {
             match decode_record(rest) {
                 Ok((kind, payload, len)) => {
-                    synced_writes |= kind == KIND_SYNC;
+                    if kind == KIND_SYNC {
+                        synced_writes = true;
+                        let body = u64::from_le_bytes(payload.try_into().unwrap_or([0; 8]));
+                        write_end = usize::try_from(body)
+                            .ok()
+                            .and_then(|b| (pos + len).checked_add(b));
+                    }
                     apply_record(kind, payload, out).map_err(|r| corrupt(pos, r))?;
                     pos += len;
                     continue;
                 }
-                Err(reason) => reason,
+                Err(reason) => {
+                    let torn = looks_torn(&data, pos);
+                    (reason, torn)
+                }
             }
         };
         // Damage. Only the unacknowledged last write, in the newest
-        // segment, may be cut; anything else is real corruption.
-        let after = &data[pos + 1..];
-        let last_write = if synced_writes {
-            !has_sync_record_after(after)
-        } else {
-            !has_valid_record_after(after)
+        // segment, may be cut, and only when it looks like a write that did
+        // not land whole (etcd's isTornEntry: a sector of zeros, or the
+        // file ends inside it); anything else is real corruption.
+        let last_write = match write_end {
+            // inside a write whose extent is known: a later write would
+            // start at its end, or after (if that one is damaged too)
+            Some(end) if synced_writes && pos < end => {
+                end >= data.len() || !has_sync_record_after(&data[end..])
+            }
+            _ if synced_writes => !has_sync_record_after(&data[pos + 1..]),
+            _ => !has_valid_record_after(&data[pos + 1..]),
         };
-        if is_last && last_write {
+        if is_last && last_write && torn {
             let written = data.iter().rposition(|&b| b != 0).map_or(pos, |p| p + 1);
             zero_range(path, pos as u64, written.saturating_sub(pos))?;
             out.truncated_tail += written.saturating_sub(pos) as u64;
-            return Ok(pos as u64);
+            return Ok(Replayed {
+                end: pos as u64,
+                synced_writes,
+            });
         }
         return Err(corrupt(pos, damage));
     }
-    Ok(pos as u64)
+    Ok(Replayed {
+        end: pos as u64,
+        synced_writes,
+    })
+}
+
+/// Disks write whole sectors; a write cut short leaves sectors that never
+/// landed, zeros in a preallocated segment.
+const SECTOR: usize = 512;
+
+/// Whether the damaged record at `pos` looks like part of a write that did
+/// not land: the file ends inside it, or a piece of it between sector
+/// boundaries is all zeros (etcd's isTornEntry). A flipped bit does not.
+fn looks_torn(data: &[u8], pos: usize) -> bool {
+    let Some(header) = data.get(pos..pos + HEADER_LEN) else {
+        return true; // the file ends inside the header
+    };
+    let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
+    let end = pos.saturating_add(HEADER_LEN).saturating_add(len);
+    if end > data.len() {
+        return true;
+    }
+    let mut start = pos;
+    while start < end {
+        let stop = ((start / SECTOR) + 1) * SECTOR;
+        let stop = stop.min(end);
+        if data[start..stop].iter().all(|&b| b == 0) {
+            return true;
+        }
+        start = stop;
+    }
+    false
 }
 
 /// Decodes one record; returns (kind, payload, total length).
@@ -582,7 +650,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (mut wal, _) = Wal::open(dir.path()).unwrap();
-            wal.append_entries(&[entry(1, 1, b"aaaa"), entry(2, 1, b"bbbb")])
+            // the second record spans a sector boundary
+            wal.append_entries(&[entry(1, 1, b"aaaa"), entry(2, 1, &[b'b'; 1000])])
                 .unwrap();
             wal.sync().unwrap();
         }
@@ -599,9 +668,10 @@ mod tests {
             "segments are preallocated"
         );
         let end = full.iter().rposition(|&b| b != 0).unwrap() + 1;
-        // torn inside the preallocated file: the last record's end never landed
+        // torn inside the preallocated file: the last record's final
+        // sector never landed (zeros from its last sector boundary on)
         let mut torn = full.clone();
-        torn[end - 2..end].fill(0);
+        torn[((end - 1) / SECTOR) * SECTOR..end].fill(0);
         fs::write(&seg, &torn).unwrap();
         let (_w, rec) = Wal::open(dir.path()).unwrap();
         assert_eq!(rec.entries.len(), 1);
@@ -685,6 +755,14 @@ mod tests {
         assert_eq!(kept, vec![1, 2], "the first write was synced and stays");
         drop(_w);
 
+        // a flipped bit in the last write (it may have been synced and
+        // acknowledged): refused, not cut
+        let mut flipped = full.clone();
+        flipped[end - 100] ^= 0x01;
+        fs::write(&seg, &flipped).unwrap();
+        let err = Wal::open(dir.path()).err().expect("must refuse");
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+
         // a hole in the first write, which the second followed: refused
         let mut bad = full.clone();
         bad[SYNC_LEN + 4..SYNC_LEN + 20].fill(0);
@@ -701,7 +779,8 @@ mod tests {
         let path = dir.path().join(segment_name(0, 0));
         let mut data = Vec::new();
         for i in 1..=3 {
-            let e = entry(i, 1, &[1u8; 64]).write_to_bytes().unwrap();
+            // each record spans a sector boundary
+            let e = entry(i, 1, &[1u8; 600]).write_to_bytes().unwrap();
             encode_record(&mut data, KIND_ENTRY, &e);
         }
         let record = data.len() / 3;
@@ -712,12 +791,21 @@ mod tests {
         fs::write(&path, &holed).unwrap();
         let err = Wal::open(dir.path()).err().expect("must refuse");
         assert!(err.to_string().contains("a hole of zeros"), "{err}");
-        // a torn last record alone is cut
+        // a flipped bit in the last record is damage, not a torn write
+        let mut flipped = data.clone();
+        flipped[2 * record + HEADER_LEN + 3] ^= 0xff;
+        fs::write(&path, &flipped).unwrap();
+        let err = Wal::open(dir.path()).err().expect("must refuse");
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+        // a last record whose final sector never landed is cut
         let mut torn = data.clone();
-        torn[2 * record + HEADER_LEN + 3] ^= 0xff;
+        let end = 3 * record;
+        torn[((end - 1) / SECTOR) * SECTOR..end].fill(0);
         fs::write(&path, &torn).unwrap();
-        let (_w, rec) = Wal::open(dir.path()).unwrap();
+        let (w, rec) = Wal::open(dir.path()).unwrap();
         assert_eq!(rec.entries.len(), 2);
+        // and the segment takes no more writes: a new one with sync records
+        assert_eq!(w.segment_count(), 2);
     }
 
     #[test]

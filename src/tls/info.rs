@@ -243,8 +243,12 @@ impl Loaded {
             let mut revoked = None;
             if let Some(crl) = &info.crl_file {
                 let crls = super::pem::crls(snap.bytes(info, crl)?, crl)?;
+                let ca_pem = match &info.trusted_ca_file {
+                    Some(ca) => snap.bytes(info, ca)?.to_vec(),
+                    None => Vec::new(),
+                };
                 revoked = Some(Arc::new(
-                    super::verify::RevokedSerials::from_crls(&crls)
+                    super::verify::RevokedSerials::from_crls(&crls, &ca_pem)
                         .with_context(|| format!("read {}", crl.display()))?,
                 ));
                 // As etcd: certificates the list does not speak for pass.

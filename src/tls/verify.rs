@@ -49,13 +49,17 @@ pub struct ClientVerifier {
 /// so a list from the root CA that names a certificate issued under an
 /// intermediate would revoke nothing. etcd's checkCRL revokes every
 /// certificate the client presents whose serial the list names. We do the
-/// same for lists whose issuer is one of the CAs of the presented chain
-/// (serials are unique per issuer only: a list of another CA must not
-/// revoke an unrelated certificate that happens to share a serial).
+/// same for lists whose issuer is one of the CAs of the presented chain or
+/// of the trusted CA file (serials are unique per issuer only: a list of
+/// another CA must not revoke an unrelated certificate that happens to
+/// share a serial).
 #[derive(Debug, Default)]
 pub struct RevokedSerials {
     /// (issuer name DER, serial without leading zero bytes)
     entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Subjects of the trusted CA file's certificates: a client may leave
+    /// out a CA the server trusts, whose list still speaks for the chain.
+    trusted: Vec<Vec<u8>>,
 }
 
 /// A serial as Go's `big.Int.Bytes()` gives it: no leading zero bytes.
@@ -67,7 +71,17 @@ fn serial_bytes(raw: &[u8]) -> Vec<u8> {
 impl RevokedSerials {
     pub fn from_crls(
         crls: &[rustls_pki_types::CertificateRevocationListDer<'_>],
+        trusted_ca_pem: &[u8],
     ) -> anyhow::Result<RevokedSerials> {
+        use rustls_pki_types::pem::PemObject as _;
+        let trusted = CertificateDer::pem_slice_iter(trusted_ca_pem)
+            .filter_map(Result::ok)
+            .filter_map(|c| {
+                x509_parser::parse_x509_certificate(&c)
+                    .ok()
+                    .map(|(_, c)| c.subject().as_raw().to_vec())
+            })
+            .collect();
         let mut entries = Vec::new();
         for der in crls {
             let (_, crl) = x509_parser::parse_x509_crl(der)
@@ -77,7 +91,7 @@ impl RevokedSerials {
                 entries.push((issuer.clone(), serial_bytes(revoked.raw_serial())));
             }
         }
-        Ok(RevokedSerials { entries })
+        Ok(RevokedSerials { entries, trusted })
     }
 
     /// The serial of the first certificate of the chain that a list of one
@@ -88,8 +102,13 @@ impl RevokedSerials {
             .iter()
             .filter_map(|c| x509_parser::parse_x509_certificate(c).ok().map(|(_, c)| c))
             .collect();
-        // the chain's CAs: every issuer named (the root included)
-        let issuers: Vec<&[u8]> = parsed.iter().map(|c| c.issuer().as_raw()).collect();
+        // the chain's CAs: every issuer named (the root included), and
+        // every CA the server trusts
+        let issuers: Vec<&[u8]> = parsed
+            .iter()
+            .map(|c| c.issuer().as_raw())
+            .chain(self.trusted.iter().map(Vec::as_slice))
+            .collect();
         parsed.iter().find_map(|c| {
             let serial = serial_bytes(c.raw_serial());
             self.entries
