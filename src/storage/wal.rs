@@ -40,10 +40,13 @@ const HEADER_LEN: usize = 9;
 const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 const KIND_SNAPSHOT: u8 = 3;
-/// Starts every write; its payload is the write's length after it (u64 LE).
+/// Starts every write; its payload is the write's length after it and the
+/// record's own offset in the segment (u64 LE each): a copy of one inside a
+/// client's value, at another offset, is not taken for one.
 const KIND_SYNC: u8 = 4;
-/// A sync record's length: header and an 8-byte payload.
-const SYNC_LEN: usize = HEADER_LEN + 8;
+const SYNC_PAYLOAD: usize = 16;
+/// A sync record's length: header and payload.
+const SYNC_LEN: usize = HEADER_LEN + SYNC_PAYLOAD;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
@@ -127,7 +130,7 @@ impl Wal {
             newest_has_sync_records = replayed.synced_writes;
         }
         if let Some(first) = recovered.entries.first() {
-            if first.index != recovered.snapshot.index + 1 {
+            if first.index != recovered.snapshot.index.saturating_add(1) {
                 return Err(WalError::Corrupt {
                     path: dir.to_path_buf(),
                     offset: 0,
@@ -158,8 +161,8 @@ impl Wal {
         let next_index = recovered
             .entries
             .last()
-            .map(|e| e.index + 1)
-            .unwrap_or(recovered.snapshot.index + 1);
+            .map(|e| e.index.saturating_add(1))
+            .unwrap_or(recovered.snapshot.index.saturating_add(1));
         let mut wal = Wal {
             dir: dir.to_path_buf(),
             segments,
@@ -175,9 +178,15 @@ impl Wal {
                 next_index,
             },
         };
-        // A newest segment written before sync records existed gets no
-        // more writes: a torn write there could not be told from damage.
-        if end > 0 && !newest_has_sync_records {
+        if end == 0 {
+            // A newest segment with nothing in it (a new log, or a crash in
+            // a rotation) starts with a head, so that its first write is
+            // never its first record: a torn one is then told from damage.
+            let path = wal.segments.last().expect("a segment").path.clone();
+            let durable = wal.durable.clone();
+            wal.end = write_head(&mut wal.file, &path, &durable)?;
+        } else if !newest_has_sync_records {
+            // written before sync records existed: no more writes there
             wal.rotate()?;
         }
         Ok((wal, recovered))
@@ -190,7 +199,7 @@ impl Wal {
                 .write_to_bytes()
                 .map_err(|e| io_err("encode entry")(io::Error::other(e)))?;
             encode_record(&mut self.pending, KIND_ENTRY, &bytes);
-            self.next_index = e.index + 1;
+            self.next_index = e.index.saturating_add(1);
         }
         Ok(())
     }
@@ -213,6 +222,8 @@ impl Wal {
             .map_err(|e| io_err("encode snapshot")(io::Error::other(e)))?;
         encode_record(&mut self.pending, KIND_SNAPSHOT, &bytes);
         self.last_snapshot = meta.clone();
+        // a leader's snapshot past this log: the next entry follows it
+        self.next_index = self.next_index.max(meta.index.saturating_add(1));
         let started = std::time::Instant::now();
         self.sync()?;
         crate::metrics::disk()
@@ -229,10 +240,10 @@ impl Wal {
         if self.pending.len() == SYNC_LEN {
             return Ok(());
         }
-        fill_sync_record(&mut self.pending);
         if self.end >= SEGMENT_BYTES {
             self.rotate()?;
         }
+        fill_sync_record(&mut self.pending, self.end);
         let path = &self.segments.last().expect("segment").path;
         let disk = crate::metrics::disk();
         let started = std::time::Instant::now();
@@ -274,26 +285,10 @@ impl Wal {
             path: self.dir.join(segment_name(seq, durable.next_index)),
         };
         let mut file = create_segment(&seg.path)?;
-        // Carry the state that older segments held, so they can be purged.
-        let mut head = sync_placeholder();
-        let snap = durable
-            .snapshot
-            .write_to_bytes()
-            .map_err(|e| io_err("encode snapshot")(io::Error::other(e)))?;
-        encode_record(&mut head, KIND_SNAPSHOT, &snap);
-        let hs = durable
-            .hard_state
-            .write_to_bytes()
-            .map_err(|e| io_err("encode hard state")(io::Error::other(e)))?;
-        encode_record(&mut head, KIND_HARD_STATE, &hs);
-        fill_sync_record(&mut head);
-        file.write_all(&head)
-            .map_err(io_err(format!("write {}", seg.path.display())))?;
-        file.sync_data()
-            .map_err(io_err(format!("fsync {}", seg.path.display())))?;
+        let len = write_head(&mut file, &seg.path, &durable)?;
         sync_dir(&self.dir)?;
         self.file = file;
-        self.end = head.len() as u64;
+        self.end = len;
         self.segments.push(seg);
         Ok(())
     }
@@ -303,7 +298,7 @@ impl Wal {
         // it started at or below snapshot_index + 1.
         let mut removable = 0;
         for i in 0..self.segments.len().saturating_sub(1) {
-            if self.segments[i + 1].first_index <= snapshot_index + 1 {
+            if self.segments[i + 1].first_index <= snapshot_index.saturating_add(1) {
                 removable = i + 1;
             } else {
                 break;
@@ -317,6 +312,30 @@ impl Wal {
         }
         Ok(removable)
     }
+}
+
+/// Writes a segment's head at its start: a write of its own that carries
+/// the state older segments held (so they can be purged), fsynced.
+/// Returns its length.
+fn write_head(file: &mut File, path: &Path, durable: &Durable) -> Result<u64, WalError> {
+    let mut head = sync_placeholder();
+    let snap = durable
+        .snapshot
+        .write_to_bytes()
+        .map_err(|e| io_err("encode snapshot")(io::Error::other(e)))?;
+    encode_record(&mut head, KIND_SNAPSHOT, &snap);
+    let hs = durable
+        .hard_state
+        .write_to_bytes()
+        .map_err(|e| io_err("encode hard state")(io::Error::other(e)))?;
+    encode_record(&mut head, KIND_HARD_STATE, &hs);
+    fill_sync_record(&mut head, 0);
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.write_all(&head))
+        .map_err(io_err(format!("write {}", path.display())))?;
+    file.sync_data()
+        .map_err(io_err(format!("fsync {}", path.display())))?;
+    Ok(head.len() as u64)
 }
 
 /// Creates a segment file with its full size allocated up front.
@@ -377,12 +396,38 @@ fn sync_placeholder() -> Vec<u8> {
     buf
 }
 
-/// Writes the sync record at the start of `buf`: the length that follows.
-fn fill_sync_record(buf: &mut [u8]) {
+/// Writes the sync record at the start of `buf`, a write that goes at
+/// `offset` in its segment: the length that follows, and the offset.
+fn fill_sync_record(buf: &mut [u8], offset: u64) {
     let len = (buf.len() - SYNC_LEN) as u64;
+    buf[..SYNC_LEN].copy_from_slice(&sync_record(len, offset));
+}
+
+fn sync_record(len: u64, offset: u64) -> Vec<u8> {
+    let mut payload = [0u8; SYNC_PAYLOAD];
+    payload[..8].copy_from_slice(&len.to_le_bytes());
+    payload[8..].copy_from_slice(&offset.to_le_bytes());
     let mut record = Vec::with_capacity(SYNC_LEN);
-    encode_record(&mut record, KIND_SYNC, &len.to_le_bytes());
-    buf[..SYNC_LEN].copy_from_slice(&record);
+    encode_record(&mut record, KIND_SYNC, &payload);
+    record
+}
+
+/// A sync record at `offset` of `data`: the length of its write.
+fn sync_at(data: &[u8], offset: usize) -> Option<usize> {
+    let rest = data.get(offset..)?;
+    if rest.len() < SYNC_LEN || rest[8] != KIND_SYNC {
+        return None; // cheap checks first: this runs at every offset of a scan
+    }
+    match decode_record(rest) {
+        Ok((KIND_SYNC, p, _)) if p.len() == SYNC_PAYLOAD => {
+            let len = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
+            let at = u64::from_le_bytes(p[8..].try_into().expect("8 bytes"));
+            (at == offset as u64)
+                .then(|| usize::try_from(len).ok())
+                .flatten()
+        }
+        _ => None,
+    }
 }
 
 fn encode_record(buf: &mut Vec<u8>, kind: u8, payload: &[u8]) {
@@ -415,13 +460,18 @@ fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<Rep
     };
     let mut pos = 0usize;
     let mut synced_writes = false;
-    // the last write seen: where it ends, by its sync record
-    let mut write_end: Option<usize> = None;
+    // the last write seen, by its sync record: where it starts and ends
+    let mut write: Option<(usize, usize)> = None;
     while pos < data.len() {
         let rest = &data[pos..];
         let (damage, torn) = if rest.iter().take(HEADER_LEN).all(|&b| b == 0) {
             // The preallocated, never written part, where the log ends...
             if !has_valid_record_after(&data[pos + 1..]) {
+                if is_last {
+                    // what a torn write left there (no whole record) goes,
+                    // so later writes never sit next to stale bytes
+                    cut_tail(path, &data, pos, write, out)?;
+                }
                 return Ok(Replayed {
                     end: pos as u64,
                     synced_writes,
@@ -431,20 +481,24 @@ fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<Rep
             ("a hole of zeros before valid records".to_string(), true)
         } else {
             match decode_record(rest) {
+                Ok((KIND_SYNC, _, len)) => {
+                    let Some(body) = sync_at(&data, pos) else {
+                        // a sync record that names another offset is a
+                        // copy (inside a value), never written as one
+                        return Err(corrupt(pos, "a sync record out of place".into()));
+                    };
+                    synced_writes = true;
+                    write = Some((pos, (pos + len).saturating_add(body)));
+                    pos += len;
+                    continue;
+                }
                 Ok((kind, payload, len)) => {
-                    if kind == KIND_SYNC {
-                        synced_writes = true;
-                        let body = u64::from_le_bytes(payload.try_into().unwrap_or([0; 8]));
-                        write_end = usize::try_from(body)
-                            .ok()
-                            .and_then(|b| (pos + len).checked_add(b));
-                    }
                     apply_record(kind, payload, out).map_err(|r| corrupt(pos, r))?;
                     pos += len;
                     continue;
                 }
                 Err(reason) => {
-                    let torn = looks_torn(&data, pos);
+                    let torn = looks_torn(&data, pos, write.map(|(_, end)| end));
                     (reason, torn)
                 }
             }
@@ -453,19 +507,15 @@ fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<Rep
         // segment, may be cut, and only when it looks like a write that did
         // not land whole (etcd's isTornEntry: a sector of zeros, or the
         // file ends inside it); anything else is real corruption.
-        let last_write = match write_end {
-            // inside a write whose extent is known: a later write would
-            // start at its end, or after (if that one is damaged too)
-            Some(end) if synced_writes && pos < end => {
-                end >= data.len() || !has_sync_record_after(&data[end..])
-            }
-            _ if synced_writes => !has_sync_record_after(&data[pos + 1..]),
+        let last_write = match write {
+            // inside a write whose extent is known: a later write starts at
+            // its end (or after it, if that one is damaged too)
+            Some((_, end)) if pos < end => !has_sync_record_from(&data, end),
+            _ if synced_writes => !has_sync_record_from(&data, pos + 1),
             _ => !has_valid_record_after(&data[pos + 1..]),
         };
         if is_last && last_write && torn {
-            let written = data.iter().rposition(|&b| b != 0).map_or(pos, |p| p + 1);
-            zero_range(path, pos as u64, written.saturating_sub(pos))?;
-            out.truncated_tail += written.saturating_sub(pos) as u64;
+            cut_tail(path, &data, pos, write, out)?;
             return Ok(Replayed {
                 end: pos as u64,
                 synced_writes,
@@ -479,6 +529,32 @@ fn replay_segment(path: &Path, is_last: bool, out: &mut Recovered) -> Result<Rep
     })
 }
 
+/// Cuts the newest segment at `pos`: zeros from there to the last byte
+/// ever written, and, when `pos` lies inside the write that `write` began,
+/// that write's sync record shortened to what is kept (so that its old
+/// length never spans the writes that come next).
+fn cut_tail(
+    path: &Path,
+    data: &[u8],
+    pos: usize,
+    write: Option<(usize, usize)>,
+    out: &mut Recovered,
+) -> Result<(), WalError> {
+    let written = data.iter().rposition(|&b| b != 0).map_or(pos, |p| p + 1);
+    if written <= pos {
+        return Ok(());
+    }
+    zero_range(path, pos as u64, written - pos)?;
+    out.truncated_tail += (written - pos) as u64;
+    if let Some((start, end)) = write {
+        if start + SYNC_LEN <= pos && pos < end {
+            let kept = (pos - start - SYNC_LEN) as u64;
+            write_at(path, start as u64, &sync_record(kept, start as u64))?;
+        }
+    }
+    Ok(())
+}
+
 /// Disks write whole sectors; a write cut short leaves sectors that never
 /// landed, zeros in a preallocated segment.
 const SECTOR: usize = 512;
@@ -486,19 +562,31 @@ const SECTOR: usize = 512;
 /// Whether the damaged record at `pos` looks like part of a write that did
 /// not land: the file ends inside it, or a piece of it between sector
 /// boundaries is all zeros (etcd's isTornEntry). A flipped bit does not.
-fn looks_torn(data: &[u8], pos: usize) -> bool {
+/// With the write's end known (`write_end`), a record claiming to reach
+/// past it is damage (a torn write only turns bytes to zeros, which never
+/// lengthens a record), and each sector is judged by all of the write that
+/// falls in it, not just the record's part.
+fn looks_torn(data: &[u8], pos: usize, write_end: Option<usize>) -> bool {
     let Some(header) = data.get(pos..pos + HEADER_LEN) else {
         return true; // the file ends inside the header
     };
     let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
-    let end = pos.saturating_add(HEADER_LEN).saturating_add(len);
+    let record_end = pos.saturating_add(HEADER_LEN).saturating_add(len);
+    let end = match write_end {
+        Some(w) if pos < w => {
+            if record_end > w {
+                return false;
+            }
+            w
+        }
+        _ => record_end,
+    };
     if end > data.len() {
         return true;
     }
     let mut start = pos;
     while start < end {
-        let stop = ((start / SECTOR) + 1) * SECTOR;
-        let stop = stop.min(end);
+        let stop = (((start / SECTOR) + 1) * SECTOR).min(end);
         if data[start..stop].iter().all(|&b| b == 0) {
             return true;
         }
@@ -536,16 +624,20 @@ fn has_valid_record_after(buf: &[u8]) -> bool {
         return false;
     };
     (0..=last).any(|i| {
-        matches!(decode_record(&buf[i..]), Ok((k, p, _)) if (KIND_ENTRY..=KIND_SYNC).contains(&k) && !p.is_empty())
+        // cheap checks first: this runs at every offset
+        buf.get(i + 8)
+            .is_some_and(|k| (KIND_ENTRY..=KIND_SYNC).contains(k))
+            && matches!(decode_record(&buf[i..]), Ok((_, p, _)) if !p.is_empty())
     })
 }
 
-/// Whether a later write's sync record starts somewhere in `buf`.
-fn has_sync_record_after(buf: &[u8]) -> bool {
-    let Some(last) = buf.iter().rposition(|&b| b != 0) else {
+/// Whether a write's sync record (one that names its own offset) starts
+/// at `from` or after it.
+fn has_sync_record_from(data: &[u8], from: usize) -> bool {
+    let Some(last) = data.iter().rposition(|&b| b != 0) else {
         return false;
     };
-    (0..=last).any(|i| matches!(decode_record(&buf[i..]), Ok((KIND_SYNC, p, _)) if p.len() == 8))
+    (from..=last).any(|i| sync_at(data, i).is_some())
 }
 
 fn apply_record(kind: u8, payload: &[u8], out: &mut Recovered) -> Result<(), String> {
@@ -557,7 +649,7 @@ fn apply_record(kind: u8, payload: &[u8], out: &mut Recovered) -> Result<(), Str
                 return Ok(());
             }
             let first = out.entries.first().map(|f| f.index).unwrap_or(e.index);
-            let next = first + out.entries.len() as u64;
+            let next = first.saturating_add(out.entries.len() as u64);
             if e.index > next || e.index < first {
                 // A gap: only legal when the entries before it were purged
                 // under a snapshot recorded later in this segment; `open`
@@ -581,7 +673,7 @@ fn apply_record(kind: u8, payload: &[u8], out: &mut Recovered) -> Result<(), Str
                 if out
                     .entries
                     .first()
-                    .is_some_and(|f| f.index != meta.index + 1)
+                    .is_some_and(|f| f.index != meta.index.saturating_add(1))
                 {
                     out.entries.clear();
                 }
@@ -591,6 +683,18 @@ fn apply_record(kind: u8, payload: &[u8], out: &mut Recovered) -> Result<(), Str
         other => return Err(format!("unknown record kind {other}")),
     }
     Ok(())
+}
+
+/// Overwrites `bytes` at `offset` of `path`, fsynced.
+fn write_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<(), WalError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(format!("open {}", path.display())))?;
+    f.seek(SeekFrom::Start(offset))
+        .and_then(|_| f.write_all(bytes))
+        .and_then(|_| f.sync_data())
+        .map_err(io_err(format!("repair {}", path.display())))
 }
 
 /// Overwrites a torn tail with zeros (keeping the preallocated size).
@@ -766,6 +870,71 @@ mod tests {
         // a hole in the first write, which the second followed: refused
         let mut bad = full.clone();
         bad[SYNC_LEN + 4..SYNC_LEN + 20].fill(0);
+        fs::write(&seg, &bad).unwrap();
+        let err = Wal::open(dir.path()).err().expect("must refuse");
+        assert!(err.to_string().contains("corrupt"), "{err}");
+    }
+
+    /// The repairs around a torn last write: a sync record copied into a
+    /// value (at another offset) is not taken for a later write; bytes a
+    /// torn write left after the end of the log are zeroed; the cut write's
+    /// sync record is shortened to what was kept; a record whose length
+    /// reaches past its write (a flipped bit, not a tear) is refused.
+    #[test]
+    fn torn_write_repairs_and_what_is_not_a_tear() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = vec![5u8; 3000];
+        let (first_end, second_start);
+        {
+            let (mut wal, _) = Wal::open(dir.path()).unwrap();
+            wal.append_entries(&[entry(1, 1, b"one")]).unwrap();
+            wal.sync().unwrap();
+            first_end = wal.end as usize;
+            second_start = first_end;
+            // a value holding a well-formed sync record (naming offset 7)
+            let fake = sync_record(1 << 20, 7);
+            let mut batch = vec![entry(2, 1, &fake)];
+            batch.extend((3..=6).map(|i| entry(i, 1, &page)));
+            wal.append_entries(&batch).unwrap();
+            wal.sync().unwrap();
+        }
+        let (seg, full) = only_segment(dir.path());
+        let end = full.iter().rposition(|&b| b != 0).unwrap() + 1;
+
+        // the second write's first sector (its sync record, the fake) lost:
+        // cut at the write boundary, the fake notwithstanding
+        let mut torn = full.clone();
+        let sector = (second_start / SECTOR) * SECTOR;
+        torn[second_start..sector + SECTOR].fill(0);
+        fs::write(&seg, &torn).unwrap();
+        let (w, rec) = Wal::open(dir.path()).unwrap();
+        assert_eq!(rec.entries.len(), 1);
+        assert!(rec.truncated_tail > 0, "the later sectors were zeroed");
+        drop(w);
+        let after = fs::read(&seg).unwrap();
+        assert!(
+            after[first_end..end].iter().all(|&b| b == 0),
+            "nothing stale is left"
+        );
+
+        // a sector in the middle of the second write lost: cut there, and
+        // its sync record now names only what was kept
+        let mut torn = full.clone();
+        let hole = second_start + 2 * SECTOR - second_start % SECTOR + SECTOR;
+        torn[hole..hole + SECTOR].fill(0);
+        fs::write(&seg, &torn).unwrap();
+        let (w, rec) = Wal::open(dir.path()).unwrap();
+        let kept_end = w.end as usize;
+        assert!(rec.entries.len() > 1 && rec.entries.len() < 6);
+        drop(w);
+        let after = fs::read(&seg).unwrap();
+        let kept = sync_at(&after, second_start).expect("the sync record");
+        assert_eq!(second_start + SYNC_LEN + kept, kept_end);
+
+        // a bit flip making the last record reach past its write: damage
+        let mut bad = full.clone();
+        let last = end - (HEADER_LEN + entry(6, 1, &page).compute_size() as usize);
+        bad[last + 2] ^= 0x40;
         fs::write(&seg, &bad).unwrap();
         let err = Wal::open(dir.path()).err().expect("must refuse");
         assert!(err.to_string().contains("corrupt"), "{err}");
