@@ -13,10 +13,41 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
-use crate::proto::etcdserverpb::{AlarmMember, AlarmType};
+use crate::proto::etcdserverpb::{
+    request_op, AlarmMember, AlarmType, PutRequest, RequestOp, TxnRequest,
+};
 
-/// Prefix of the meta keys holding active alarms: `alarm/<member BE><type BE>`.
-pub const META_ALARM_PREFIX: &[u8] = b"alarm/";
+pub use crate::storage::schema::META_ALARM_PREFIX;
+
+/// Estimated bytes a key's metadata and a lease take in the backend
+/// (etcd's kvOverhead, leaseOverhead).
+pub(crate) const KV_OVERHEAD: usize = 256;
+const LEASE_OVERHEAD: usize = 64;
+
+/// What a request adds to the backend, as etcd estimates it; 0 for
+/// requests that do not grow it (reads, deletes).
+pub fn cost_put(p: &PutRequest) -> usize {
+    KV_OVERHEAD + p.key.len() + p.value.len()
+}
+
+pub fn cost_txn(t: &TxnRequest) -> usize {
+    let side = |ops: &[RequestOp]| -> usize {
+        ops.iter()
+            .map(|op| match &op.request {
+                Some(request_op::Request::RequestPut(p)) => cost_put(p),
+                // etcd leaves nested txns out of the estimate, letting their
+                // puts past the quota; we count them.
+                Some(request_op::Request::RequestTxn(t)) => cost_txn(t),
+                _ => 0,
+            })
+            .sum()
+    };
+    side(&t.success).max(side(&t.failure))
+}
+
+pub fn cost_lease_grant() -> usize {
+    LEASE_OVERHEAD
+}
 
 /// The active alarms, as (member id, alarm type).
 #[derive(Default)]

@@ -22,17 +22,16 @@ use crate::cluster::{self, Member, Membership};
 use crate::config::url_to_string as url_string;
 use crate::mvcc::Store;
 use crate::peer::Transport;
+use crate::propose::Wait;
 use crate::proto::internal::internal_raft_request::Request as Internal;
 use crate::proto::internal::{ClusterVersionSet, MemberAttributes};
 use crate::raft::node::{NodeOptions, RaftNode};
-use crate::server::wait::Wait;
 use crate::server::{ClusterContext, EtcdServer, Limits};
 use crate::storage::backend::{Backend, DEFAULT_MAP_SIZE};
 use crate::storage::snapshot::{Snapshotter, META_CONF_STATE};
 use crate::storage::DataDir;
 
-pub const META_MEMBER_ID: &[u8] = b"member_id";
-pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
+use crate::storage::schema::{META_CLUSTER_ID, META_MEMBER_ID};
 
 /// What the server needs from the configuration (etcd's `embed.Config`).
 #[derive(Debug, Clone)]
@@ -323,17 +322,17 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let transport = Transport::new(
         membership.clone(),
         snapshots.clone(),
-        raft_handle.tx.clone(),
+        Box::new(raft_handle.tx.clone()),
         tokio::runtime::Handle::current(),
         tls.peer.clone(),
     );
     opened.node.set_transport(transport.clone());
     let (peer_shutdown_tx, peer_shutdown_rx) = watch::channel(false);
     let mut peer_serving = Vec::new();
-    let late_server = crate::peer::service::LateServer::default();
+    let late_server = crate::api::peer::LateServer::default();
     for (u, l) in peer_listeners {
         tracing::info!(address = url_string(&u).as_str(), "serving peer traffic");
-        let service = crate::peer::service::server(
+        let service = crate::api::peer::server(
             membership.clone(),
             &raft_handle,
             snapshots.clone(),
@@ -896,10 +895,7 @@ async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow::Result<()>
     };
     let request_path = format!("/0/members/{:x}/attributes", server.member_id);
     loop {
-        match server
-            .propose(Internal::MemberAttributes(attrs.clone()))
-            .await
-        {
+        match server.propose(attrs.clone()).await {
             Ok(_) => break,
             Err(e) => {
                 tracing::warn!(error = %e, "failed to publish local member to cluster through raft; retrying");
@@ -945,7 +941,7 @@ async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow::Result<()>
         let set = ClusterVersionSet {
             version: crate::CLUSTER_VERSION.to_string(),
         };
-        server.propose(Internal::ClusterVersion(set)).await?;
+        server.propose(set).await?;
         // Answers go out before the backend commit; /version reads the
         // backend, so wait for it before serving clients.
         server.serializable_read().await?;

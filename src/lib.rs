@@ -4,6 +4,8 @@
 //! - `config`: etcd's flags, env vars and YAML file.
 //! - `api`: the gRPC services and HTTP endpoints on the client listeners.
 //! - `server`: propose-and-wait, linearizable reads, the member's identity.
+//! - `propose`: what a proposal answers (waiter, response, errors), below
+//!   raft, apply and server.
 //! - `raft`: the raft thread that owns raft-rs's `RawNode` and the WAL.
 //! - `apply`: the apply thread, the only LMDB writer; etcd's request semantics.
 //! - `auth`: RBAC: users, roles, permissions, tokens.
@@ -30,12 +32,16 @@ pub mod metrics;
 pub mod mvcc;
 pub mod notify;
 pub mod peer;
+pub mod propose;
 pub mod proto;
 pub mod raft;
 pub mod server;
 pub mod storage;
 pub mod tls;
 pub mod watch;
+
+#[cfg(test)]
+mod layers;
 
 /// The etcd release whose API and behaviour we implement.
 pub const ETCD_VERSION: &str = "3.5.17";

@@ -11,12 +11,11 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use crate::apply::Response as Applied;
 use crate::auth::token::{Provider, SimpleTokens};
 use crate::auth::{Access, AuthInfo, Credential, Error as AuthError};
+use crate::propose::Proposal;
 use crate::proto::etcdserverpb::auth_server::Auth;
 use crate::proto::etcdserverpb::*;
-use crate::proto::internal::internal_raft_request::Request as Internal;
 use crate::proto::internal::{
     InternalAuthenticateRequest, InternalUserAddRequest, InternalUserChangePasswordRequest,
 };
@@ -249,7 +248,11 @@ impl AuthService {
     }
 
     /// Proposes a change as the caller of `req` and waits for it.
-    async fn change<T>(&self, req: &Request<T>, change: Internal) -> Result<Applied, Status> {
+    async fn change<T, P: Proposal<Answer = ()>>(
+        &self,
+        req: &Request<T>,
+        change: P,
+    ) -> Result<(), Status> {
         let caller = caller(&self.server, req).await?;
         Ok(self.server.propose_as(change, &or_empty(&caller)).await?)
     }
@@ -312,14 +315,11 @@ impl Auth for AuthService {
             };
             // the entry carries no password: it is checked above, and the
             // log must not hold it
-            let entry = Internal::Authenticate(InternalAuthenticateRequest {
+            let entry = InternalAuthenticateRequest {
                 name: name.clone(),
                 simple_token: self.server.auth.tokens().gen_prefix(),
-            });
-            let token = match self.server.propose(entry).await? {
-                Applied::Authenticate(token) => token,
-                other => return Err(unexpected(other)),
             };
+            let token = self.server.propose(entry).await?;
             if checked_revision == self.server.auth.revision() {
                 return Ok(Response::new(AuthenticateResponse {
                     header: self.header()?,
@@ -347,8 +347,8 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthEnableRequest>,
     ) -> Result<Response<AuthEnableResponse>, Status> {
-        let change = Internal::AuthEnable(*req.get_ref());
-        expect_done(self.change(&req, change).await?)?;
+        let change = *req.get_ref();
+        self.change(&req, change).await?;
         Ok(Response::new(AuthEnableResponse {
             header: self.header()?,
         }))
@@ -358,8 +358,8 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthDisableRequest>,
     ) -> Result<Response<AuthDisableResponse>, Status> {
-        let change = Internal::AuthDisable(*req.get_ref());
-        expect_done(self.change(&req, change).await?)?;
+        let change = *req.get_ref();
+        self.change(&req, change).await?;
         Ok(Response::new(AuthDisableResponse {
             header: self.header()?,
         }))
@@ -380,12 +380,12 @@ impl Auth for AuthService {
         } else {
             self.hash_password(r.password.clone()).await?
         };
-        let change = Internal::AuthUserAdd(InternalUserAddRequest {
+        let change = InternalUserAddRequest {
             name: r.name.clone(),
             hashed_password,
             no_password,
-        });
-        expect_done(self.change(&req, change).await?)?;
+        };
+        self.change(&req, change).await?;
         Ok(Response::new(AuthUserAddResponse {
             header: self.header()?,
         }))
@@ -427,8 +427,8 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthUserDeleteRequest>,
     ) -> Result<Response<AuthUserDeleteResponse>, Status> {
-        let change = Internal::AuthUserDelete(req.get_ref().clone());
-        expect_done(self.change(&req, change).await?)?;
+        let change = req.get_ref().clone();
+        self.change(&req, change).await?;
         Ok(Response::new(AuthUserDeleteResponse {
             header: self.header()?,
         }))
@@ -441,11 +441,11 @@ impl Auth for AuthService {
         let r = req.get_ref();
         require_root(&self.server, &req).await?;
         let hashed_password = self.hash_password(r.password.clone()).await?;
-        let change = Internal::AuthUserChangePassword(InternalUserChangePasswordRequest {
+        let change = InternalUserChangePasswordRequest {
             name: r.name.clone(),
             hashed_password,
-        });
-        expect_done(self.change(&req, change).await?)?;
+        };
+        self.change(&req, change).await?;
         Ok(Response::new(AuthUserChangePasswordResponse {
             header: self.header()?,
         }))
@@ -455,8 +455,8 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthUserGrantRoleRequest>,
     ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
-        let change = Internal::AuthUserGrantRole(req.get_ref().clone());
-        expect_done(self.change(&req, change).await?)?;
+        let change = req.get_ref().clone();
+        self.change(&req, change).await?;
         Ok(Response::new(AuthUserGrantRoleResponse {
             header: self.header()?,
         }))
@@ -466,8 +466,8 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthUserRevokeRoleRequest>,
     ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
-        let change = Internal::AuthUserRevokeRole(req.get_ref().clone());
-        expect_done(self.change(&req, change).await?)?;
+        let change = req.get_ref().clone();
+        self.change(&req, change).await?;
         Ok(Response::new(AuthUserRevokeRoleResponse {
             header: self.header()?,
         }))
@@ -478,8 +478,8 @@ impl Auth for AuthService {
         req: Request<AuthRoleAddRequest>,
     ) -> Result<Response<AuthRoleAddResponse>, Status> {
         crate::auth::check_name("role name", &req.get_ref().name)?;
-        let change = Internal::AuthRoleAdd(req.get_ref().clone());
-        expect_done(self.change(&req, change).await?)?;
+        let change = req.get_ref().clone();
+        self.change(&req, change).await?;
         Ok(Response::new(AuthRoleAddResponse {
             header: self.header()?,
         }))
@@ -521,8 +521,8 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthRoleDeleteRequest>,
     ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
-        let change = Internal::AuthRoleDelete(req.get_ref().clone());
-        expect_done(self.change(&req, change).await?)?;
+        let change = req.get_ref().clone();
+        self.change(&req, change).await?;
         Ok(Response::new(AuthRoleDeleteResponse {
             header: self.header()?,
         }))
@@ -532,8 +532,8 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<AuthRoleGrantPermissionResponse>, Status> {
-        let change = Internal::AuthRoleGrantPermission(req.get_ref().clone());
-        expect_done(self.change(&req, change).await?)?;
+        let change = req.get_ref().clone();
+        self.change(&req, change).await?;
         Ok(Response::new(AuthRoleGrantPermissionResponse {
             header: self.header()?,
         }))
@@ -543,21 +543,10 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
-        let change = Internal::AuthRoleRevokePermission(req.get_ref().clone());
-        expect_done(self.change(&req, change).await?)?;
+        let change = req.get_ref().clone();
+        self.change(&req, change).await?;
         Ok(Response::new(AuthRoleRevokePermissionResponse {
             header: self.header()?,
         }))
-    }
-}
-
-fn unexpected(r: Applied) -> Status {
-    Status::internal(format!("etcdserver: unexpected apply result {r:?}"))
-}
-
-fn expect_done(r: Applied) -> Result<(), Status> {
-    match r {
-        Applied::Done => Ok(()),
-        other => Err(unexpected(other)),
     }
 }

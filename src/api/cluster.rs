@@ -20,7 +20,6 @@ use crate::proto::etcdserverpb::{
     MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
     MemberUpdateRequest, MemberUpdateResponse,
 };
-use crate::proto::internal::internal_raft_request::Request as Internal;
 use crate::proto::internal::MemberPeerUrls;
 use crate::server::{Error, EtcdServer};
 
@@ -237,10 +236,10 @@ impl Cluster for ClusterService {
         }
         let peer_urls = parse_peer_urls(&r.peer_ur_ls)?;
         self.server
-            .propose(Internal::MemberPeerUrls(MemberPeerUrls {
+            .propose(MemberPeerUrls {
                 id: r.id,
                 peer_urls,
-            }))
+            })
             .await?;
         Ok(Response::new(MemberUpdateResponse {
             header: self.header(),

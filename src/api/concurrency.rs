@@ -13,14 +13,13 @@ use std::sync::Arc;
 
 use tonic::Status;
 
-use crate::apply::{ops, Response as Applied};
+use crate::apply::ops;
 use crate::mvcc::{KeyRange, RangeOptions, ReadView};
 use crate::proto::etcdserverpb::{
     compare, range_request, request_op, response_op, Compare, DeleteRangeRequest,
     LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, ResponseHeader, TxnRequest,
     TxnResponse,
 };
-use crate::proto::internal::internal_raft_request::Request as Internal;
 use crate::proto::mvccpb::KeyValue;
 use crate::server::{Error, EtcdServer};
 
@@ -57,10 +56,7 @@ pub(super) async fn session_lease(server: &EtcdServer, lease: i64) -> Result<i64
         ttl: DEFAULT_SESSION_TTL,
         id: server.next_lease_id(),
     };
-    match server.propose(Internal::LeaseGrant(grant)).await? {
-        Applied::LeaseGrant(resp) => Ok(resp.id),
-        other => Err(unexpected(other)),
-    }
+    Ok(server.propose(grant).await?.id)
 }
 
 /// The session lease for a contender under `prefix`, checked for `who`
@@ -81,7 +77,7 @@ pub(super) async fn checked_session(
         if lease == 0 {
             let revoke = crate::proto::etcdserverpb::LeaseRevokeRequest { id: granted };
             // as the caller: only the leader proposes unchecked revokes
-            let _ = server.propose_as(Internal::LeaseRevoke(revoke), who).await;
+            let _ = server.propose_as(revoke, who).await;
         }
         return Err(refused);
     }
@@ -183,14 +179,10 @@ pub(super) fn range_kvs(resp: &TxnResponse, index: usize) -> &[KeyValue] {
 
 /// Proposes `txn` and returns its result with a full header.
 pub(super) async fn txn(server: &EtcdServer, txn: TxnRequest) -> Result<TxnResponse, Status> {
-    match server.propose(Internal::Txn(txn)).await? {
-        Applied::Txn(mut resp) => {
-            let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
-            resp.header = Some(server.header(rev));
-            Ok(resp)
-        }
-        other => Err(unexpected(other)),
-    }
+    let mut resp = server.propose(txn).await?;
+    let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
+    resp.header = Some(server.header(rev));
+    Ok(resp)
 }
 
 /// Deletes `key` if it is still the incarnation created at `rev`
@@ -209,10 +201,6 @@ pub(super) async fn withdraw(
         },
     )
     .await
-}
-
-fn unexpected(r: Applied) -> Status {
-    Status::internal(format!("etcdserver: unexpected apply result {r:?}"))
 }
 
 fn read_view(server: &EtcdServer) -> Result<ReadView<'_>, Status> {

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::{auth, validate};
-use crate::apply::{ops, Response as Applied};
+use crate::apply::ops;
 use crate::proto::etcdserverpb::{
     kv_server::Kv, request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest,
     DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
     TxnRequest, TxnResponse,
 };
-use crate::proto::internal::internal_raft_request::Request as Internal;
 use crate::server::{Error, EtcdServer};
 
 pub struct KvService {
@@ -86,10 +85,6 @@ async fn run_read<T: Send + 'static>(
         .map_err(|e| Status::internal(format!("etcdserver: read task failed: {e}")))?
 }
 
-fn unexpected(r: Applied) -> Status {
-    Status::internal(format!("etcdserver: unexpected apply result {r:?}"))
-}
-
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
@@ -121,17 +116,9 @@ impl Kv for KvService {
         validate::put(req.get_ref())?;
         let caller = auth::caller(&self.server, &req).await?;
         let r = req.into_inner();
-        match self
-            .server
-            .propose_as(Internal::Put(r), &auth::or_empty(&caller))
-            .await?
-        {
-            Applied::Put(mut resp) => {
-                self.fill(&mut resp.header);
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
-        }
+        let mut resp = self.server.propose_as(r, &auth::or_empty(&caller)).await?;
+        self.fill(&mut resp.header);
+        Ok(Response::new(resp))
     }
 
     async fn delete_range(
@@ -141,17 +128,9 @@ impl Kv for KvService {
         validate::delete_range(req.get_ref())?;
         let caller = auth::caller(&self.server, &req).await?;
         let r = req.into_inner();
-        match self
-            .server
-            .propose_as(Internal::DeleteRange(r), &auth::or_empty(&caller))
-            .await?
-        {
-            Applied::DeleteRange(mut resp) => {
-                self.fill(&mut resp.header);
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
-        }
+        let mut resp = self.server.propose_as(r, &auth::or_empty(&caller)).await?;
+        self.fill(&mut resp.header);
+        Ok(Response::new(resp))
     }
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
@@ -180,17 +159,9 @@ impl Kv for KvService {
         }
         let caller = auth::caller(&self.server, &req).await?;
         let r = req.into_inner();
-        match self
-            .server
-            .propose_as(Internal::Txn(r), &auth::or_empty(&caller))
-            .await?
-        {
-            Applied::Txn(mut resp) => {
-                self.fill(&mut resp.header);
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
-        }
+        let mut resp = self.server.propose_as(r, &auth::or_empty(&caller)).await?;
+        self.fill(&mut resp.header);
+        Ok(Response::new(resp))
     }
 
     async fn compact(
@@ -205,22 +176,14 @@ impl Kv for KvService {
         self.server.auth.check_admin(&auth::or_empty(&caller))?;
         let r = req.into_inner();
         let (physical, revision) = (r.physical, r.revision);
-        match self
-            .server
-            .propose_as(Internal::Compaction(r), &auth::or_empty(&caller))
-            .await?
-        {
-            Applied::Compaction(mut resp) => {
-                // physical: answered once the records are deleted too, as
-                // etcd's (they go in batches after the apply; etcd waits
-                // for as long as that takes, or until the client leaves)
-                if physical {
-                    self.server.store.physically_compacted(revision).await;
-                }
-                self.fill(&mut resp.header);
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
+        let mut resp = self.server.propose_as(r, &auth::or_empty(&caller)).await?;
+        // physical: answered once the records are deleted too, as etcd's
+        // (they go in batches after the apply; etcd waits for as long as
+        // that takes, or until the client leaves)
+        if physical {
+            self.server.store.physically_compacted(revision).await;
         }
+        self.fill(&mut resp.header);
+        Ok(Response::new(resp))
     }
 }

@@ -10,13 +10,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::apply::Response as Applied;
 use crate::proto::etcdserverpb::{
     lease_server::Lease, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
     LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
     LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
-use crate::proto::internal::internal_raft_request::Request as Internal;
 use crate::server::{Error, EtcdServer};
 
 pub struct LeaseService {
@@ -37,10 +35,6 @@ fn current_rev(server: &EtcdServer) -> Result<i64, Status> {
         .current_rev())
 }
 
-fn unexpected(r: Applied) -> Status {
-    Status::internal(format!("etcdserver: unexpected apply result {r:?}"))
-}
-
 #[tonic::async_trait]
 impl Lease for LeaseService {
     async fn lease_grant(
@@ -55,18 +49,13 @@ impl Lease for LeaseService {
         if r.id == 0 {
             r.id = self.server.next_lease_id();
         }
-        match self
+        let mut resp = self
             .server
-            .propose_as(Internal::LeaseGrant(r), &super::auth::or_empty(&caller))
-            .await?
-        {
-            Applied::LeaseGrant(mut resp) => {
-                let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
-                resp.header = Some(self.server.header(rev));
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
-        }
+            .propose_as(r, &super::auth::or_empty(&caller))
+            .await?;
+        let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
+        resp.header = Some(self.server.header(rev));
+        Ok(Response::new(resp))
     }
 
     async fn lease_revoke(
@@ -75,21 +64,13 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         // every key on the lease must be writable (checked when applied)
         let caller = super::auth::caller(&self.server, &req).await?;
-        match self
+        let mut resp = self
             .server
-            .propose_as(
-                Internal::LeaseRevoke(req.into_inner()),
-                &super::auth::or_empty(&caller),
-            )
-            .await?
-        {
-            Applied::LeaseRevoke(mut resp) => {
-                let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
-                resp.header = Some(self.server.header(rev));
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
-        }
+            .propose_as(req.into_inner(), &super::auth::or_empty(&caller))
+            .await?;
+        let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
+        resp.header = Some(self.server.header(rev));
+        Ok(Response::new(resp))
     }
 
     type LeaseKeepAliveStream =

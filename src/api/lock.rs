@@ -11,9 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::concurrency::{self as cc, Standing, Turn, WithdrawOnDrop};
 use super::validate;
-use crate::apply::Response as Applied;
 use crate::proto::etcdserverpb::{DeleteRangeRequest, TxnRequest};
-use crate::proto::internal::internal_raft_request::Request as Internal;
 use crate::proto::v3lockpb::{
     lock_server::Lock, LockRequest, LockResponse, UnlockRequest, UnlockResponse,
 };
@@ -112,24 +110,14 @@ impl LockService {
             ..Default::default()
         };
         validate::delete_range(&delete)?;
-        match self
+        let resp = self
             .server
-            .propose_as(
-                Internal::DeleteRange(delete),
-                &super::auth::or_empty(&caller),
-            )
-            .await?
-        {
-            Applied::DeleteRange(resp) => {
-                let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
-                Ok(UnlockResponse {
-                    header: Some(self.server.header(rev)),
-                })
-            }
-            other => Err(Status::internal(format!(
-                "etcdserver: unexpected apply result {other:?}"
-            ))),
-        }
+            .propose_as(delete, &super::auth::or_empty(&caller))
+            .await?;
+        let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
+        Ok(UnlockResponse {
+            header: Some(self.server.header(rev)),
+        })
     }
 }
 

@@ -14,6 +14,7 @@ use crate::proto::etcdserverpb::{
     MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use crate::server::{Error, EtcdServer};
+use crate::storage::schema::MEMBER_LOCAL_META;
 
 pub struct MaintenanceService {
     server: Arc<EtcdServer>,
@@ -43,16 +44,6 @@ impl MaintenanceService {
             .current_rev())
     }
 }
-
-/// Meta keys that differ between members holding the same data; Hash
-/// leaves them out (etcd's DefaultIgnores, plus the local member id that
-/// etcd keeps outside its backend).
-const MEMBER_LOCAL_META: &[&[u8]] = &[
-    crate::etcdmain::META_MEMBER_ID,
-    crate::mvcc::store::META_CONSISTENT_INDEX,
-    crate::mvcc::store::META_TERM,
-    crate::mvcc::store::META_INDEX_GENERATION,
-];
 
 /// etcd's snapshotSendBufferSize.
 const SNAPSHOT_CHUNK: usize = 32 * 1024;

@@ -3,7 +3,9 @@
 //! HTTP/1.1 for curl), as etcd does; over TLS on https:// listeners.
 //!
 //! `api` validates requests and maps errors; it never opens an LMDB write
-//! transaction and never talks to raft except through `server`.
+//! transaction and never talks to raft except through `server`. `peer` is
+//! the peer port's service: it also hands received raft messages and
+//! snapshots to the raft thread.
 
 pub mod auth;
 pub mod cluster;
@@ -15,6 +17,7 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub mod peer;
 pub mod status;
 pub mod validate;
 pub mod watch;

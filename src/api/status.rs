@@ -67,6 +67,7 @@ pub fn to_status(e: Error) -> Status {
         Error::MemberNotFound => Code::NotFound,
         Error::MemberBadUrls => Code::InvalidArgument,
         Error::TooManyRequests => Code::ResourceExhausted,
+        Error::UnexpectedAnswer(_) => Code::Internal,
         Error::RequestTooLarge => Code::InvalidArgument,
         // not in etcd's error map: clients get Go's Unknown and the text
         Error::NotPrimary => Code::Unknown,

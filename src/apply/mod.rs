@@ -26,33 +26,18 @@ use crate::storage::snapshot::{Snapshotter, META_CONF_STATE};
 use crate::alarm::Alarms;
 use crate::lease::Lessor;
 use crate::mvcc::{Applied, Store, WriteTxn};
+use crate::propose::Wait;
 use crate::proto::etcdserverpb::{
     alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionResponse,
     LeaseGrantResponse, LeaseRevokeResponse, ResponseHeader,
 };
 use crate::proto::internal::{internal_raft_request::Request, InternalRaftRequest};
 use crate::proto::mvccpb::event::EventType;
-use crate::server::wait::Wait;
 pub use ops::ApplyError;
 
-/// Meta keys written by the apply loop besides the MVCC state.
-pub const META_CLUSTER_VERSION: &[u8] = b"cluster_version";
+pub use crate::storage::schema::META_CLUSTER_VERSION;
 
-/// A request's result, handed to the waiter that proposed it.
-#[derive(Debug)]
-pub enum Response {
-    Put(crate::proto::etcdserverpb::PutResponse),
-    DeleteRange(crate::proto::etcdserverpb::DeleteRangeResponse),
-    Txn(crate::proto::etcdserverpb::TxnResponse),
-    Compaction(CompactionResponse),
-    LeaseGrant(LeaseGrantResponse),
-    LeaseRevoke(LeaseRevokeResponse),
-    Alarm(AlarmResponse),
-    /// The token Authenticate assigned.
-    Authenticate(String),
-    /// Internal requests (member attributes, cluster version).
-    Done,
-}
+pub use crate::propose::Response;
 
 pub type ApplyResult = Result<Response, ApplyError>;
 
@@ -266,8 +251,8 @@ impl Applier {
         &self,
         wt: &mut WriteTxn<'_>,
         entry: &Entry,
-    ) -> Result<(u64, Option<crate::server::Error>), ApplyError> {
-        use crate::server::Error as E;
+    ) -> Result<(u64, Option<crate::propose::Error>), ApplyError> {
+        use crate::propose::Error as E;
         let cc = match ConfChange::parse_from_bytes(&entry.data) {
             Ok(cc) => cc,
             Err(e) => crate::fatal(&format!(
@@ -455,7 +440,7 @@ impl Applier {
         self.computed_tx.send_replace(applied.index);
         for (id, result) in now {
             self.wait
-                .trigger(id, result.map_err(crate::server::Error::Apply));
+                .trigger(id, result.map_err(crate::propose::Error::Apply));
         }
         for (id, result) in conf_results {
             self.wait.trigger(id, result);
@@ -476,7 +461,7 @@ impl Applier {
         }
         for (id, result) in after_commit {
             self.wait
-                .trigger(id, result.map_err(crate::server::Error::Apply));
+                .trigger(id, result.map_err(crate::propose::Error::Apply));
         }
         applied
     }
@@ -614,7 +599,7 @@ fn check_permissions(ctx: &Context<'_>, request: &Request) -> Result<(), ApplyEr
 /// NOSPACE, requests that grow the store; with CORRUPT, every KV and lease
 /// change. Deterministic: alarms change only through the log.
 fn check_alarms(alarms: &Alarms, request: &Request) -> Result<(), ApplyError> {
-    use crate::server::alarm::cost_txn;
+    use crate::alarm::cost_txn;
     if alarms.corrupt()
         && matches!(
             request,

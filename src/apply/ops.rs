@@ -16,77 +16,7 @@ use crate::proto::etcdserverpb::{
 };
 use crate::proto::mvccpb::KeyValue;
 
-/// Errors a request can meet while being applied (all deterministic, so
-/// every member reaches the same one).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ApplyError {
-    #[error("etcdserver: mvcc: required revision has been compacted")]
-    Compacted,
-    #[error("etcdserver: mvcc: required revision is a future revision")]
-    FutureRev,
-    #[error("etcdserver: key not found")]
-    KeyNotFound,
-    #[error("etcdserver: requested lease not found")]
-    LeaseNotFound,
-    #[error("etcdserver: lease already exists")]
-    LeaseExists,
-    #[error("etcdserver: too large lease TTL")]
-    LeaseTtlTooLarge,
-    #[error("etcdserver: member not found")]
-    MemberNotFound,
-    #[error("etcdserver: Peer URLs already exists")]
-    PeerUrlExists,
-    /// The backend quota is exhausted (NOSPACE alarm active).
-    #[error("etcdserver: mvcc: database space exceeded")]
-    NoSpace,
-    /// Members' data disagree (CORRUPT alarm active).
-    #[error("etcdserver: corrupt cluster")]
-    Corrupt,
-    /// The backend failed; the member cannot go on.
-    #[error("etcdserver: storage failure: {0}")]
-    Storage(String),
-    /// The request carries something the backend cannot hold (a meta key
-    /// over LMDB's key size). Deterministic: every member refuses it at the
-    /// same entry and goes on; the API refuses it before proposing, so only
-    /// a log written by an older version reaches this.
-    #[error("etcdserver: request cannot be stored: {0}")]
-    TooLarge(String),
-    /// Refused by RBAC, or an auth management error.
-    #[error(transparent)]
-    Auth(crate::auth::Error),
-}
-
-impl From<crate::auth::Error> for ApplyError {
-    fn from(e: crate::auth::Error) -> Self {
-        match e {
-            // a storage failure must stop the member, as any other
-            crate::auth::Error::Storage(s) => ApplyError::Storage(s),
-            crate::auth::Error::TooLarge(s) => ApplyError::TooLarge(s),
-            other => ApplyError::Auth(other),
-        }
-    }
-}
-
-impl From<crate::lease::Error> for ApplyError {
-    fn from(e: crate::lease::Error) -> Self {
-        match e {
-            crate::lease::Error::NotFound => ApplyError::LeaseNotFound,
-            crate::lease::Error::Exists => ApplyError::LeaseExists,
-            crate::lease::Error::TtlTooLarge => ApplyError::LeaseTtlTooLarge,
-        }
-    }
-}
-
-impl From<mvcc::Error> for ApplyError {
-    fn from(e: mvcc::Error) -> Self {
-        match e {
-            mvcc::Error::Compacted => ApplyError::Compacted,
-            mvcc::Error::FutureRev => ApplyError::FutureRev,
-            mvcc::Error::TooLarge(what) => ApplyError::TooLarge(what),
-            other => ApplyError::Storage(other.to_string()),
-        }
-    }
-}
+pub use crate::propose::ApplyError;
 
 /// What a request sees of the store: reads, and (for `WriteTxn`) writes.
 pub trait Kv {

@@ -29,12 +29,11 @@ use token::Provider;
 pub const ROOT_USER: &str = "root";
 pub const ROOT_ROLE: &str = "root";
 
-/// Meta keys of the auth state.
-pub const META_AUTH_PREFIX: &[u8] = b"auth/";
-const META_ENABLED: &[u8] = b"auth/enabled";
-const META_REVISION: &[u8] = b"auth/revision";
-const META_USER_PREFIX: &[u8] = b"auth/users/";
-const META_ROLE_PREFIX: &[u8] = b"auth/roles/";
+pub use crate::storage::schema::META_AUTH_PREFIX;
+use crate::storage::schema::{
+    META_AUTH_ENABLED as META_ENABLED, META_AUTH_REVISION as META_REVISION,
+    META_AUTH_ROLE_PREFIX as META_ROLE_PREFIX, META_AUTH_USER_PREFIX as META_USER_PREFIX,
+};
 
 /// etcd's auth errors, with the messages and gRPC codes clients see
 /// (rpctypes' ErrGRPC*).

@@ -7,17 +7,16 @@
 //! change in the backend in the same transaction as the entry. The peer
 //! transport, the Cluster API and Status read the in-memory copy.
 
+pub mod id;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 
 use prost::Message as _;
 
 pub use crate::proto::internal::Member;
-use crate::server::id;
 
-/// Backend meta keys: `members/<id>` → `Member`, `members_removed/<id>`.
-pub const META_MEMBER_PREFIX: &str = "members/";
-pub const META_REMOVED_PREFIX: &str = "members_removed/";
+pub use crate::storage::schema::{META_MEMBER_PREFIX, META_REMOVED_PREFIX};
 
 pub fn member_key(id: u64) -> Vec<u8> {
     format!("{META_MEMBER_PREFIX}{id:016x}").into_bytes()

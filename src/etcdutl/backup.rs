@@ -143,7 +143,7 @@ fn write_backup(cfg: &BackupConfig) -> anyhow::Result<NewIdentity> {
 /// A new member alone in a new cluster, with ids from etcd's id generator
 /// (time-based, so two backups never share them).
 fn new_identity() -> NewIdentity {
-    let ids = crate::server::id::RequestIds::new(0);
+    let ids = crate::cluster::id::RequestIds::new(0);
     let member_id = ids.next();
     let cluster_id = ids.next();
     NewIdentity {

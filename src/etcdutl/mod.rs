@@ -21,12 +21,11 @@ pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 
-/// Backend meta keys these tools read and write, named where the server
-/// defines them.
+/// Backend meta keys these tools read and write (`storage::schema`).
 pub(crate) mod meta {
-    pub use crate::etcdmain::{META_CLUSTER_ID as CLUSTER_ID, META_MEMBER_ID as MEMBER_ID};
-    pub use crate::mvcc::store::{
-        META_COMPACT_REV as COMPACT_REV, META_CURRENT_REV as CURRENT_REV,
+    pub use crate::storage::schema::{
+        META_CLUSTER_ID as CLUSTER_ID, META_COMPACT_REV as COMPACT_REV,
+        META_CURRENT_REV as CURRENT_REV, META_MEMBER_ID as MEMBER_ID,
     };
 }
 

@@ -80,7 +80,10 @@ pub fn status(path: &Path) -> Result<SnapshotStatus> {
         }
         if revision == 0 {
             // etcd reads the revision of the last record instead.
-            if let Some((_, kv)) = tables.iter().find(|(n, _)| n == "key") {
+            if let Some((_, kv)) = tables
+                .iter()
+                .find(|(n, _)| n == crate::storage::schema::KEY_TABLE)
+            {
                 if let Some((k, _)) = kv.last(&rtxn)? {
                     revision = Revision::from_bytes(k).map_or(0, |r| r.main);
                 }

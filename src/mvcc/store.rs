@@ -30,15 +30,9 @@ use crate::storage::backend::Backend;
 const RECORD_PUT: u8 = 0;
 const RECORD_DELETE: u8 = 1;
 
-pub const META_CURRENT_REV: &[u8] = b"current_rev";
-pub const META_COMPACT_REV: &[u8] = b"compact_rev";
-pub const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
-pub const META_TERM: &[u8] = b"consistent_term";
-/// How many times this member's backend was rewritten whole (a snapshot
-/// installed from the leader): the generation of the key index that
-/// matches it. Member-local: an install writes its own count over the
-/// leader's.
-pub const META_INDEX_GENERATION: &[u8] = b"local_index_generation";
+pub use crate::storage::schema::{
+    META_COMPACT_REV, META_CONSISTENT_INDEX, META_CURRENT_REV, META_INDEX_GENERATION, META_TERM,
+};
 
 /// A meta key and its value.
 pub type MetaEntry = (Vec<u8>, Vec<u8>);
@@ -733,7 +727,7 @@ impl ReadView<'_> {
         }
         let upper = if rev > 0 { rev } else { self.current };
         let kept = self.kept_at_compaction()?;
-        let mut crc = crc32c::crc32c(b"key");
+        let mut crc = crc32c::crc32c(crate::storage::schema::KEY_TABLE.as_bytes());
         for item in self.backend.kv.iter(&self.txn)? {
             let (k, v) = item?;
             let r = Revision::from_bytes(k)

@@ -8,11 +8,10 @@
 //! member's queue is full (raft resends) and tells raft the member is
 //! unreachable. Connections come back with capped exponential backoff.
 //!
-//! Receiving (`service`): every request names the cluster and both members;
+//! Receiving (`api::peer`, which also answers what followers forward): every request names the cluster and both members;
 //! a request from another cluster, for another member or from a removed
 //! member is refused before anything reaches raft.
 
-pub mod service;
 pub mod transport;
 
 pub use transport::Transport;

@@ -14,7 +14,6 @@ use tonic::transport::{Channel, Endpoint};
 use crate::cluster::Membership;
 use crate::proto::peer::peer_client::PeerClient;
 use crate::proto::peer::{ProbeRequest, RaftBatch, Route, SnapshotChunk};
-use crate::raft::RaftMsg;
 use crate::storage::snapshot::Snapshotter;
 use crate::tls::ReloadableTls;
 
@@ -32,6 +31,16 @@ const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// Snapshot chunk size.
 const CHUNK: usize = 1 << 20;
 
+/// What the transport tells raft about delivery (etcd's rafthttp `Raft`
+/// interface: ReportUnreachable, ReportSnapshot). The raft layer implements
+/// it, so the transport below raft never names raft's messages.
+pub trait DeliveryReports: Send + Sync {
+    /// A message to `to` could not be delivered.
+    fn unreachable(&self, to: u64);
+    /// Sending a snapshot to `to` finished (`ok`) or failed.
+    fn snapshot_status(&self, to: u64, ok: bool);
+}
+
 struct Peer {
     url: String,
     tx: mpsc::Sender<Message>,
@@ -45,7 +54,7 @@ pub struct Transport {
     cluster_id: u64,
     membership: Arc<Membership>,
     snapshots: Arc<Snapshotter>,
-    raft_tx: std::sync::mpsc::Sender<RaftMsg>,
+    reports: Box<dyn DeliveryReports>,
     runtime: tokio::runtime::Handle,
     peers: Mutex<HashMap<u64, Peer>>,
     /// Set when a peer tells us we were removed from the cluster.
@@ -58,7 +67,7 @@ impl Transport {
     pub fn new(
         membership: Arc<Membership>,
         snapshots: Arc<Snapshotter>,
-        raft_tx: std::sync::mpsc::Sender<RaftMsg>,
+        reports: Box<dyn DeliveryReports>,
         runtime: tokio::runtime::Handle,
         tls: Option<Arc<ReloadableTls>>,
     ) -> Arc<Self> {
@@ -67,7 +76,7 @@ impl Transport {
             cluster_id: membership.cluster_id,
             membership,
             snapshots,
-            raft_tx,
+            reports,
             runtime,
             peers: Mutex::new(HashMap::new()),
             removed: tokio::sync::watch::Sender::new(false),
@@ -125,7 +134,7 @@ impl Transport {
                 if heartbeat {
                     crate::metrics::server().heartbeat_send_failures.inc();
                 }
-                let _ = self.raft_tx.send(RaftMsg::Unreachable(to));
+                self.reports.unreachable(to);
             }
         }
     }
@@ -213,7 +222,7 @@ impl Transport {
                 false
             }
         };
-        let _ = self.raft_tx.send(RaftMsg::SnapshotStatus { to, ok });
+        self.reports.snapshot_status(to, ok);
     }
 
     async fn try_send_snapshot(&self, m: Message) -> anyhow::Result<u64> {
@@ -439,7 +448,7 @@ impl PeerSender {
                     }
                     if dropped {
                         net.peer_sent_failures.with_label_values(&[&label]).inc();
-                        let _ = self.transport.raft_tx.send(RaftMsg::Unreachable(self.to));
+                        self.transport.reports.unreachable(self.to);
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -517,7 +526,7 @@ impl PeerSender {
             if rx.is_closed() {
                 return;
             }
-            let _ = self.transport.raft_tx.send(RaftMsg::Unreachable(self.to));
+            self.transport.reports.unreachable(self.to);
             tokio::time::sleep(backoff).await;
         }
     }

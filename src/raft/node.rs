@@ -24,9 +24,9 @@ use tokio::sync::{oneshot, watch};
 
 use super::storage::LogStore;
 use crate::peer::Transport;
+use crate::propose::Error as ServerError;
+use crate::propose::Wait;
 use crate::proto::internal::Member;
-use crate::server::wait::Wait;
-use crate::server::Error as ServerError;
 use crate::storage::snapshot::Snapshotter;
 use crate::storage::wal::Wal;
 
@@ -54,6 +54,17 @@ pub enum RaftMsg {
     Progress(oneshot::Sender<Progress>),
     /// Stop after the current Ready (a leader first hands over leadership).
     Shutdown,
+}
+
+// The transport reports delivery failures by queueing them for the raft
+// thread, as etcd's raftNode does for rafthttp.
+impl crate::peer::transport::DeliveryReports for std::sync::mpsc::Sender<RaftMsg> {
+    fn unreachable(&self, to: u64) {
+        let _ = self.send(RaftMsg::Unreachable(to));
+    }
+    fn snapshot_status(&self, to: u64, ok: bool) {
+        let _ = self.send(RaftMsg::SnapshotStatus { to, ok });
+    }
 }
 
 /// What the leader knows of each member's log (empty on followers).

@@ -6,12 +6,9 @@
 //! through raft; from then on every member's apply refuses writes that
 //! grow the store (`apply::ops::check_alarms`) until the alarm is disarmed.
 
-use crate::apply::Response;
 use crate::proto::etcdserverpb::{
-    alarm_request::AlarmAction, request_op, AlarmRequest, AlarmResponse, AlarmType, PutRequest,
-    RequestOp, TxnRequest,
+    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType,
 };
-use crate::proto::internal::internal_raft_request::Request;
 
 use super::{Error, EtcdServer};
 
@@ -19,11 +16,6 @@ use super::{Error, EtcdServer};
 /// size past which it warns.
 pub const DEFAULT_QUOTA_BYTES: i64 = 2 * 1024 * 1024 * 1024;
 pub const MAX_QUOTA_BYTES: i64 = 8 * 1024 * 1024 * 1024;
-
-/// Estimated bytes a key's metadata and a lease take in the backend
-/// (etcd's kvOverhead, leaseOverhead).
-const KV_OVERHEAD: usize = 256;
-const LEASE_OVERHEAD: usize = 64;
 
 /// The quota in force for a `--quota-backend-bytes` value: 0 is the
 /// default, a negative value disables it.
@@ -35,30 +27,7 @@ pub fn effective_quota(configured: i64) -> Option<i64> {
     }
 }
 
-/// What a request adds to the backend, as etcd estimates it; 0 for
-/// requests that do not grow it (reads, deletes).
-pub fn cost_put(p: &PutRequest) -> usize {
-    KV_OVERHEAD + p.key.len() + p.value.len()
-}
-
-pub fn cost_txn(t: &TxnRequest) -> usize {
-    let side = |ops: &[RequestOp]| -> usize {
-        ops.iter()
-            .map(|op| match &op.request {
-                Some(request_op::Request::RequestPut(p)) => cost_put(p),
-                // etcd leaves nested txns out of the estimate, letting their
-                // puts past the quota; we count them.
-                Some(request_op::Request::RequestTxn(t)) => cost_txn(t),
-                _ => 0,
-            })
-            .sum()
-    };
-    side(&t.success).max(side(&t.failure))
-}
-
-pub fn cost_lease_grant() -> usize {
-    LEASE_OVERHEAD
-}
+pub use crate::alarm::{cost_lease_grant, cost_put, cost_txn};
 
 impl EtcdServer {
     /// Refuses a request of `cost` bytes that would not fit in the quota,
@@ -101,18 +70,15 @@ impl EtcdServer {
     /// Lists, raises or clears alarms through raft (etcd's Alarm: even a
     /// list is linearized through the log).
     pub async fn alarm(&self, req: AlarmRequest) -> Result<AlarmResponse, Error> {
-        match self.propose(Request::Alarm(req)).await? {
-            Response::Alarm(r) => Ok(r),
-            other => Err(Error::Apply(crate::apply::ApplyError::Storage(format!(
-                "alarm request answered with {other:?}"
-            )))),
-        }
+        self.propose(req).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alarm::KV_OVERHEAD;
+    use crate::proto::etcdserverpb::{request_op, PutRequest, RequestOp, TxnRequest};
 
     fn put(k: &str, v: &str) -> RequestOp {
         RequestOp {

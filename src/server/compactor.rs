@@ -24,7 +24,6 @@ use crate::apply::ApplyError;
 use crate::config::AutoCompaction;
 use crate::gofmt::format_duration;
 use crate::proto::etcdserverpb::CompactionRequest;
-use crate::proto::internal::internal_raft_request::Request;
 
 /// How often revision mode looks at the current revision (etcd's
 /// revInterval).
@@ -72,10 +71,10 @@ pub fn spawn(server: &Arc<EtcdServer>, policy: AutoCompaction, revision_interval
 /// Compacts to `rev`; a revision already compacted counts as done (etcd
 /// treats ErrCompacted as success).
 async fn compact(server: &EtcdServer, rev: i64) -> Result<(), Error> {
-    let request = Request::Compaction(CompactionRequest {
+    let request = CompactionRequest {
         revision: rev,
         physical: false,
-    });
+    };
     match server.propose(request).await {
         Ok(_) | Err(Error::Apply(ApplyError::Compacted)) => Ok(()),
         Err(e) => Err(e),

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::EtcdServer;
 use crate::proto::etcdserverpb::LeaseRevokeRequest;
-use crate::proto::internal::internal_raft_request::Request;
 use crate::proto::internal::LeaseCheckpointRequest;
 
 /// How often expiry is checked (etcd: 500 ms).
@@ -78,7 +77,7 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
                 let req = LeaseCheckpointRequest {
                     checkpoints: chunk.to_vec(),
                 };
-                if let Err(e) = server.propose(Request::LeaseCheckpoint(req)).await {
+                if let Err(e) = server.propose(req).await {
                     tracing::warn!(error = %e, "failed to checkpoint leases");
                 }
             }
@@ -90,9 +89,7 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
 fn revoke_expired(server: Arc<EtcdServer>, id: i64) {
     crate::metrics::server().lease_expired.inc();
     tokio::spawn(async move {
-        let r = server
-            .propose(Request::LeaseRevoke(LeaseRevokeRequest { id }))
-            .await;
+        let r = server.propose(LeaseRevokeRequest { id }).await;
         match r {
             Ok(_) => tracing::debug!(lease_id = format!("{id:x}"), "revoked expired lease"),
             Err(e) => {

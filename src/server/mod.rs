@@ -7,10 +7,8 @@ pub mod alarm;
 pub mod compactor;
 pub mod corrupt;
 pub mod forward;
-pub mod id;
 pub mod leader;
 pub mod lease;
-pub mod wait;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,12 +17,12 @@ use std::time::Duration;
 use prost::Message as _;
 use tokio::sync::{oneshot, watch};
 
-use crate::apply::{ApplyError, Response};
 use crate::mvcc::Store;
+pub use crate::propose::{Error, ProposeResult};
+use crate::propose::{Proposal, Wait};
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::proto::internal::{internal_raft_request::Request, InternalRaftRequest, RequestHeader};
 use crate::raft::{RaftHandle, RaftMsg};
-use wait::Wait;
 
 /// gRPC framing overhead allowed above --max-request-bytes (etcd's
 /// grpcOverheadBytes): an oversized request still reaches our check and
@@ -51,6 +49,11 @@ fn admit_proposal(committed: u64, applied: u64, backlog_bytes: u64) -> Result<()
     Ok(())
 }
 
+/// A proposal's result as the answer its request type has.
+fn typed<P: Proposal>(result: ProposeResult) -> Result<P::Answer, Error> {
+    P::answer(result?).map_err(|other| Error::UnexpectedAnswer(format!("{other:?}")))
+}
+
 /// Bytes of this member's proposals in flight; released on drop.
 struct PendingBytes<'a> {
     total: &'a std::sync::atomic::AtomicUsize,
@@ -74,60 +77,6 @@ impl Drop for PendingBytes<'_> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-    #[error("etcdserver: no leader")]
-    NoLeader,
-    #[error("etcdserver: request timed out")]
-    Timeout,
-    #[error("etcdserver: request timed out, possibly due to previous leader failure")]
-    TimeoutDueToLeaderFail,
-    #[error("etcdserver: request timed out, possibly due to connection lost")]
-    TimeoutDueToConnectionLost,
-    #[error("etcdserver: too many requests")]
-    TooManyRequests,
-    #[error("etcdserver: request is too large")]
-    RequestTooLarge,
-    #[error("etcdserver: server stopped")]
-    Stopped,
-    #[error("etcdserver: leader changed")]
-    LeaderChanged,
-    #[error("etcdserver: not leader")]
-    NotLeader,
-    /// A leader that could not confirm its leadership was asked to renew a
-    /// lease (etcd's lease.ErrNotPrimary, which reaches clients as is).
-    #[error("not a primary lessor")]
-    NotPrimary,
-    #[error("etcdserver: rpc not supported for learner")]
-    LearnerNotSupported,
-    #[error("etcdserver: member ID already exist")]
-    MemberExists,
-    #[error("etcdserver: Peer URLs already exists")]
-    PeerUrlExists,
-    #[error("etcdserver: member not found")]
-    MemberNotFound,
-    #[error("etcdserver: given member URLs are invalid")]
-    MemberBadUrls,
-    #[error("etcdserver: re-configuration failed due to not enough started members")]
-    NotEnoughStartedMembers,
-    #[error("etcdserver: can only promote a learner member")]
-    MemberNotLearner,
-    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
-    LearnerNotReady,
-    #[error("etcdserver: too many learner members in cluster")]
-    TooManyLearners,
-    #[error("etcdserver: unhealthy cluster")]
-    Unhealthy,
-    #[error("etcdserver: bad leader transferee")]
-    BadLeaderTransferee,
-    #[error("etcdserver: request timed out, leader transfer took too long")]
-    LeaderTransferTimeout,
-}
-
-pub type ProposeResult = Result<Response, Error>;
-
 pub struct Limits {
     pub max_request_bytes: u64,
     pub max_txn_ops: u64,
@@ -150,7 +99,7 @@ pub struct EtcdServer {
     /// See `Applier::computed_tx`.
     pub computed_tx: Arc<watch::Sender<u64>>,
     pub limits: Limits,
-    ids: id::RequestIds,
+    ids: crate::cluster::id::RequestIds,
     /// Set once the member has published itself and may serve clients.
     pub ready_rx: watch::Receiver<bool>,
     pub lessor: Arc<crate::lease::Lessor>,
@@ -208,7 +157,7 @@ impl EtcdServer {
             applied_rx,
             computed_tx,
             limits,
-            ids: id::RequestIds::new(member_id),
+            ids: crate::cluster::id::RequestIds::new(member_id),
             ready_rx,
             lessor,
             hub,
@@ -331,19 +280,22 @@ impl EtcdServer {
     /// applied result. Not checked against RBAC when applied: the member
     /// proposes it for itself (lease expiry, compaction, publishing) or for
     /// a client it already checked (etcd's AuthStore.WithRoot).
-    pub async fn propose(&self, request: Request) -> ProposeResult {
-        self.propose_entry(request, None).await
+    pub async fn propose<P: Proposal>(&self, request: P) -> Result<P::Answer, Error> {
+        typed::<P>(self.propose_entry(request.into_request(), None).await)
     }
 
     /// `propose` on behalf of `caller` (the empty user without
     /// credentials): permissions are checked when the entry is applied,
     /// as etcd checks its header's username and auth revision.
-    pub async fn propose_as(
+    pub async fn propose_as<P: Proposal>(
         &self,
-        request: Request,
+        request: P,
         caller: &crate::auth::AuthInfo,
-    ) -> ProposeResult {
-        self.propose_entry(request, Some(caller)).await
+    ) -> Result<P::Answer, Error> {
+        typed::<P>(
+            self.propose_entry(request.into_request(), Some(caller))
+                .await,
+        )
     }
 
     async fn propose_entry(

@@ -12,6 +12,8 @@ use std::path::Path;
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, WithoutTls};
 
+use super::schema::{KEY_TABLE, LEASE_TABLE, META_TABLE};
+
 /// An open backend file and the tables of the MVCC schema.
 ///
 /// heed ties a `Database` handle to a borrow of its `Env`; the handles here
@@ -56,9 +58,9 @@ impl Backend {
         let wtxn = env.write_txn()?;
         let (kv, meta, lease) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
-                let kv = opener.create_database::<Bytes, Bytes>(wtxn, Some("key"))?;
-                let meta = opener.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?;
-                let lease = opener.create_database::<Bytes, Bytes>(wtxn, Some("lease"))?;
+                let kv = opener.create_database::<Bytes, Bytes>(wtxn, Some(KEY_TABLE))?;
+                let meta = opener.create_database::<Bytes, Bytes>(wtxn, Some(META_TABLE))?;
+                let lease = opener.create_database::<Bytes, Bytes>(wtxn, Some(LEASE_TABLE))?;
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((kv, meta, lease)))
             })?
             .unwrap_commit();
@@ -103,9 +105,9 @@ pub fn open_tables<'e>(env: &'e Env<WithoutTls>, path: &Path) -> anyhow::Result<
     let rtxn = env.read_txn()?;
     let opened = env
         .open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
-            let kv = opener.open_database::<Bytes, Bytes>(rtxn, Some("key"))?;
-            let meta = opener.open_database::<Bytes, Bytes>(rtxn, Some("meta"))?;
-            let lease = opener.open_database::<Bytes, Bytes>(rtxn, Some("lease"))?;
+            let kv = opener.open_database::<Bytes, Bytes>(rtxn, Some(KEY_TABLE))?;
+            let meta = opener.open_database::<Bytes, Bytes>(rtxn, Some(META_TABLE))?;
+            let lease = opener.open_database::<Bytes, Bytes>(rtxn, Some(LEASE_TABLE))?;
             Ok(heed::CommitOrAbort::<_, ()>::Commit((kv, meta, lease)))
         })?
         .unwrap_commit();

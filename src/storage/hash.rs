@@ -12,7 +12,7 @@ use heed::{Database, Env, RoTxn, WithoutTls};
 pub type NamedTable<'e> = (String, Database<'e, Bytes, Bytes>);
 
 /// The table whose keys `backend_hash` may skip.
-pub const META_TABLE: &str = "meta";
+pub use super::schema::META_TABLE;
 
 /// What hashing a backend found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

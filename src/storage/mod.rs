@@ -6,6 +6,7 @@ pub mod backend;
 pub mod hash;
 pub mod lmdb_check;
 pub mod private;
+pub mod schema;
 pub mod snapshot;
 pub mod wal;
 

@@ -15,10 +15,8 @@ use heed::{Env, WithoutTls};
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, SnapshotMetadata};
 
-use crate::mvcc::store::{META_CONSISTENT_INDEX, META_TERM};
-
-/// Backend meta key of raft's conf state as of the consistent index.
-pub const META_CONF_STATE: &[u8] = b"conf_state";
+pub use crate::storage::schema::META_CONF_STATE;
+use crate::storage::schema::{META_CONSISTENT_INDEX, META_TERM};
 
 const SUFFIX: &str = ".snap.db";
 

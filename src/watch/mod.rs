@@ -7,9 +7,8 @@
 //! from the store's history in LMDB. So a slow client only slows its own
 //! stream, writers never wait on watchers, memory stays bounded whatever the
 //! number of watchers, and cursors make gaps and duplicates impossible:
-//! every revision is delivered whole, once, in order.
-
-pub mod stream;
+//! every revision is delivered whole, once, in order. The per-stream task
+//! that pulls (`api::watch::stream`) lives with the Watch service.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};

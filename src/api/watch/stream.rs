@@ -10,7 +10,6 @@ use prost::Message as _;
 use tokio::sync::mpsc;
 use tonic::Status;
 
-use super::Hub;
 use crate::mvcc::{self, KeyRange, RevEvents};
 use crate::proto::etcdserverpb::{
     watch_create_request::FilterType, watch_request, ResponseHeader, WatchCreateRequest,
@@ -19,6 +18,7 @@ use crate::proto::etcdserverpb::{
 use crate::proto::mvccpb::event::EventType;
 use crate::proto::mvccpb::Event;
 use crate::server::EtcdServer;
+use crate::watch::Hub;
 
 /// etcd's InvalidWatchID: answers not tied to one watcher.
 const INVALID_WATCH_ID: i64 = -1;

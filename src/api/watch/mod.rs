@@ -1,5 +1,7 @@
-//! The Watch service: one `watch::stream::WatchStream` task per client
+//! The Watch service: one `api::watch::stream::WatchStream` task per client
 //! stream, answering through a bounded channel.
+
+pub mod stream;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::proto::etcdserverpb::{watch_server::Watch, WatchRequest, WatchResponse};
 use crate::server::EtcdServer;
-use crate::watch::stream::WatchStream;
+use stream::WatchStream;
 
 /// Responses buffered per stream before the stream task waits for the
 /// client: a slow client slows only itself.

@@ -1,4 +1,9 @@
-//! The receiving side of the peer port. See the module docs of `peer`.
+//! The receiving side of the peer port (see the module docs of `peer`):
+//! raft messages and snapshots go straight to the raft thread, as etcd's
+//! rafthttp handler does; what followers forward to the leader (lease
+//! renewals, time-to-live, learner promotion) is answered by the server, as
+//! etcd's peer handler under etcdhttp does. It lives with the client API
+//! because it serves requests on top of `server`.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
@@ -143,7 +148,7 @@ impl PeerService {
             )));
         }
         if self.membership.is_removed(route.from) {
-            return Err(Status::permission_denied(super::REMOVED_MEMBER));
+            return Err(Status::permission_denied(crate::peer::REMOVED_MEMBER));
         }
         Ok(route.from)
     }
