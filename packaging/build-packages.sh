@@ -69,14 +69,18 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 release=1
 profile=${RSETCD_PACKAGE_PROFILE:-release}
 case $profile in
-    release) cargo_profile=(--release) ;;
-    debug) cargo_profile=() ;;
+    release) cargo_profile=(--release); build_targets=() ;;
+    # With the test targets: the binaries then get the features the test
+    # build resolved (dev-dependencies included), so right after
+    # `cargo test` nothing is compiled again (without them cargo rebuilds
+    # the tree with other features: minutes of CI).
+    debug) cargo_profile=(); build_targets=(--tests) ;;
     *) die "RSETCD_PACKAGE_PROFILE must be release or debug, not $profile" ;;
 esac
 
 if [ "$build" = 1 ]; then
     say "cargo build ${cargo_profile[*]} (etcd, etcdctl, etcdutl)"
-    cargo build "${cargo_profile[@]}" --bin etcd --bin etcdctl --bin etcdutl
+    cargo build "${cargo_profile[@]}" "${build_targets[@]}" --bin etcd --bin etcdctl --bin etcdutl
 fi
 for bin in etcd etcdctl etcdutl; do
     [ -x "target/$profile/$bin" ] || die "target/$profile/$bin is missing (run without --no-build)"
