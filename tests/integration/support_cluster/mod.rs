@@ -1,0 +1,490 @@
+//! Multi-member clusters for integration tests: N `etcd` processes (ours or
+//! etcd 3.4) on free 127.0.0.1 ports, each in its own data dir under one
+//! temp dir, bootstrapped with --initial-cluster; members are stopped by PID
+//! (SIGKILL on drop), paused with SIGSTOP, restarted on the same ports, and
+//! new members join with --initial-cluster-state existing.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rsetcd::proto::etcdserverpb::cluster_client::ClusterClient;
+use rsetcd::proto::etcdserverpb::kv_client::KvClient;
+use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use rsetcd::proto::etcdserverpb::{HashKvRequest, RangeRequest, StatusRequest, StatusResponse};
+use tonic::transport::{Channel, Endpoint};
+
+pub const REFERENCE_ETCD: &str = "/usr/bin/etcd";
+
+pub fn reference_available() -> bool {
+    Path::new(REFERENCE_ETCD).is_file()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Ours,
+    Reference,
+}
+
+impl Flavor {
+    fn binary(self) -> &'static str {
+        match self {
+            Flavor::Ours => env!("CARGO_BIN_EXE_etcd"),
+            Flavor::Reference => REFERENCE_ETCD,
+        }
+    }
+}
+
+pub use crate::support_ports::free_port;
+
+pub struct Member {
+    pub name: String,
+    pub client_port: u16,
+    /// The advertised peer port (a proxy's, when behind one).
+    pub peer_port: u16,
+    /// Where the member really listens for peers, when behind a proxy.
+    pub listen_peer_port: Option<u16>,
+    pub data_dir: PathBuf,
+    /// Arguments of the last start (for restarts).
+    args: Vec<String>,
+    child: Option<Child>,
+    log_path: PathBuf,
+    starts: usize,
+}
+
+impl Member {
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Exit status once the process has ended on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().context("not running")?;
+        loop {
+            if let Some(s) = child.try_wait()? {
+                self.child = None;
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not exit within {timeout:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Every log of this member (all starts).
+    pub fn all_logs(&self) -> String {
+        let mut out = String::new();
+        for i in 1..=self.starts {
+            let p = self.data_dir.with_extension(format!("{i}.log"));
+            out.push_str(&std::fs::read_to_string(p).unwrap_or_default());
+        }
+        out
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn signal(&self, sig: Signal) -> anyhow::Result<()> {
+        let pid = Pid::from_raw(i32::try_from(self.pid())?);
+        kill(pid, sig)?;
+        Ok(())
+    }
+
+    /// SIGTERM and wait for the exit.
+    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        self.signal(Signal::SIGTERM)?;
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    fn spawn(&mut self, flavor: Flavor) -> anyhow::Result<()> {
+        self.starts += 1;
+        self.log_path = self.data_dir.with_extension(format!("{}.log", self.starts));
+        let log = File::create(&self.log_path)?;
+        let child = Command::new(flavor.binary())
+            .args(&self.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start {}", flavor.binary()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(Endpoint::from_shared(self.client_url())?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .connect()
+            .await?)
+    }
+
+    pub async fn kv(&self) -> anyhow::Result<KvClient<Channel>> {
+        Ok(KvClient::new(self.channel().await?))
+    }
+
+    pub async fn maintenance(&self) -> anyhow::Result<MaintenanceClient<Channel>> {
+        Ok(MaintenanceClient::new(self.channel().await?))
+    }
+
+    pub async fn cluster(&self) -> anyhow::Result<ClusterClient<Channel>> {
+        Ok(ClusterClient::new(self.channel().await?))
+    }
+
+    pub async fn status(&self) -> anyhow::Result<StatusResponse> {
+        Ok(self
+            .maintenance()
+            .await?
+            .status(StatusRequest {})
+            .await?
+            .into_inner())
+    }
+
+    /// (hash, revision) at `rev`.
+    pub async fn hash_kv(&self, rev: i64) -> anyhow::Result<(u32, i64)> {
+        let r = self
+            .maintenance()
+            .await?
+            .hash_kv(HashKvRequest { revision: rev })
+            .await?
+            .into_inner();
+        Ok((r.hash, r.header.map(|h| h.revision).unwrap_or(0)))
+    }
+
+    /// Waits until a linearizable read through this member succeeds.
+    pub async fn wait_serving(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.is_running() {
+                bail!("{} exited during startup:\n{}", self.name, self.log());
+            }
+            let ok = async {
+                self.kv()
+                    .await?
+                    .range(RangeRequest {
+                        key: b"\0".to_vec(),
+                        ..Default::default()
+                    })
+                    .await?;
+                anyhow::Ok(())
+            }
+            .await;
+            if ok.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} not serving after {timeout:?}: {ok:?}\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            // A SIGSTOPped process must be woken to die cleanly.
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
+        }
+        self.kill9();
+    }
+}
+
+pub struct Cluster {
+    pub flavor: Flavor,
+    pub dir: tempfile::TempDir,
+    pub members: Vec<Member>,
+    pub token: String,
+    common: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` members `m1..mn` and waits until each serves a
+    /// linearizable read. `common` args go to every member.
+    pub async fn start(flavor: Flavor, n: usize, common: &[&str]) -> anyhow::Result<Cluster> {
+        let ports: Vec<(u16, u16)> = (0..n)
+            .map(|_| Ok((free_port()?, free_port()?)))
+            .collect::<anyhow::Result<_>>()?;
+        Self::start_on(flavor, &ports, common).await
+    }
+
+    /// As `start`, on given (client, peer) ports.
+    pub async fn start_on(
+        flavor: Flavor,
+        ports: &[(u16, u16)],
+        common: &[&str],
+    ) -> anyhow::Result<Cluster> {
+        Self::start_full(flavor, ports, &[], common).await
+    }
+
+    /// `n` members whose peer ports are TCP proxies the test controls:
+    /// member i advertises proxy i, which forwards to its real peer port.
+    /// Cutting proxy i stops all traffic *to* member i.
+    pub async fn start_behind_proxies(
+        flavor: Flavor,
+        n: usize,
+        common: &[&str],
+    ) -> anyhow::Result<(Cluster, Vec<PeerProxy>)> {
+        let mut ports = Vec::new();
+        let mut listen = Vec::new();
+        let mut proxies = Vec::new();
+        for _ in 0..n {
+            let real = free_port()?;
+            let proxy = PeerProxy::start(real).await?;
+            ports.push((free_port()?, proxy.port));
+            listen.push(real);
+            proxies.push(proxy);
+        }
+        let cluster = Self::start_full(flavor, &ports, &listen, common).await?;
+        Ok((cluster, proxies))
+    }
+
+    async fn start_full(
+        flavor: Flavor,
+        ports: &[(u16, u16)],
+        listen_peer_ports: &[u16],
+        common: &[&str],
+    ) -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let token = "test-cluster".to_string();
+        let mut members: Vec<Member> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, &(c, p))| Member {
+                name: format!("m{}", i + 1),
+                client_port: c,
+                peer_port: p,
+                listen_peer_port: listen_peer_ports.get(i).copied(),
+                data_dir: dir.path().join(format!("m{}", i + 1)),
+                args: Vec::new(),
+                child: None,
+                log_path: PathBuf::new(),
+                starts: 0,
+            })
+            .collect();
+        let initial: Vec<String> = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect();
+        let common: Vec<String> = common.iter().map(|s| s.to_string()).collect();
+        for m in &mut members {
+            m.args = member_args(m, &initial.join(","), &token, "new", &common);
+            m.spawn(flavor)?;
+        }
+        for m in &mut members {
+            m.wait_serving(Duration::from_secs(30)).await?;
+        }
+        Ok(Cluster {
+            flavor,
+            dir,
+            members,
+            token,
+            common,
+        })
+    }
+
+    pub fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.client_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Index of the member every answering member agrees leads, waiting
+    /// up to `timeout` (a paused member does not answer and is skipped).
+    pub async fn leader(&mut self, timeout: Duration) -> anyhow::Result<usize> {
+        let all: Vec<usize> = (0..self.members.len()).collect();
+        self.leader_of(&all, timeout).await
+    }
+
+    /// As `leader`, asking only the members in `among`.
+    pub async fn leader_of(&mut self, among: &[usize], timeout: Duration) -> anyhow::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut answers = Vec::new();
+            for (i, m) in self.members.iter_mut().enumerate() {
+                if !among.contains(&i) || !m.is_running() {
+                    continue;
+                }
+                if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), m.status()).await {
+                    answers.push((i, s.header.map(|h| h.member_id).unwrap_or(0), s.leader));
+                }
+            }
+            if let Some(&(_, _, leader)) = answers.first() {
+                if leader != 0 && answers.iter().all(|a| a.2 == leader) {
+                    if let Some(a) = answers.iter().find(|a| a.1 == leader) {
+                        return Ok(a.0);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no agreed leader after {timeout:?}: {answers:x?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts a new member `name` that joins with --initial-cluster-state
+    /// existing (it must have been added with MemberAdd first, on
+    /// `peer_port`).
+    pub fn join(&mut self, name: &str, client_port: u16, peer_port: u16) -> anyhow::Result<usize> {
+        let mut m = Member {
+            name: name.to_string(),
+            client_port,
+            peer_port,
+            listen_peer_port: None,
+            data_dir: self.dir.path().join(name),
+            args: Vec::new(),
+            child: None,
+            log_path: PathBuf::new(),
+            starts: 0,
+        };
+        let mut initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|x| format!("{}={}", x.name, x.peer_url()))
+            .collect();
+        initial.push(format!("{}={}", m.name, m.peer_url()));
+        m.args = member_args(
+            &m,
+            &initial.join(","),
+            &self.token,
+            "existing",
+            &self.common,
+        );
+        m.spawn(self.flavor)?;
+        self.members.push(m);
+        Ok(self.members.len() - 1)
+    }
+
+    /// Starts a stopped member again with the same arguments.
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        let flavor = self.flavor;
+        self.members[i].spawn(flavor)
+    }
+}
+
+fn member_args(
+    m: &Member,
+    initial: &str,
+    token: &str,
+    state: &str,
+    common: &[String],
+) -> Vec<String> {
+    let mut args = vec![
+        format!("--name={}", m.name),
+        format!("--data-dir={}", m.data_dir.display()),
+        format!("--listen-client-urls={}", m.client_url()),
+        format!("--advertise-client-urls={}", m.client_url()),
+        format!(
+            "--listen-peer-urls=http://127.0.0.1:{}",
+            m.listen_peer_port.unwrap_or(m.peer_port)
+        ),
+        format!("--initial-advertise-peer-urls={}", m.peer_url()),
+        format!("--initial-cluster={initial}"),
+        format!("--initial-cluster-token={token}"),
+        format!("--initial-cluster-state={state}"),
+    ];
+    args.extend(common.iter().cloned());
+    args
+}
+
+/// A TCP proxy in front of one member's peer port. `cut` drops every
+/// connection through it and refuses new ones until `heal`.
+pub struct PeerProxy {
+    pub port: u16,
+    blocked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl PeerProxy {
+    pub async fn start(target: u16) -> anyhow::Result<PeerProxy> {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let blocked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> =
+            Default::default();
+        let (b, c) = (blocked.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if b.load(Ordering::Acquire) {
+                    continue; // dropped: the connection closes at once
+                }
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().expect("proxy conns").push(conn);
+            }
+        });
+        Ok(PeerProxy {
+            port,
+            blocked,
+            conns,
+            accept,
+        })
+    }
+
+    pub fn cut(&self) {
+        self.blocked
+            .store(true, std::sync::atomic::Ordering::Release);
+        for c in self.conns.lock().expect("proxy conns").drain(..) {
+            c.abort();
+        }
+    }
+
+    pub fn heal(&self) {
+        self.blocked
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Drop for PeerProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for c in self.conns.lock().expect("proxy conns").drain(..) {
+            c.abort();
+        }
+    }
+}
