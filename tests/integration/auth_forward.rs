@@ -26,7 +26,7 @@ use rsetcd::proto::etcdserverpb::{
 use support::{free_port, Ca, Pair, Proc};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-const OURS: &str = env!("CARGO_BIN_EXE_etcd");
+use crate::common::OUR_ETCD as OURS;
 
 struct Node {
     name: String,

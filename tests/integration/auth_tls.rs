@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use support::{etcdctl, etcdctl_available, free_port, Ca, Pair, Proc, REFERENCE_ETCD};
 
-const OURS: &str = env!("CARGO_BIN_EXE_etcd");
+use crate::common::OUR_ETCD as OURS;
 
 /// A member serving https with client certificates required.
 fn start(binary: &str, dir: &Path, ca: &Ca, server: &Pair) -> (Proc, String) {

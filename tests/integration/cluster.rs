@@ -61,7 +61,7 @@ fn put_request(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> PutRequest
 }
 
 fn etcdctl34(endpoints: &str, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new("/usr/bin/etcdctl")
+    let out = std::process::Command::new(crate::common::REFERENCE_ETCDCTL)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
         .args(args)
@@ -109,7 +109,7 @@ fn mask_columns(table: &str, masked: &[&str]) -> Vec<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcdctl_34_sees_a_three_member_cluster_as_etcds() {
     let _serial = SERIAL.lock().await;
-    if !reference_available() || !std::path::Path::new("/usr/bin/etcdctl").exists() {
+    if !reference_available() || !std::path::Path::new(crate::common::REFERENCE_ETCDCTL).exists() {
         eprintln!("SKIP: etcd 3.4 (etcd-server, etcd-client) is not installed");
         return;
     }

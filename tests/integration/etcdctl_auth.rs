@@ -13,17 +13,17 @@
 //! available, so it runs against our server when that supports it.
 
 use crate::common;
-use crate::common::read_in_background;
+use crate::common::collect_with_limit;
 use crate::common::skip_without_reference;
 use crate::common::twin_options;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{ServerOptions, TestServer, REFERENCE_ETCDCTL};
 
-const OUR_ETCDCTL: &str = env!("CARGO_BIN_EXE_etcdctl");
+use crate::common::OUR_ETCDCTL;
 
 /// One command line, with what it reads on stdin and its environment.
 struct Case {
@@ -528,24 +528,11 @@ fn run_etcdctl(binary: &str, case: &Case, endpoint: &str) -> Outcome {
         // A command that exits before reading stdin closes the pipe.
         let _ = stdin.write_all(case.stdin.as_bytes());
     }
-    let stdout = read_in_background(child.stdout.take());
-    let stderr = read_in_background(child.stderr.take());
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait for etcdctl") {
-            break status.code();
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let (stdout, stderr, code) = collect_with_limit(child, RUN_LIMIT);
     let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
     Outcome {
-        stdout: normalize(&text(stdout.join().unwrap_or_default()), endpoint),
-        stderr: normalize(&text(stderr.join().unwrap_or_default()), endpoint),
+        stdout: normalize(&text(stdout), endpoint),
+        stderr: normalize(&text(stderr), endpoint),
         code,
     }
 }

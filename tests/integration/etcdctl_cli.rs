@@ -26,16 +26,16 @@
 //! the table and checked against 3.5's behaviour directly.
 
 use crate::common;
-use crate::common::read_in_background;
+use crate::common::collect_with_limit;
 use crate::common::twin_options;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{TestServer, REFERENCE_ETCDCTL};
 
-const OUR_ETCDCTL: &str = env!("CARGO_BIN_EXE_etcdctl");
+use crate::common::OUR_ETCDCTL;
 
 /// One command line; `@EP` in arguments is the server's endpoint and `@DEAD`
 /// an address where nothing listens.
@@ -326,22 +326,9 @@ fn run_etcdctl(
         // A command that exits before reading stdin closes the pipe.
         let _ = stdin.write_all(case.stdin.as_bytes());
     }
-    let stdout = read_in_background(child.stdout.take());
-    let stderr = read_in_background(child.stderr.take());
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait for etcdctl") {
-            break status.code();
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let stdout = String::from_utf8_lossy(&stdout.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+    let (stdout, stderr, code) = collect_with_limit(child, RUN_LIMIT);
+    let stdout = String::from_utf8_lossy(&stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
     if let Some(granted) = granted_lease(&stdout) {
         *lease = granted;
     }

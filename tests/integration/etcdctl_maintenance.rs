@@ -10,7 +10,7 @@
 //! is checked against 3.5's text.
 
 use crate::common;
-use crate::common::read_in_background;
+use crate::common::collect_with_limit;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -24,7 +24,7 @@ use common::{reference_available, ServerOptions, TestServer, REFERENCE_ETCDCTL};
 use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use rsetcd::proto::etcdserverpb::{AlarmRequest, DefragmentRequest, SnapshotRequest};
 
-const OUR_ETCDCTL: &str = env!("CARGO_BIN_EXE_etcdctl");
+use crate::common::OUR_ETCDCTL;
 
 /// How long one etcdctl run may take before it is killed (check perf
 /// runs for 60 s).
@@ -67,24 +67,11 @@ impl Outcome {
 /// Runs `binary` with `ETCDCTL_API=3` and nothing else from the
 /// environment.
 fn run(binary: &str, args: &[&str]) -> Outcome {
-    let mut child = spawn(binary, args);
-    let stdout = read_in_background(child.stdout.take());
-    let stderr = read_in_background(child.stderr.take());
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait for etcdctl") {
-            break status.code();
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let child = spawn(binary, args);
+    let (stdout, stderr, code) = collect_with_limit(child, RUN_LIMIT);
     Outcome {
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned(),
+        stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
         code,
     }
 }

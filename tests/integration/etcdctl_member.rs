@@ -21,8 +21,8 @@
 //! 3.5's format.
 
 use crate::common;
+use crate::common::collect_with_limit;
 use crate::common::get_once;
-use crate::common::read_in_background;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -33,7 +33,7 @@ use serde_json::Value;
 
 use common::{free_port, reference_available, REFERENCE_ETCD, REFERENCE_ETCDCTL};
 
-const OUR_ETCDCTL: &str = env!("CARGO_BIN_EXE_etcdctl");
+use crate::common::OUR_ETCDCTL;
 
 /// How long a cluster may take to elect a leader and serve a get.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -206,7 +206,7 @@ impl Outcome {
 }
 
 fn run(binary: &str, args: &[String]) -> Outcome {
-    let mut child = Command::new(binary)
+    let child = Command::new(binary)
         .args(args)
         .env_clear()
         .env("ETCDCTL_API", "3")
@@ -215,22 +215,8 @@ fn run(binary: &str, args: &[String]) -> Outcome {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
-    let stdout = read_in_background(child.stdout.take());
-    let stderr = read_in_background(child.stderr.take());
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait for etcdctl") {
-            break status.code();
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+    let (stdout, stderr, code) = collect_with_limit(child, RUN_LIMIT);
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
     Outcome {
         stdout,
         stderr: mask_log_lines(&stderr),

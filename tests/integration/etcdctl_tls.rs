@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use common::{REFERENCE_ETCD, REFERENCE_ETCDCTL};
 
-const OUR_ETCDCTL: &str = env!("CARGO_BIN_EXE_etcdctl");
-const OUR_ETCD: &str = env!("CARGO_BIN_EXE_etcd");
+use crate::common::OUR_ETCD;
+use crate::common::OUR_ETCDCTL;
 
 /// The certificates of one test, as files in a temporary directory.
 struct Certs {

@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 
 use common::{ServerKind, ServerOptions, TestServer, REFERENCE_ETCDCTL};
 
-const OUR_ETCDCTL: &str = env!("CARGO_BIN_EXE_etcdctl");
+use crate::common::OUR_ETCDCTL;
 
 /// How long any one wait may take before the scenario gives up on it.
 const STEP: Duration = Duration::from_secs(15);

@@ -18,7 +18,7 @@ use anyhow::{anyhow, bail, Context as _};
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::{PutRequest, RangeRequest};
 
-const ETCD: &str = env!("CARGO_BIN_EXE_etcd");
+use crate::common::OUR_ETCD as ETCD;
 
 fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::{curl, curl_available, etcdctl, etcdctl_available, etcdctl_ok, free_port, Ca, Proc};
 
-const OURS: &str = env!("CARGO_BIN_EXE_etcd");
+use crate::common::OUR_ETCD as OURS;
 
 /// A single member: client URLs as given, an http peer URL.
 fn start(dir: &Path, client_urls: &[String], extra: &[&str]) -> anyhow::Result<Proc> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use support::{etcdctl_available, etcdctl_eventually, etcdctl_ok, free_port, Ca, Pair, Proc};
 
-const OURS: &str = env!("CARGO_BIN_EXE_etcd");
+use crate::common::OUR_ETCD as OURS;
 
 struct Node {
     name: String,

@@ -15,7 +15,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use support::{free_port, Ca, Pair, Proc};
 
-const OURS: &str = env!("CARGO_BIN_EXE_etcd");
+use crate::common::OUR_ETCD as OURS;
 
 /// A stand-in peer on https://127.0.0.1:port that completes TLS handshakes
 /// with the given versions only and records the version of each.

@@ -29,6 +29,9 @@ use rsetcd::proto::etcdserverpb::RangeRequest;
 pub const REFERENCE_ETCD: &str = "/usr/bin/etcd";
 /// Debian's etcdctl 3.4 (run with `ETCDCTL_API=3`).
 pub const REFERENCE_ETCDCTL: &str = "/usr/bin/etcdctl";
+/// Our binaries, as cargo built them for this test run.
+pub const OUR_ETCD: &str = env!("CARGO_BIN_EXE_etcd");
+pub const OUR_ETCDCTL: &str = env!("CARGO_BIN_EXE_etcdctl");
 
 /// How long a server may take to answer its first get.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -291,4 +294,28 @@ pub fn run_etcd(args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env(key, value);
     }
     cmd.output().expect("run etcd")
+}
+
+/// Reads `child`'s stdout and stderr while waiting for it at most `limit`
+/// (then it is killed and has no exit code): what a user running it saw.
+pub fn collect_with_limit(mut child: Child, limit: Duration) -> (Vec<u8>, Vec<u8>, Option<i32>) {
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    let started = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status.code();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+        code,
+    )
 }

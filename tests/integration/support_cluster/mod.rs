@@ -20,7 +20,7 @@ use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use rsetcd::proto::etcdserverpb::{HashKvRequest, RangeRequest, StatusRequest, StatusResponse};
 use tonic::transport::{Channel, Endpoint};
 
-pub const REFERENCE_ETCD: &str = "/usr/bin/etcd";
+pub use crate::common::REFERENCE_ETCD;
 
 pub fn reference_available() -> bool {
     Path::new(REFERENCE_ETCD).is_file()

@@ -22,7 +22,7 @@ use rsetcd::proto::etcdserverpb::RangeRequest;
 use tonic::transport::Channel;
 
 /// Where the real etcd is installed (Debian's etcd-server package).
-pub const REFERENCE_ETCD: &str = "/usr/bin/etcd";
+pub use crate::common::REFERENCE_ETCD;
 
 /// How long a server may take to answer its first KV request.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -14,8 +14,7 @@ use anyhow::{bail, Context as _};
 
 pub use crate::support_ports::free_port;
 
-pub const ETCDCTL: &str = "/usr/bin/etcdctl";
-pub const REFERENCE_ETCD: &str = "/usr/bin/etcd";
+pub use crate::common::{REFERENCE_ETCD, REFERENCE_ETCDCTL as ETCDCTL};
 
 /// Debian's etcdctl is what the client tests drive.
 pub fn etcdctl_available() -> bool {
