@@ -279,7 +279,9 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "'1572864'",
         "Maximum client request size in bytes the server will accept.",
     ),
-    Setting::new("max-concurrent-streams", Uint32, "4294967295").help(
+    Setting::new("max-concurrent-streams", Uint32, "4294967295")
+        .supported()
+        .help(
         Member,
         "'math.MaxUint32'",
         "Maximum concurrent streams that each client can open at a time.",

@@ -343,8 +343,13 @@ async fn a_paused_leader_serves_no_stale_read_and_the_majority_goes_on() {
     let old = cluster.leader(Duration::from_secs(10)).await.unwrap();
     cluster.members[old].signal(Signal::SIGSTOP).unwrap();
     // A write sent through a follower now goes to the paused leader and is
-    // lost; once the follower sees a new leader elected after it started,
-    // its timeout says why, as etcd's does.
+    // lost; when a new leader is elected within two election timeouts
+    // after it started, its timeout says why, as etcd's does. Sent half
+    // an election timeout after the pause (followers still know the old
+    // leader: they wait at least one timeout), the election (one to two
+    // timeouts after the pause) falls inside that window even when the
+    // machine is busy.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut through_follower = cluster.members[(old + 1) % 3].kv().await.unwrap();
     let lost_write = tokio::spawn(async move {
         through_follower

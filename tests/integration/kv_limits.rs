@@ -155,3 +155,61 @@ async fn limits_and_long_keys_match_etcd() {
     let theirs = scenario(&mut reference.kv().await.unwrap()).await;
     assert_eq!(mine, theirs);
 }
+
+/// --max-concurrent-streams bounds the streams of one client connection
+/// (HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS, as etcd's gRPC server): with
+/// 2, two watch streams held open keep a third call on the same connection
+/// waiting until one of them ends.
+#[tokio::test]
+async fn max_concurrent_streams_holds_a_third_stream_back() {
+    use rsetcd::proto::etcdserverpb::watch_client::WatchClient;
+    use rsetcd::proto::etcdserverpb::WatchRequest;
+    use std::time::Duration;
+    use tokio_stream::wrappers::ReceiverStream;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(
+        Flavor::Ours,
+        &dir.path().join("ours"),
+        &["--max-concurrent-streams=2"],
+    )
+    .await
+    .expect("start");
+    let channel = Channel::from_shared(server.client_url())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<WatchRequest>(1);
+        let stream = WatchClient::new(channel.clone())
+            .watch(ReceiverStream::new(rx))
+            .await
+            .expect("open a watch stream")
+            .into_inner();
+        held.push((tx, stream));
+    }
+    let range = || {
+        let mut kv = KvClient::new(channel.clone());
+        async move {
+            kv.range(RangeRequest {
+                key: b"k".to_vec(),
+                ..Default::default()
+            })
+            .await
+        }
+    };
+    let third = tokio::time::timeout(Duration::from_millis(1500), range()).await;
+    assert!(
+        third.is_err(),
+        "a third stream was served beside two open ones: {third:?}"
+    );
+    // one stream ends (the client cancels it): the next call goes through
+    drop(held.pop());
+    let after = tokio::time::timeout(Duration::from_secs(10), range()).await;
+    assert!(
+        matches!(after, Ok(Ok(_))),
+        "no call served after a stream ended: {after:?}"
+    );
+}
