@@ -36,22 +36,30 @@ pub const OUR_ETCDCTL: &str = env!("CARGO_BIN_EXE_etcdctl");
 /// How long a server may take to answer its first get.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Which etcd binary to run.
+/// Which etcd binary to run (every harness names it so; `ServerKind` and
+/// `Flavor` are the same type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerKind {
-    /// The installed etcd 3.4.
-    Reference,
+pub enum Binary {
     /// Our `etcd`, built by cargo for this test run.
     Ours,
+    /// The installed etcd 3.4, the behaviour we must match.
+    Reference,
 }
 
-impl ServerKind {
+pub use Binary as ServerKind;
+
+impl Binary {
     pub fn binary(self) -> &'static str {
         match self {
-            ServerKind::Reference => REFERENCE_ETCD,
-            ServerKind::Ours => env!("CARGO_BIN_EXE_etcd"),
+            Binary::Reference => REFERENCE_ETCD,
+            Binary::Ours => OUR_ETCD,
         }
     }
+}
+
+/// Whether the reference etcd (the server alone) is installed.
+pub fn reference_etcd_available() -> bool {
+    Path::new(REFERENCE_ETCD).is_file()
 }
 
 /// Whether the reference binaries are installed; tests skip otherwise.

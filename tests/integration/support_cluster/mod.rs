@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,26 +20,8 @@ use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use rsetcd::proto::etcdserverpb::{HashKvRequest, RangeRequest, StatusRequest, StatusResponse};
 use tonic::transport::{Channel, Endpoint};
 
-pub use crate::common::REFERENCE_ETCD;
-
-pub fn reference_available() -> bool {
-    Path::new(REFERENCE_ETCD).is_file()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    Ours,
-    Reference,
-}
-
-impl Flavor {
-    fn binary(self) -> &'static str {
-        match self {
-            Flavor::Ours => env!("CARGO_BIN_EXE_etcd"),
-            Flavor::Reference => REFERENCE_ETCD,
-        }
-    }
-}
+pub use crate::common::reference_etcd_available as reference_available;
+pub use crate::common::Binary as Flavor;
 
 pub use crate::support_ports::free_port;
 

@@ -27,28 +27,9 @@ pub use crate::common::REFERENCE_ETCD;
 /// How long a server may take to answer its first KV request.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Which binary to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    /// Our daemon, built by cargo for this test run.
-    Ours,
-    /// The installed etcd 3.4, the behaviour we must match.
-    Reference,
-}
-
-impl Flavor {
-    fn binary(self) -> &'static str {
-        match self {
-            Flavor::Ours => env!("CARGO_BIN_EXE_etcd"),
-            Flavor::Reference => REFERENCE_ETCD,
-        }
-    }
-}
-
 /// Whether the real etcd is installed; tests that need it skip otherwise.
-pub fn reference_available() -> bool {
-    Path::new(REFERENCE_ETCD).is_file()
-}
+pub use crate::common::reference_etcd_available as reference_available;
+pub use crate::common::Binary as Flavor;
 
 /// Names each log file uniquely within one test process.
 static LOG_SEQ: AtomicUsize = AtomicUsize::new(0);
