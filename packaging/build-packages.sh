@@ -79,7 +79,7 @@ case $profile in
 esac
 
 if [ "$build" = 1 ]; then
-    say "cargo build ${cargo_profile[*]} (etcd, etcdctl, etcdutl)"
+    say "cargo build ${cargo_profile[*]} ${build_targets[*]} (etcd, etcdctl, etcdutl)"
     cargo build "${cargo_profile[@]}" "${build_targets[@]}" --bin etcd --bin etcdctl --bin etcdutl
 fi
 for bin in etcd etcdctl etcdutl; do

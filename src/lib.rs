@@ -1,17 +1,24 @@
 //! rsetcd: an etcd-compatible, strongly consistent key-value store.
 //!
-//! Layout (see docs/ARCHITECTURE.md for the map and the invariants):
-//! - `config`: etcd's flags, env vars and YAML file.
-//! - `api`: the gRPC services and HTTP endpoints on the client listeners.
-//! - `server`: propose-and-wait, linearizable reads, the member's identity.
+//! Layout, top layer first (docs/ARCHITECTURE.md has the layers, the map
+//! and the invariants; `layers.rs` checks the dependency rule):
+//! - `etcdmain`: start and stop a member.
+//! - `api`: the gRPC services and HTTP endpoints on the client listeners,
+//!   and the peer port's service; `etcdutl`: offline tools over data dirs
+//!   and snapshot files.
+//! - `server`: propose-and-wait, read points, the leader's loops.
+//! - `apply`: the apply thread, the only LMDB writer; etcd's request semantics.
+//! - `raft`: the raft thread that owns raft-rs's `RawNode` and the WAL.
+//! - `peer`: the sending side of the peer port.
 //! - `propose`: what a proposal answers (waiter, response, errors), below
 //!   raft, apply and server.
-//! - `raft`: the raft thread that owns raft-rs's `RawNode` and the WAL.
-//! - `apply`: the apply thread, the only LMDB writer; etcd's request semantics.
-//! - `auth`: RBAC: users, roles, permissions, tokens.
+//! - `alarm`, `lease`, `auth` (RBAC: users, roles, permissions, tokens),
+//!   `cluster` (membership, ids), `watch` (the event ring): state changed
+//!   only by applied entries.
 //! - `mvcc`: revisions, the key index, reads and writes on LMDB.
-//! - `storage`: the data dir, the WAL and the LMDB environment.
-//! - `etcdutl`: offline tools over data dirs and snapshot files.
+//! - `storage`: the data dir, the WAL, the LMDB environment, the schema.
+//! - `tls`: rustls configs from etcd's certificate flags.
+//! - `config`: etcd's flags, env vars and YAML file.
 //! - `logging`: etcd's zap-style structured logs.
 //! - `metrics`: Prometheus metrics under etcd's names.
 //! - `notify`: systemd's readiness and watchdog notifications.

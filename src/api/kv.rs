@@ -111,7 +111,7 @@ impl Kv for KvService {
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         // etcd's quotaKVServer checks before anything else.
         self.server
-            .check_quota(crate::server::alarm::cost_put(req.get_ref()))
+            .check_quota(crate::alarm::cost_put(req.get_ref()))
             .await?;
         validate::put(req.get_ref())?;
         let caller = auth::caller(&self.server, &req).await?;
@@ -135,7 +135,7 @@ impl Kv for KvService {
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         self.server
-            .check_quota(crate::server::alarm::cost_txn(req.get_ref()))
+            .check_quota(crate::alarm::cost_txn(req.get_ref()))
             .await?;
         validate::txn(req.get_ref(), self.server.limits.max_txn_ops)?;
         if ops::is_txn_read_only(req.get_ref()) {

@@ -42,7 +42,7 @@ impl Lease for LeaseService {
         req: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
         self.server
-            .check_quota(crate::server::alarm::cost_lease_grant())
+            .check_quota(crate::alarm::cost_lease_grant())
             .await?;
         let caller = super::auth::caller(&self.server, &req).await?;
         let mut r = req.into_inner();

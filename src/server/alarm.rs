@@ -27,8 +27,6 @@ pub fn effective_quota(configured: i64) -> Option<i64> {
     }
 }
 
-pub use crate::alarm::{cost_lease_grant, cost_put, cost_txn};
-
 impl EtcdServer {
     /// Refuses a request of `cost` bytes that would not fit in the quota,
     /// raising NOSPACE for this member first (as etcd's quotaAlarmer).
@@ -77,7 +75,7 @@ impl EtcdServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alarm::KV_OVERHEAD;
+    use crate::alarm::{cost_txn, KV_OVERHEAD};
     use crate::proto::etcdserverpb::{request_op, PutRequest, RequestOp, TxnRequest};
 
     fn put(k: &str, v: &str) -> RequestOp {
