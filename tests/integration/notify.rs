@@ -146,9 +146,8 @@ impl Daemon {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
-    fn signal(&self, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)?;
-        Ok(())
+    fn signal(&mut self, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        crate::common::signal_child(&mut self.child, sig)
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
@@ -431,7 +430,7 @@ fn sighup_reads_the_environment_file_again() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     // the n-th log line containing `text`, as JSON, once it is there
-    let nth_line = |text: &str, n: usize| -> anyhow::Result<serde_json::Value> {
+    let nth_line = |daemon: &Daemon, text: &str, n: usize| -> anyhow::Result<serde_json::Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let log = daemon.log();
@@ -447,18 +446,18 @@ fn sighup_reads_the_environment_file_again() -> anyhow::Result<()> {
 
     write("ETCD_LOG_LEVEL=\"debug\"\nETCD_SNAPSHOT_COUNT=\"5000\"\n")?;
     daemon.signal(nix::sys::signal::Signal::SIGHUP)?;
-    let changed = nth_line("changed the log level", 0)?;
+    let changed = nth_line(&daemon, "changed the log level", 0)?;
     assert_eq!(
         (&changed["previous"], &changed["current"]),
         (&"info".into(), &"debug".into())
     );
-    let pending = nth_line("take effect only at restart", 0)?;
+    let pending = nth_line(&daemon, "take effect only at restart", 0)?;
     assert_eq!(pending["settings"], "snapshot-count", "{pending}");
 
     // The level line deleted: back to etcd's default, as after a restart.
     write("ETCD_SNAPSHOT_COUNT=\"5000\"\n")?;
     daemon.signal(nix::sys::signal::Signal::SIGHUP)?;
-    let changed = nth_line("changed the log level", 1)?;
+    let changed = nth_line(&daemon, "changed the log level", 1)?;
     assert_eq!(
         (&changed["previous"], &changed["current"]),
         (&"debug".into(), &"info".into())

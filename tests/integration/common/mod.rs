@@ -327,3 +327,16 @@ pub fn collect_with_limit(mut child: Child, limit: Duration) -> (Vec<u8>, Vec<u8
         code,
     )
 }
+
+/// Sends `sig` to `child` unless it has exited: once a child is reaped its
+/// PID may already belong to another process (tests share one process and
+/// start servers side by side), so a signal by that PID could hit another
+/// test's server. A child not reaped keeps its PID, even as a zombie.
+pub fn signal_child(child: &mut Child, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+    if let Some(status) = child.try_wait()? {
+        anyhow::bail!("the process has exited ({status}); not signalled");
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+    nix::sys::signal::kill(pid, sig)?;
+    Ok(())
+}

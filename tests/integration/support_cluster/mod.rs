@@ -12,8 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use rsetcd::proto::etcdserverpb::cluster_client::ClusterClient;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
@@ -94,10 +93,9 @@ impl Member {
         }
     }
 
-    pub fn signal(&self, sig: Signal) -> anyhow::Result<()> {
-        let pid = Pid::from_raw(i32::try_from(self.pid())?);
-        kill(pid, sig)?;
-        Ok(())
+    pub fn signal(&mut self, sig: Signal) -> anyhow::Result<()> {
+        let child = self.child.as_mut().context("not running")?;
+        crate::common::signal_child(child, sig)
     }
 
     /// SIGTERM and wait for the exit.
@@ -199,9 +197,9 @@ impl Member {
 
 impl Drop for Member {
     fn drop(&mut self) {
-        if let Some(c) = &self.child {
+        if let Some(c) = &mut self.child {
             // A SIGSTOPped process must be woken to die cleanly.
-            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
+            let _ = crate::common::signal_child(c, Signal::SIGCONT);
         }
         self.kill9();
     }

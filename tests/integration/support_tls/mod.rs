@@ -250,9 +250,9 @@ impl Proc {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
-    pub fn signal(&self, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)?;
-        Ok(())
+    pub fn signal(&mut self, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let child = self.child.as_mut().context("not running")?;
+        crate::common::signal_child(child, sig)
     }
 
     /// Exit status once the process ended on its own.
