@@ -407,11 +407,9 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         .name("apply".into())
         .spawn(move || applier.run(apply_rx))?;
 
-    let (ready_tx, ready_rx) = watch::channel(false);
     let server = Arc::new(EtcdServer::new(
         member_id,
         cluster_id,
-        opts.name.clone(),
         store.clone(),
         raft_handle.clone(),
         wait,
@@ -423,7 +421,6 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             request_timeout,
             quota_backend_bytes: quota,
         },
-        ready_rx,
         lessor,
         hub,
         opts.watch_progress_notify_interval,
@@ -451,7 +448,6 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
 
     notifier.status("waiting for a leader; publishing this member through raft");
     publish(&server, &opts).await?;
-    let _ = ready_tx.send(true);
     register_scrape_hooks(&server);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

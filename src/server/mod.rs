@@ -91,7 +91,6 @@ pub struct Limits {
 pub struct EtcdServer {
     pub member_id: u64,
     pub cluster_id: u64,
-    pub name: String,
     pub store: Arc<Store>,
     pub raft: RaftHandle,
     pub wait: Arc<Wait>,
@@ -100,8 +99,6 @@ pub struct EtcdServer {
     pub computed_tx: Arc<watch::Sender<u64>>,
     pub limits: Limits,
     ids: crate::cluster::id::RequestIds,
-    /// Set once the member has published itself and may serve clients.
-    pub ready_rx: watch::Receiver<bool>,
     pub lessor: Arc<crate::lease::Lessor>,
     pub hub: Arc<crate::watch::Hub>,
     /// How often watchers asking for progress get it (etcd's
@@ -134,14 +131,12 @@ impl EtcdServer {
     pub fn new(
         member_id: u64,
         cluster_id: u64,
-        name: String,
         store: Arc<Store>,
         raft: RaftHandle,
         wait: Arc<Wait>,
         applied_rx: watch::Receiver<u64>,
         computed_tx: Arc<watch::Sender<u64>>,
         limits: Limits,
-        ready_rx: watch::Receiver<bool>,
         lessor: Arc<crate::lease::Lessor>,
         hub: Arc<crate::watch::Hub>,
         watch_progress_interval: Duration,
@@ -150,7 +145,6 @@ impl EtcdServer {
         EtcdServer {
             member_id,
             cluster_id,
-            name,
             store,
             raft,
             wait,
@@ -158,7 +152,6 @@ impl EtcdServer {
             computed_tx,
             limits,
             ids: crate::cluster::id::RequestIds::new(member_id),
-            ready_rx,
             lessor,
             hub,
             watch_progress_interval,
