@@ -12,6 +12,7 @@ use crate::support_cluster;
 use crate::support_hostile;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use rsetcd::proto::etcdserverpb::*;
@@ -165,7 +166,18 @@ async fn hostile_requests_get_etcds_answers() -> anyhow::Result<()> {
                 "ours died on {} ({what})",
                 e.path
             );
-            if !pair.etcd.members[0].is_running() {
+            // A request that crashes etcd breaks its connection before the
+            // process has exited (the panic is still being written): give a
+            // broken call time to show whether the process went with it.
+            let broken = want.contains("transport error") || want.starts_with("Unavailable");
+            let etcd_died = if broken {
+                pair.etcd.members[0]
+                    .wait_exit(Duration::from_secs(10))
+                    .is_ok()
+            } else {
+                !pair.etcd.members[0].is_running()
+            };
+            if etcd_died {
                 // etcd 3.4 itself crashes (and again at every restart, as
                 // it replays the entry): we must answer, and do. Both
                 // start afresh for the rest of the table.
