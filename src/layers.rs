@@ -23,6 +23,8 @@ const LAYERS: &[&[&str]] = &[
     &["propose"],
     &["peer"],
     &["raft"],
+    // one member's state, shared by the applier and the server
+    &["member"],
     &["apply"],
     &["server"],
     &["api", "etcdutl"],

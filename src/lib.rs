@@ -8,6 +8,9 @@
 //!   and snapshot files.
 //! - `server`: propose-and-wait, read points, the leader's loops.
 //! - `apply`: the apply thread, the only LMDB writer; etcd's request semantics.
+//! - `member`: `MemberState`, one member's state (store, waiter, lessor,
+//!   watch hub, membership, alarms, auth, transport, snapshot files),
+//!   shared by the applier and the server.
 //! - `raft`: the raft thread that owns raft-rs's `RawNode` and the WAL.
 //! - `peer`: the sending side of the peer port.
 //! - `propose`: what a proposal answers (waiter, response, errors), below
@@ -35,6 +38,7 @@ pub mod etcdutl;
 pub mod gofmt;
 pub mod lease;
 pub mod logging;
+pub mod member;
 pub mod metrics;
 pub mod mvcc;
 pub mod notify;

@@ -19,7 +19,7 @@ use crate::proto::etcdserverpb::*;
 use crate::proto::internal::{
     InternalAuthenticateRequest, InternalUserAddRequest, InternalUserChangePasswordRequest,
 };
-use crate::server::{Error, EtcdServer};
+use crate::server::EtcdServer;
 
 /// Metadata keys clients send the token in (etcd's TokenFieldNameGRPC and
 /// TokenFieldNameSwagger).
@@ -29,7 +29,7 @@ const TOKEN_KEYS: [&str; 2] = ["token", "authorization"];
 /// --client-cert-auth its certificate's CN), for streams that check it
 /// again at each request on them.
 pub async fn credential<T>(server: &EtcdServer, req: &Request<T>) -> Credential {
-    if !server.auth.is_enabled() {
+    if !server.auth().is_enabled() {
         return Credential::None;
     }
     if let Some(token) = TOKEN_KEYS.iter().find_map(|k| req.metadata().get(*k)) {
@@ -40,7 +40,7 @@ pub async fn credential<T>(server: &EtcdServer, req: &Request<T>) -> Credential 
         }
         return Credential::Token(token);
     }
-    if server.auth.client_cert_auth() {
+    if server.auth().client_cert_auth() {
         if let Some(cn) = req
             .peer_certs()
             .and_then(|c| crate::tls::peer_common_name(&c))
@@ -55,7 +55,7 @@ pub async fn credential<T>(server: &EtcdServer, req: &Request<T>) -> Credential 
 /// token nor (under --client-cert-auth) a client certificate. An unknown
 /// or expired token is refused.
 pub async fn caller<T>(server: &EtcdServer, req: &Request<T>) -> Result<Option<AuthInfo>, Status> {
-    let auth = &server.auth;
+    let auth = server.auth();
     if !auth.is_enabled() {
         return Ok(None);
     }
@@ -99,9 +99,9 @@ pub fn token_metadata<T>(
 }
 
 async fn wait_applied(server: &EtcdServer, index: u64) -> Result<(), Status> {
-    let mut applied = server.applied_rx.clone();
+    let mut applied = server.applied_changes();
     let wait = async move { applied.wait_for(|&a| a >= index).await.map(|_| ()) };
-    match tokio::time::timeout(server.limits.request_timeout, wait).await {
+    match tokio::time::timeout(server.limits().request_timeout, wait).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(AuthError::InvalidAuthToken.into()),
     }
@@ -111,7 +111,7 @@ async fn wait_applied(server: &EtcdServer, index: u64) -> Result<(), Status> {
 /// authMaintenanceServer.isAuthenticated, checkMembershipOperationPermission).
 pub async fn require_root<T>(server: &EtcdServer, req: &Request<T>) -> Result<(), Status> {
     let caller = caller(server, req).await?;
-    server.auth.check_admin(&or_empty(&caller))?;
+    server.auth().check_admin(&or_empty(&caller))?;
     Ok(())
 }
 
@@ -129,7 +129,7 @@ pub async fn require_root_unconverted<T>(
         Err(s) => return Err(s),
     };
     server
-        .auth
+        .auth()
         .check_admin(&or_empty(&caller))
         .map_err(|e| Status::unknown(e.store_message()))
 }
@@ -143,7 +143,7 @@ pub fn check_contender(
     prefix: &[u8],
     key: Option<&[u8]>,
 ) -> Result<(), Status> {
-    let auth = &server.auth;
+    let auth = server.auth();
     if let Some(key) = key {
         auth.check(who, Access::Read, key, &[])?;
         auth.check(who, Access::Write, key, &[])?;
@@ -169,7 +169,7 @@ pub fn or_empty(caller: &Option<AuthInfo>) -> AuthInfo {
 /// under the caller's credential is refused.
 pub fn check_stale(server: &EtcdServer, caller: &Option<AuthInfo>) -> Result<(), Status> {
     match caller {
-        Some(c) if c.revision != 0 && c.revision != server.auth.revision() => {
+        Some(c) if c.revision != 0 && c.revision != server.auth().revision() => {
             Err(AuthError::AuthOldRevision.into())
         }
         _ => Ok(()),
@@ -238,12 +238,7 @@ impl AuthService {
     }
 
     fn header(&self) -> Result<Option<ResponseHeader>, Status> {
-        let rev = self
-            .server
-            .store
-            .read()
-            .map_err(|e| Error::Apply(e.into()))?
-            .current_rev();
+        let rev = self.server.current_rev()?;
         Ok(Some(self.server.header(rev)))
     }
 
@@ -263,7 +258,7 @@ impl AuthService {
         // the entry's header: id, auth revision, field tags, the user name
         const HEADER: usize = 32;
         let size = r.encoded_len() + HEADER + who.username.len();
-        if size as u64 > self.server.limits.max_request_bytes {
+        if size as u64 > self.server.limits().max_request_bytes {
             return Err(crate::server::Error::RequestTooLarge.into());
         }
         Ok(())
@@ -281,7 +276,7 @@ impl AuthService {
     async fn hash_password(&self, password: String) -> Result<Vec<u8>, Status> {
         let server = self.server.clone();
         self.bcrypt
-            .run(move || server.auth.hash_password(&password))
+            .run(move || server.auth().hash_password(&password))
             .await?
             .map_err(Status::from)
     }
@@ -302,7 +297,7 @@ impl Auth for AuthService {
             let (n, p) = (name.clone(), password.clone());
             let checked = self
                 .bcrypt
-                .run(move || server.auth.check_password(&n, &p))
+                .run(move || server.auth().check_password(&n, &p))
                 .await?;
             let checked_revision = match checked {
                 Ok(rev) => rev,
@@ -317,10 +312,10 @@ impl Auth for AuthService {
             // log must not hold it
             let entry = InternalAuthenticateRequest {
                 name: name.clone(),
-                simple_token: self.server.auth.tokens().gen_prefix(),
+                simple_token: self.server.auth().tokens().gen_prefix(),
             };
             let token = self.server.propose(entry).await?;
-            if checked_revision == self.server.auth.revision() {
+            if checked_revision == self.server.auth().revision() {
                 return Ok(Response::new(AuthenticateResponse {
                     header: self.header()?,
                     token,
@@ -335,11 +330,11 @@ impl Auth for AuthService {
         req: Request<AuthStatusRequest>,
     ) -> Result<Response<AuthStatusResponse>, Status> {
         let who = self.read_as(&req).await?;
-        self.server.auth.check_admin(&who)?;
+        self.server.auth().check_admin(&who)?;
         Ok(Response::new(AuthStatusResponse {
             header: self.header()?,
-            enabled: self.server.auth.is_enabled(),
-            auth_revision: self.server.auth.revision(),
+            enabled: self.server.auth().is_enabled(),
+            auth_revision: self.server.auth().revision(),
         }))
     }
 
@@ -399,12 +394,12 @@ impl Auth for AuthService {
         self.sized_as_a_proposal(req.get_ref(), &who)?;
         let name = &req.get_ref().name;
         // a user may read itself (etcd's authApplierV3.UserGet)
-        if let Err(e) = self.server.auth.check_admin(&who) {
+        if let Err(e) = self.server.auth().check_admin(&who) {
             if *name != who.username {
                 return Err(e.into());
             }
         }
-        let roles = self.server.auth.user_get(name)?;
+        let roles = self.server.auth().user_get(name)?;
         Ok(Response::new(AuthUserGetResponse {
             header: self.header()?,
             roles,
@@ -416,10 +411,10 @@ impl Auth for AuthService {
         req: Request<AuthUserListRequest>,
     ) -> Result<Response<AuthUserListResponse>, Status> {
         let who = self.read_as(&req).await?;
-        self.server.auth.check_admin(&who)?;
+        self.server.auth().check_admin(&who)?;
         Ok(Response::new(AuthUserListResponse {
             header: self.header()?,
-            users: self.server.auth.user_list(),
+            users: self.server.auth().user_list(),
         }))
     }
 
@@ -493,12 +488,12 @@ impl Auth for AuthService {
         self.sized_as_a_proposal(req.get_ref(), &who)?;
         let role = &req.get_ref().role;
         // a user may read its own roles (etcd's authApplierV3.RoleGet)
-        if let Err(e) = self.server.auth.check_admin(&who) {
-            if !self.server.auth.has_role(&who.username, role) {
+        if let Err(e) = self.server.auth().check_admin(&who) {
+            if !self.server.auth().has_role(&who.username, role) {
                 return Err(e.into());
             }
         }
-        let perm = self.server.auth.role_get(role)?;
+        let perm = self.server.auth().role_get(role)?;
         Ok(Response::new(AuthRoleGetResponse {
             header: self.header()?,
             perm,
@@ -510,10 +505,10 @@ impl Auth for AuthService {
         req: Request<AuthRoleListRequest>,
     ) -> Result<Response<AuthRoleListResponse>, Status> {
         let who = self.read_as(&req).await?;
-        self.server.auth.check_admin(&who)?;
+        self.server.auth().check_admin(&who)?;
         Ok(Response::new(AuthRoleListResponse {
             header: self.header()?,
-            roles: self.server.auth.role_list(),
+            roles: self.server.auth().role_list(),
         }))
     }
 

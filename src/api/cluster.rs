@@ -44,25 +44,31 @@ impl ClusterService {
     }
 
     fn members(&self) -> Vec<pb::Member> {
-        self.server.membership.members().iter().map(to_pb).collect()
+        self.server
+            .membership()
+            .members()
+            .iter()
+            .map(to_pb)
+            .collect()
     }
 
     /// Whether every other voter has been connected since `HEALTH_INTERVAL`
     /// ago (etcd's isConnectedFullySince).
     fn connected_since(&self, id: u64, since: Instant) -> bool {
-        id == self.server.member_id
+        id == self.server.member_id()
             || self
                 .server
-                .transport
+                .member()
+                .transport()
                 .active_since(id)
                 .is_some_and(|t| t <= since)
     }
 
     fn check_add_voter(&self) -> Result<(), Error> {
-        if !self.server.strict_reconfig_check {
+        if !self.server.strict_reconfig_check() {
             return Ok(());
         }
-        let voters = self.server.membership.voting_members();
+        let voters = self.server.membership().voting_members();
         // etcd's IsReadyToAddVotingMember
         let nmembers = voters.len() + 1;
         let nstarted = voters.iter().filter(|m| !m.name.is_empty()).count();
@@ -79,13 +85,13 @@ impl ClusterService {
     }
 
     fn check_remove(&self, id: u64) -> Result<(), Error> {
-        let Some(target) = self.server.membership.member(id) else {
+        let Some(target) = self.server.membership().member(id) else {
             return Err(Error::MemberNotFound);
         };
-        if !self.server.strict_reconfig_check || target.is_learner {
+        if !self.server.strict_reconfig_check() || target.is_learner {
             return Ok(());
         }
-        let voters = self.server.membership.voting_members();
+        let voters = self.server.membership().voting_members();
         // etcd's IsReadyToRemoveVotingMember
         let nmembers = voters.len().saturating_sub(1);
         let nstarted = voters
@@ -97,7 +103,9 @@ impl ClusterService {
         }
         // A member that is down is safe to remove: it is not part of the
         // active quorum.
-        if id != self.server.member_id && self.server.transport.active_since(id).is_none() {
+        if id != self.server.member_id()
+            && self.server.member().transport().active_since(id).is_none()
+        {
             return Ok(());
         }
         let since = Instant::now()
@@ -156,7 +164,7 @@ impl Cluster for ClusterService {
         let r = req.into_inner();
         self.server.refuse_learner()?;
         let peer_urls = parse_peer_urls(&r.peer_ur_ls)?;
-        let members = self.server.membership.members();
+        let members = self.server.membership().members();
         // etcd's ValidateConfigurationChange order: the id (sha1 of the URLs
         // and the second, so a repeated add within a second collides), then
         // the URLs
@@ -231,7 +239,7 @@ impl Cluster for ClusterService {
         self.server.refuse_learner()?;
         // etcd answers an unknown member first (it never checks the URLs;
         // we refuse bad ones rather than store them)
-        if self.server.membership.member(r.id).is_none() {
+        if self.server.membership().member(r.id).is_none() {
             return Err(Error::MemberNotFound.into());
         }
         let peer_urls = parse_peer_urls(&r.peer_ur_ls)?;

@@ -204,7 +204,7 @@ pub(super) async fn withdraw(
 }
 
 fn read_view(server: &EtcdServer) -> Result<ReadView<'_>, Status> {
-    Ok(server.store.read().map_err(|e| Error::Apply(e.into()))?)
+    Ok(server.read_view()?)
 }
 
 fn get(view: &ReadView<'_>, key: &[u8]) -> Result<Option<KeyValue>, Status> {
@@ -257,7 +257,7 @@ pub(super) async fn wait_turn(
     key: &[u8],
     rev: i64,
 ) -> Result<Turn, Status> {
-    let mut changes = server.hub.subscribe();
+    let mut changes = server.hub().subscribe();
     // Our own write is answered before it is readable.
     server.serializable_read().await?;
     loop {
@@ -311,7 +311,7 @@ pub(super) async fn standing(
     if !holds(&view, key, rev)? {
         return Ok(Standing::KeyLost);
     }
-    if !server.lessor.alive(lease) {
+    if !server.lessor().alive(lease) {
         return Ok(Standing::LeaseExpired);
     }
     Ok(Standing::Held(server.header(view.current_rev())))

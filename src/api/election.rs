@@ -171,11 +171,7 @@ impl ElectionService {
     async fn run_leader(&self, r: LeaderRequest) -> Result<LeaderResponse, Status> {
         let prefix = election_prefix(&r.name);
         self.server.linearizable_read().await?;
-        let view = self
-            .server
-            .store
-            .read()
-            .map_err(|e| Error::Apply(e.into()))?;
+        let view = self.server.read_view()?;
         let resp = ops::range(&view, &cc::first_created(&prefix))?;
         let Some(kv) = resp.kvs.into_iter().next() else {
             return Err(cc::go_error(NO_LEADER));
@@ -336,7 +332,7 @@ enum Stop {
 
 impl Observer {
     async fn run(&self) -> Result<(), Status> {
-        let mut changes = self.server.hub.subscribe();
+        let mut changes = self.server.hub().subscribe();
         // The (key, mod revision) last sent: a resync must not repeat it.
         let mut sent: Option<(Vec<u8>, i64)> = None;
         loop {
@@ -357,11 +353,7 @@ impl Observer {
 
     /// All candidates now, and the revision they are read at.
     fn snapshot(&self) -> Result<(Candidates, i64), Status> {
-        let view = self
-            .server
-            .store
-            .read()
-            .map_err(|e| Error::Apply(e.into()))?;
+        let view = self.server.read_view()?;
         let r = view
             .range(&self.range, RangeOptions::default())
             .map_err(|e| Error::Apply(e.into()))?;
@@ -436,14 +428,10 @@ impl Observer {
     /// ring while it still holds them, else from the store's history.
     /// `None` when `from` is compacted.
     fn events_from(&self, from: i64) -> Result<Option<(Vec<RevEvents>, i64)>, Status> {
-        if let Some(found) = self.server.hub.recent(&self.range, from, EVENTS_PER_STEP) {
+        if let Some(found) = self.server.hub().recent(&self.range, from, EVENTS_PER_STEP) {
             return Ok(Some(found));
         }
-        let view = self
-            .server
-            .store
-            .read()
-            .map_err(|e| Error::Apply(e.into()))?;
+        let view = self.server.read_view()?;
         match view.history(&self.range, from, EVENTS_PER_STEP) {
             Ok(found) => Ok(Some(found)),
             Err(mvcc::Error::Compacted) => Ok(None),

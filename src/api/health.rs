@@ -3,7 +3,6 @@
 //! one sub-path per check), with etcd's status codes and bodies.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,7 +85,7 @@ impl QueryParams {
 
 /// Alarm types active in the cluster, as this member has applied them.
 fn active_alarms(server: &EtcdServer) -> Vec<AlarmType> {
-    server.alarms.active_types()
+    server.alarms().active_types()
 }
 
 /// etcd's health-check read: a one-key range, linearizable unless asked
@@ -99,13 +98,13 @@ async fn read_check(server: &EtcdServer, serializable: bool) -> Result<(), Strin
             server.linearizable_read().await
         }
     };
-    let timeout = server.limits.request_timeout.max(Duration::from_secs(1));
+    let timeout = server.limits().request_timeout.max(Duration::from_secs(1));
     match tokio::time::timeout(timeout, wait).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => return Err(crate::server::Error::Timeout.to_string()),
     }
-    server.store.read().map(|_| ()).map_err(|e| e.to_string())
+    server.store().read().map(|_| ()).map_err(|e| e.to_string())
 }
 
 async fn health(State(server): State<Arc<EtcdServer>>, RawQuery(raw): RawQuery) -> Response {
@@ -153,7 +152,7 @@ async fn health_reason(
             .to_string(),
         );
     }
-    if !serializable && server.raft.shared.leader.load(Ordering::Acquire) == 0 {
+    if !serializable && server.leader() == 0 {
         return Some("RAFT NO LEADER".to_string());
     }
     match read_check(server, serializable).await {

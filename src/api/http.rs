@@ -48,7 +48,7 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response {
 
 async fn version(State(server): State<Arc<EtcdServer>>) -> Response {
     let cluster = server
-        .store
+        .store()
         .get_meta(crate::apply::META_CLUSTER_VERSION)
         .ok()
         .flatten()

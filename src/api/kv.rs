@@ -29,7 +29,7 @@ impl KvService {
         let revision = header.as_ref().map(|h| h.revision).unwrap_or(0);
         let revision = if revision == 0 {
             self.server
-                .store
+                .store()
                 .read()
                 .map(|v| v.current_rev())
                 .unwrap_or(0)
@@ -96,8 +96,10 @@ impl Kv for KvService {
         }
         let caller = auth::caller(&self.server, &req).await?;
         let r = req.into_inner();
-        self.server.auth.check_range(&auth::or_empty(&caller), &r)?;
-        let store = self.server.store.clone();
+        self.server
+            .auth()
+            .check_range(&auth::or_empty(&caller), &r)?;
+        let store = self.server.store().clone();
         let mut resp = run_read(is_small_range(&r), move || {
             let view = store.read().map_err(|e| Error::Apply(e.into()))?;
             Ok(ops::range(&view, &r)?)
@@ -137,7 +139,7 @@ impl Kv for KvService {
         self.server
             .check_quota(crate::alarm::cost_txn(req.get_ref()))
             .await?;
-        validate::txn(req.get_ref(), self.server.limits.max_txn_ops)?;
+        validate::txn(req.get_ref(), self.server.limits().max_txn_ops)?;
         if ops::is_txn_read_only(req.get_ref()) {
             if txn_serializable(req.get_ref()) {
                 self.server.serializable_read().await?;
@@ -146,8 +148,8 @@ impl Kv for KvService {
             }
             let caller = auth::caller(&self.server, &req).await?;
             let r = req.into_inner();
-            self.server.auth.check_txn(&auth::or_empty(&caller), &r)?;
-            let store = self.server.store.clone();
+            self.server.auth().check_txn(&auth::or_empty(&caller), &r)?;
+            let store = self.server.store().clone();
             let mut resp = run_read(is_small_txn(&r), move || {
                 let mut view = store.read().map_err(|e| Error::Apply(e.into()))?;
                 Ok(ops::txn(&mut view, &r)?)
@@ -173,7 +175,7 @@ impl Kv for KvService {
         // history every watcher and reader relies on. Checked here only, so
         // that what apply decides does not change (a member of an older
         // version must reach the same result from the same entry).
-        self.server.auth.check_admin(&auth::or_empty(&caller))?;
+        self.server.auth().check_admin(&auth::or_empty(&caller))?;
         let r = req.into_inner();
         let (physical, revision) = (r.physical, r.revision);
         let mut resp = self.server.propose_as(r, &auth::or_empty(&caller)).await?;
@@ -181,7 +183,7 @@ impl Kv for KvService {
         // (they go in batches after the apply; etcd waits for as long as
         // that takes, or until the client leaves)
         if physical {
-            self.server.store.physically_compacted(revision).await;
+            self.server.store().physically_compacted(revision).await;
         }
         self.fill(&mut resp.header);
         Ok(Response::new(resp))

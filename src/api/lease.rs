@@ -15,7 +15,7 @@ use crate::proto::etcdserverpb::{
     LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
     LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
-use crate::server::{Error, EtcdServer};
+use crate::server::EtcdServer;
 
 pub struct LeaseService {
     server: Arc<EtcdServer>,
@@ -25,14 +25,6 @@ impl LeaseService {
     pub fn new(server: Arc<EtcdServer>) -> Self {
         LeaseService { server }
     }
-}
-
-fn current_rev(server: &EtcdServer) -> Result<i64, Status> {
-    Ok(server
-        .store
-        .read()
-        .map_err(|e| Error::Apply(e.into()))?
-        .current_rev())
 }
 
 #[tonic::async_trait]
@@ -108,11 +100,15 @@ impl Lease for LeaseService {
                         return;
                     }
                 };
-                let resp = current_rev(&server).map(|rev| LeaseKeepAliveResponse {
-                    header: Some(server.header(rev)),
-                    id: r.id,
-                    ttl,
-                });
+                let resp =
+                    server
+                        .current_rev()
+                        .map_err(Status::from)
+                        .map(|rev| LeaseKeepAliveResponse {
+                            header: Some(server.header(rev)),
+                            id: r.id,
+                            ttl,
+                        });
                 if tx.send(resp).await.is_err() {
                     return;
                 }
@@ -130,13 +126,13 @@ impl Lease for LeaseService {
             let caller = super::auth::caller(&self.server, &req).await?;
             let lease_keys = |id: i64| {
                 self.server
-                    .lessor
+                    .lessor()
                     .time_to_live(id)
                     .map(|t| t.keys)
                     .unwrap_or_default()
             };
             self.server
-                .auth
+                .auth()
                 .check_lease_read(caller.as_ref(), req.get_ref().id, &lease_keys)?;
             caller
         } else {
@@ -154,7 +150,7 @@ impl Lease for LeaseService {
             self.server.forward_lease_time_to_live(r.id, r.keys).await?
         };
         let resp = LeaseTimeToLiveResponse {
-            header: Some(self.server.header(current_rev(&self.server)?)),
+            header: Some(self.server.header(self.server.current_rev()?)),
             id: r.id,
             ttl: answer.ttl,
             granted_ttl: answer.granted_ttl,
@@ -171,13 +167,13 @@ impl Lease for LeaseService {
         self.server.linearizable_read().await?;
         let leases = self
             .server
-            .lessor
+            .lessor()
             .ids()
             .into_iter()
             .map(|id| LeaseStatus { id })
             .collect();
         Ok(Response::new(LeaseLeasesResponse {
-            header: Some(self.server.header(current_rev(&self.server)?)),
+            header: Some(self.server.header(self.server.current_rev()?)),
             leases,
         }))
     }

@@ -69,7 +69,7 @@ impl LockService {
         let standing = if owner_rev.is_none_or(|rev| rev == my_rev) {
             // Ours at once, unless the lease expired just before the put
             // (its revocation not applied yet).
-            if server.lessor.alive(lease) {
+            if server.lessor().alive(lease) {
                 Standing::Held(resp.header.unwrap_or_default())
             } else {
                 Standing::LeaseExpired

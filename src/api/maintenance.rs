@@ -2,7 +2,6 @@
 //! (defragment, hashes, snapshots, leader moves, alarm changes) arrive with
 //! the maintenance work and answer Unimplemented until then.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -33,15 +32,6 @@ impl MaintenanceService {
             server,
             snapshots: Arc::new(tokio::sync::Semaphore::new(MAX_SNAPSHOT_STREAMS)),
         }
-    }
-
-    fn current_rev(&self) -> Result<i64, Status> {
-        Ok(self
-            .server
-            .store
-            .read()
-            .map_err(|e| Error::Apply(e.into()))?
-            .current_rev())
     }
 }
 
@@ -144,30 +134,30 @@ impl Maintenance for MaintenanceService {
             super::auth::require_root(&self.server, &req).await?;
         }
         let mut resp = self.server.alarm(req.into_inner()).await?;
-        resp.header = Some(self.server.header(self.current_rev()?));
+        resp.header = Some(self.server.header(self.server.current_rev()?));
         Ok(Response::new(resp))
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         self.server.serializable_read().await?;
-        let shared = &self.server.raft.shared;
+        let raft = self.server.raft_status();
         let (db_size, db_size_in_use) = self
             .server
-            .store
+            .store()
             .db_size()
             .map_err(|e| Error::Apply(e.into()))?;
         Ok(Response::new(StatusResponse {
-            header: Some(self.server.header(self.current_rev()?)),
+            header: Some(self.server.header(self.server.current_rev()?)),
             version: crate::ETCD_VERSION.to_string(),
             db_size,
-            leader: shared.leader.load(Ordering::Acquire),
-            raft_index: shared.raft_index.load(Ordering::Acquire),
-            raft_term: shared.term.load(Ordering::Acquire),
+            leader: raft.leader,
+            raft_index: raft.index,
+            raft_term: raft.term,
             raft_applied_index: self.server.applied_index(),
             // etcd lists active alarms here, in their protobuf text form.
             errors: self
                 .server
-                .alarms
+                .alarms()
                 .get(AlarmType::None)
                 .iter()
                 .map(|a| {
@@ -179,7 +169,7 @@ impl Maintenance for MaintenanceService {
                 })
                 .collect(),
             db_size_in_use,
-            is_learner: self.server.membership.local_is_learner(),
+            is_learner: self.server.membership().local_is_learner(),
         }))
     }
 
@@ -191,7 +181,7 @@ impl Maintenance for MaintenanceService {
         tracing::info!("starting defragment");
         let disk = crate::metrics::disk();
         disk.defrag_inflight.set(1);
-        let store = self.server.store.clone();
+        let store = self.server.store().clone();
         let result = tokio::task::spawn_blocking(move || store.defrag()).await;
         disk.defrag_inflight.set(0);
         let stats = match result {
@@ -205,7 +195,7 @@ impl Maintenance for MaintenanceService {
         disk.backend_defrag_duration
             .observe(stats.took.as_secs_f64());
         tracing::info!(
-            path = %self.server.store.db_path().display(),
+            path = %self.server.store().db_path().display(),
             current_db_size_bytes_diff = stats.size_after - stats.size_before,
             current_db_size_bytes = stats.size_after,
             current_db_size_in_use_bytes = stats.size_in_use,
@@ -215,7 +205,7 @@ impl Maintenance for MaintenanceService {
         );
         tracing::info!("finished defragment");
         Ok(Response::new(DefragmentResponse {
-            header: Some(self.server.header(self.current_rev()?)),
+            header: Some(self.server.header(self.server.current_rev()?)),
         }))
     }
 
@@ -224,7 +214,7 @@ impl Maintenance for MaintenanceService {
         // Answers go out before their LMDB commit: include every write
         // this member has acknowledged (as a serializable read does).
         self.server.serializable_read().await?;
-        let store = self.server.store.clone();
+        let store = self.server.store().clone();
         let (hash, rev) = tokio::task::spawn_blocking(move || store.hash(MEMBER_LOCAL_META))
             .await
             .map_err(|e| Status::unknown(format!("hash: {e}")))?
@@ -243,11 +233,7 @@ impl Maintenance for MaintenanceService {
         let rev = req.into_inner().revision;
         self.server.serializable_read().await?;
         let started = std::time::Instant::now();
-        let view = self
-            .server
-            .store
-            .read()
-            .map_err(|e| Error::Apply(e.into()))?;
+        let view = self.server.read_view()?;
         let h = view.hash_kv(rev).map_err(|e| Error::Apply(e.into()))?;
         crate::metrics::mvcc()
             .hash_duration
@@ -274,7 +260,7 @@ impl Maintenance for MaintenanceService {
             ))
         })?;
         self.server.serializable_read().await?;
-        let store = self.server.store.clone();
+        let store = self.server.store().clone();
         let file = tokio::task::spawn_blocking(move || snapshot_copy(&store))
             .await
             .map_err(|e| Status::unknown(format!("snapshot: {e}")))?
@@ -298,13 +284,13 @@ impl Maintenance for MaintenanceService {
         if !self.server.is_leader() {
             return Err(Error::NotLeader.into());
         }
-        match self.server.membership.member(to) {
+        match self.server.membership().member(to) {
             Some(m) if !m.is_learner => {}
             _ => return Err(Error::BadLeaderTransferee.into()),
         }
-        if to != self.server.member_id {
+        if to != self.server.member_id() {
             tracing::info!(
-                from = format!("{:x}", self.server.member_id),
+                from = format!("{:x}", self.server.member_id()),
                 to = format!("{to:x}"),
                 "leadership transfer starting"
             );

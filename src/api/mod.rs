@@ -41,7 +41,7 @@ use crate::server::EtcdServer;
 use crate::server::GRPC_OVERHEAD_BYTES;
 
 pub fn routes(server: Arc<EtcdServer>) -> Routes {
-    let max_recv = server.limits.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+    let max_recv = server.limits().max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
     let kv = KvServer::new(kv::KvService::new(server.clone()))
         .max_decoding_message_size(max_recv)
         .max_encoding_message_size(usize::MAX);

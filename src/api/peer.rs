@@ -440,7 +440,7 @@ impl Peer for PeerService {
         let server = self.server_for(self.check(request.route.as_ref())?)?;
         server.promote_member_here(request.id).await?;
         Ok(Response::new(PeerMemberPromoteResponse {
-            members: server.membership.members(),
+            members: server.membership().members(),
         }))
     }
 }

@@ -21,12 +21,12 @@ use tokio::sync::watch;
 
 use crate::cluster::{Member, Membership};
 use crate::raft::ApplyItem;
-use crate::storage::snapshot::{Snapshotter, META_CONF_STATE};
+use crate::storage::snapshot::META_CONF_STATE;
 
 use crate::alarm::Alarms;
 use crate::lease::Lessor;
+use crate::member::MemberState;
 use crate::mvcc::{Applied, Store, WriteTxn};
-use crate::propose::Wait;
 use crate::proto::etcdserverpb::{
     alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionResponse,
     LeaseGrantResponse, LeaseRevokeResponse, ResponseHeader,
@@ -48,11 +48,19 @@ const MAX_ENTRIES_PER_COMMIT: usize = 4096;
 /// (NO_META_SYNC leaves its meta page unsynced until the next commit).
 const IDLE_SYNC: Duration = Duration::from_millis(100);
 
+/// The apply thread: applies committed entries in order to the member's
+/// state, answers their waiters and moves the applied marks.
 pub struct Applier {
-    pub store: Arc<Store>,
-    pub wait: Arc<Wait>,
-    pub member_id: u64,
+    member: Arc<MemberState>,
+    links: Links,
+    options: Options,
+}
+
+/// What the apply thread reports to, besides the member state.
+pub struct Links {
     /// Index of the last entry visible to readers (committed in LMDB).
+    /// Owned by the apply thread: its drop is what turns every waiting
+    /// reader into Stopped.
     pub applied_tx: watch::Sender<u64>,
     /// Index of the last entry whose answer has been given; readers that
     /// must see every answered write wait until `applied` reaches it.
@@ -60,21 +68,17 @@ pub struct Applier {
     /// Index up to which the MVCC state is durable on disk; the raft thread
     /// may snapshot and purge the WAL up to here.
     pub durable: Arc<AtomicU64>,
+    /// Raft's shared state: the apply backlog is given back here.
+    pub raft: Arc<crate::raft::RaftShared>,
     /// Called after commit with the internal requests that were applied.
     pub on_internal: Box<dyn Fn(&Request) + Send>,
-    pub lessor: Arc<Lessor>,
-    /// Receives each committed revision's events, for watchers.
-    pub hub: Arc<crate::watch::Hub>,
-    pub membership: Arc<Membership>,
-    pub alarms: Arc<Alarms>,
-    pub auth: Arc<crate::auth::AuthStore>,
-    pub snapshots: Arc<Snapshotter>,
-    pub transport: Arc<crate::peer::Transport>,
+}
+
+/// How the apply thread works.
+pub struct Options {
     /// Meta keys a snapshot from the leader must not overwrite (this
     /// member's identity).
     pub local_meta_keys: Vec<Vec<u8>>,
-    /// Raft's shared state: the apply backlog is given back here.
-    pub raft: Arc<crate::raft::RaftShared>,
     /// A compaction's records are deleted this many per transaction
     /// (--experimental-compaction-batch-limit)...
     pub compaction_batch_limit: usize,
@@ -90,31 +94,43 @@ enum Work {
 }
 
 impl Applier {
+    pub fn new(member: Arc<MemberState>, links: Links, options: Options) -> Applier {
+        Applier {
+            member,
+            links,
+            options,
+        }
+    }
+
     /// Runs until the raft thread hangs up. A storage failure ends the
     /// process: applying must never skip or repeat an entry.
     pub fn run(self, rx: Receiver<ApplyItem>) {
-        let mut applied = match self.store.applied() {
+        let mut applied = match self.member.store().applied() {
             Ok(a) => a,
             Err(e) => crate::fatal(&format!("read consistent index: {e}")),
         };
         let mut synced = applied.index;
-        self.durable.store(applied.index, Ordering::Release);
+        self.links.durable.store(applied.index, Ordering::Release);
         let mut last_compact_step = std::time::Instant::now();
         loop {
             // a pending compaction's next batch is due after the sleep
             // interval, whether entries keep coming or not
-            let compacting = self.store.compaction_pending();
-            if compacting && last_compact_step.elapsed() >= self.compaction_sleep_interval {
-                if let Err(e) = self.store.compact_step(self.compaction_batch_limit) {
+            let compacting = self.member.store().compaction_pending();
+            if compacting && last_compact_step.elapsed() >= self.options.compaction_sleep_interval {
+                if let Err(e) = self
+                    .member
+                    .store()
+                    .compact_step(self.options.compaction_batch_limit)
+                {
                     crate::fatal(&format!("delete compacted revisions: {e}"));
                 }
                 last_compact_step = std::time::Instant::now();
                 // that commit fsynced what the last applied batch wrote
                 synced = applied.index;
-                self.durable.store(synced, Ordering::Release);
+                self.links.durable.store(synced, Ordering::Release);
             }
             let wait = if compacting {
-                self.compaction_sleep_interval.min(IDLE_SYNC)
+                self.options.compaction_sleep_interval.min(IDLE_SYNC)
             } else {
                 IDLE_SYNC
             };
@@ -125,11 +141,11 @@ impl Applier {
                         continue;
                     }
                     if synced < applied.index {
-                        if let Err(e) = self.store.backend().env.force_sync() {
+                        if let Err(e) = self.member.store().backend().env.force_sync() {
                             crate::fatal(&format!("sync backend: {e}"));
                         }
                         synced = applied.index;
-                        self.durable.store(synced, Ordering::Release);
+                        self.links.durable.store(synced, Ordering::Release);
                     }
                     continue;
                 }
@@ -169,7 +185,8 @@ impl Applier {
                     Work::Entries(batch, conf_states) => {
                         let bytes = crate::raft::entries_bytes(&batch);
                         applied = self.apply_batch(batch, conf_states, applied);
-                        self.raft
+                        self.links
+                            .raft
                             .apply_backlog_bytes
                             .fetch_sub(bytes, Ordering::AcqRel);
                         // The commit just made fsynced what the previous one wrote.
@@ -180,21 +197,26 @@ impl Applier {
                         synced = applied.index;
                     }
                 }
-                self.durable.store(synced, Ordering::Release);
+                self.links.durable.store(synced, Ordering::Release);
             }
         }
-        if let Err(e) = self.store.backend().env.force_sync() {
+        if let Err(e) = self.member.store().backend().env.force_sync() {
             crate::fatal(&format!("sync backend: {e}"));
         }
-        self.durable.store(applied.index, Ordering::Release);
+        self.links.durable.store(applied.index, Ordering::Release);
     }
 
     /// Replaces the whole state with the leader's snapshot (its file was
     /// saved by the peer service, its WAL record by the raft thread).
     fn install_snapshot(&self, meta: &SnapshotMetadata) -> Applied {
-        let path = self.snapshots.path(meta.index);
-        let keep: Vec<&[u8]> = self.local_meta_keys.iter().map(Vec::as_slice).collect();
-        let applied = match self.store.install_snapshot(&path, &keep) {
+        let path = self.member.snapshots().path(meta.index);
+        let keep: Vec<&[u8]> = self
+            .options
+            .local_meta_keys
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        let applied = match self.member.store().install_snapshot(&path, &keep) {
             Ok(a) => a,
             Err(e) => crate::fatal(&format!(
                 "install the snapshot {} from the leader: {e}",
@@ -217,30 +239,39 @@ impl Applier {
             path = %path.display(),
             "installed the leader's snapshot"
         );
-        self.snapshots.remove_older_than(applied.index);
-        self.computed_tx.send_replace(applied.index);
-        self.applied_tx.send_replace(applied.index);
+        self.member.snapshots().remove_older_than(applied.index);
+        self.links.computed_tx.send_replace(applied.index);
+        self.links.applied_tx.send_replace(applied.index);
         applied
     }
 
     /// Rebuilds what lives in memory from the freshly installed backend.
     fn after_install(&self) -> anyhow::Result<()> {
-        self.lessor
-            .recover(self.store.leases()?, self.store.take_leased_keys());
-        let view = self.store.read()?;
-        self.hub.reset(view.current_rev(), view.compacted_rev());
+        self.member.lessor().recover(
+            self.member.store().leases()?,
+            self.member.store().take_leased_keys(),
+        );
+        let view = self.member.store().read()?;
+        self.member
+            .hub()
+            .reset(view.current_rev(), view.compacted_rev());
         drop(view);
-        self.membership.load(&self.store)?;
-        self.auth.load(&self.store)?;
-        self.alarms.replace(
+        self.member.membership().load(self.member.store())?;
+        self.member.auth().load(self.member.store())?;
+        self.member.alarms().replace(
             &self
-                .store
+                .member
+                .store()
                 .meta_with_prefix(crate::alarm::META_ALARM_PREFIX)?,
         );
-        if self.membership.is_removed(self.membership.local_id) {
-            self.transport.mark_removed();
+        if self
+            .member
+            .membership()
+            .is_removed(self.member.membership().local_id)
+        {
+            self.member.transport().mark_removed();
         }
-        self.transport.connect_all();
+        self.member.transport().connect_all();
         Ok(())
     }
 
@@ -267,13 +298,13 @@ impl Applier {
                 ApplyError::Storage(format!("conf change {}: bad member: {e}", entry.index))
             })?;
         let id = cc.node_id;
-        let existing = self.membership.member(id);
+        let existing = self.member.membership().member(id);
         let refused = match cc.get_change_type() {
             ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
                 let Some(member) = context else {
                     return Ok((cc.id, Some(E::MemberBadUrls)));
                 };
-                if self.membership.is_removed(id) {
+                if self.member.membership().is_removed(id) {
                     Some(E::MemberNotFound)
                 } else if let Some(old) = existing {
                     if old.is_learner && !member.is_learner {
@@ -310,12 +341,12 @@ impl Applier {
                 Some(_) => {
                     wt.delete_meta(&crate::cluster::member_key(id))?;
                     wt.put_meta(&crate::cluster::removed_key(id), b"")?;
-                    self.membership.remove(id);
+                    self.member.membership().remove(id);
                     tracing::info!(removed_member_id = format!("{id:x}"), "removed member");
-                    if id == self.membership.local_id {
-                        self.transport.mark_removed();
+                    if id == self.member.membership().local_id {
+                        self.member.transport().mark_removed();
                     } else {
-                        self.transport.remove_peer(id);
+                        self.member.transport().remove_peer(id);
                     }
                     None
                 }
@@ -326,8 +357,8 @@ impl Applier {
 
     fn store_member(&self, wt: &mut WriteTxn<'_>, m: &Member) -> Result<(), ApplyError> {
         wt.put_meta(&crate::cluster::member_key(m.id), &m.encode_to_vec())?;
-        self.membership.upsert(m.clone());
-        self.transport.connect(m.id);
+        self.member.membership().upsert(m.clone());
+        self.member.transport().connect(m.id);
         Ok(())
     }
 
@@ -337,7 +368,7 @@ impl Applier {
         conf_states: Vec<(u64, ConfState)>,
         mut applied: Applied,
     ) -> Applied {
-        let mut wt = match self.store.write() {
+        let mut wt = match self.member.store().write() {
             Ok(wt) => wt,
             Err(e) => crate::fatal(&format!("begin backend txn: {e}")),
         };
@@ -388,10 +419,10 @@ impl Applier {
                 if let Some(request) = req.request {
                     let started = std::time::Instant::now();
                     let ctx = Context {
-                        lessor: &self.lessor,
-                        membership: &self.membership,
-                        alarms: &self.alarms,
-                        auth: &self.auth,
+                        lessor: self.member.lessor(),
+                        membership: self.member.membership(),
+                        alarms: self.member.alarms(),
+                        auth: self.member.auth(),
                         index: entry.index,
                         caller: (!header.internal).then(|| crate::auth::AuthInfo {
                             username: header.username.clone(),
@@ -418,7 +449,7 @@ impl Applier {
                     ) {
                         internal.push(request);
                     }
-                    if header.member_id == self.member_id {
+                    if header.member_id == self.member.member_id() {
                         results.push((header.id, result));
                     }
                 }
@@ -437,13 +468,14 @@ impl Applier {
             .into_iter()
             .partition(|(_, r)| matches!(r, Ok(Response::Compaction(_))));
         let compacted = wt.compacted_rev();
-        self.computed_tx.send_replace(applied.index);
+        self.links.computed_tx.send_replace(applied.index);
         for (id, result) in now {
-            self.wait
+            self.member
+                .wait()
                 .trigger(id, result.map_err(crate::propose::Error::Apply));
         }
         for (id, result) in conf_results {
-            self.wait.trigger(id, result);
+            self.member.wait().trigger(id, result);
         }
         let commit_started = std::time::Instant::now();
         let events = match wt.commit(applied) {
@@ -453,14 +485,15 @@ impl Applier {
         crate::metrics::disk()
             .backend_commit_duration
             .observe(commit_started.elapsed().as_secs_f64());
-        self.applied_tx.send_replace(applied.index);
-        self.hub.set_compacted(compacted);
-        self.hub.publish(events);
+        self.links.applied_tx.send_replace(applied.index);
+        self.member.hub().set_compacted(compacted);
+        self.member.hub().publish(events);
         for r in &internal {
-            (self.on_internal)(r);
+            (self.links.on_internal)(r);
         }
         for (id, result) in after_commit {
-            self.wait
+            self.member
+                .wait()
                 .trigger(id, result.map_err(crate::propose::Error::Apply));
         }
         applied

@@ -298,14 +298,14 @@ pub(super) async fn join(
 /// etcd's publish: announce name and client URLs through raft, then (as
 /// leader of a new cluster) set the cluster version.
 pub(super) async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow::Result<()> {
-    let mut leader = server.raft.leader_rx.clone();
+    let mut leader = server.leader_changes();
     leader.wait_for(|&l| l != 0).await?;
     let attrs = MemberAttributes {
-        id: server.member_id,
+        id: server.member_id(),
         name: opts.name.clone(),
         client_urls: opts.advertise_client_urls.iter().map(url_string).collect(),
     };
-    let request_path = format!("/0/members/{:x}/attributes", server.member_id);
+    let request_path = format!("/0/members/{:x}/attributes", server.member_id());
     loop {
         match server.propose(attrs.clone()).await {
             Ok(_) => break,
@@ -316,18 +316,18 @@ pub(super) async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow:
         }
     }
     tracing::info!(
-        local_member_id = format!("{:x}", server.member_id),
+        local_member_id = format!("{:x}", server.member_id()),
         local_member_attributes = format!(
             "{{Name:{} ClientURLs:[{}]}}",
             attrs.name,
             attrs.client_urls.join(" ")
         ),
         request_path = request_path.as_str(),
-        cluster_id = format!("{:x}", server.cluster_id),
+        cluster_id = format!("{:x}", server.cluster_id()),
         publish_timeout = "7s",
         "published local member to cluster through raft"
     );
-    let stored = server.store.get_meta(META_CLUSTER_VERSION)?;
+    let stored = server.store().get_meta(META_CLUSTER_VERSION)?;
     if let Some(v) = &stored {
         let v = String::from_utf8_lossy(v);
         crate::metrics::server().set_cluster_version(&v);
@@ -342,13 +342,7 @@ pub(super) async fn publish(server: &EtcdServer, opts: &ServeOptions) -> anyhow:
         );
     }
     let has_version = stored.is_some();
-    if !has_version
-        && server
-            .raft
-            .shared
-            .is_leader
-            .load(std::sync::atomic::Ordering::Acquire)
-    {
+    if !has_version && server.is_leader() {
         tracing::info!("setting up initial cluster version using v3 API");
         let set = ClusterVersionSet {
             version: crate::CLUSTER_VERSION.to_string(),

@@ -33,16 +33,12 @@ pub(super) async fn notify_when_ready(
     client_addrs: Vec<(SocketAddr, bool)>,
     notifier: crate::notify::Notifier,
 ) {
-    let committed = server
-        .raft
-        .shared
-        .committed
-        .load(std::sync::atomic::Ordering::Acquire);
+    let committed = server.raft_status().committed;
     notifier.status(&format!(
         "catching up: applied {} of {committed} committed entries",
         server.applied_index()
     ));
-    let mut applied = server.applied_rx.clone();
+    let mut applied = server.applied_changes();
     if applied.wait_for(|&a| a >= committed).await.is_err() {
         return;
     }

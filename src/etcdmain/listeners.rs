@@ -69,29 +69,25 @@ pub(super) fn register_scrape_hooks(server: &Arc<EtcdServer>) {
         server_metrics
             .proposals_applied
             .set(s.applied_index() as i64);
-        let backlog = s
-            .raft
-            .shared
-            .apply_backlog_bytes
-            .load(std::sync::atomic::Ordering::Acquire);
+        let backlog = s.raft_status().apply_backlog_bytes;
         server_metrics
             .apply_backlog_bytes
             .set(i64::try_from(backlog).unwrap_or(i64::MAX));
         let mvcc = crate::metrics::mvcc();
-        if let Ok((total, in_use)) = s.store.db_size() {
+        if let Ok((total, in_use)) = s.store().db_size() {
             mvcc.db_total_size_in_bytes.set(total);
             mvcc.db_total_size_in_use_in_bytes.set(in_use);
         }
-        mvcc.keys_total.set(s.store.live_keys() as i64);
-        if let Ok(view) = s.store.read() {
+        mvcc.keys_total.set(s.store().live_keys() as i64);
+        if let Ok(view) = s.store().read() {
             mvcc.current_revision.set(view.current_rev());
             mvcc.compact_revision.set(view.compacted_rev());
         };
         let auth = crate::metrics::auth();
         auth.revision
-            .set(i64::try_from(s.auth.revision()).unwrap_or(i64::MAX));
+            .set(i64::try_from(s.auth().revision()).unwrap_or(i64::MAX));
         auth.peers_unauthenticated
-            .set(i64::from(s.auth.bypassable_through_peers()));
+            .set(i64::from(s.auth().bypassable_through_peers()));
     });
 }
 

@@ -25,11 +25,12 @@ use tokio::sync::watch;
 use crate::apply::Applier;
 use crate::cluster::Membership;
 use crate::config::url_to_string as url_string;
+use crate::member::{MemberState, Parts};
 use crate::mvcc::Store;
 use crate::peer::Transport;
 use crate::propose::Wait;
 use crate::raft::node::{NodeOptions, RaftNode};
-use crate::server::{ClusterContext, EtcdServer, Limits};
+use crate::server::{EtcdServer, Limits};
 use crate::storage::backend::{Backend, DEFAULT_MAP_SIZE};
 use crate::storage::schema::{META_CLUSTER_ID, META_MEMBER_ID};
 use crate::storage::snapshot::{Snapshotter, META_CONF_STATE};
@@ -383,54 +384,53 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     drop(view);
     let (applied_tx, applied_rx) = watch::channel(applied.index);
     let computed_tx = Arc::new(watch::Sender::new(applied.index));
-    let applier = Applier {
-        store: store.clone(),
-        wait: wait.clone(),
+    let member = Arc::new(MemberState::new(Parts {
         member_id,
-        applied_tx,
-        computed_tx: computed_tx.clone(),
-        durable,
-        on_internal: Box::new(log_internal),
-        lessor: lessor.clone(),
-        hub: hub.clone(),
+        cluster_id,
+        store: store.clone(),
+        wait,
+        lessor,
+        hub,
         membership: membership.clone(),
-        alarms: alarms.clone(),
-        auth: auth.clone(),
-        snapshots: snapshots.clone(),
+        alarms,
+        auth,
         transport: transport.clone(),
-        local_meta_keys: vec![META_MEMBER_ID.to_vec(), META_CLUSTER_ID.to_vec()],
-        raft: raft_handle.shared.clone(),
-        compaction_batch_limit: opts.compaction_batch_limit,
-        compaction_sleep_interval: opts.compaction_sleep_interval,
-    };
+        snapshots: snapshots.clone(),
+    }));
+    let applier = Applier::new(
+        member.clone(),
+        crate::apply::Links {
+            applied_tx,
+            computed_tx: computed_tx.clone(),
+            durable,
+            raft: raft_handle.shared.clone(),
+            on_internal: Box::new(log_internal),
+        },
+        crate::apply::Options {
+            local_meta_keys: vec![META_MEMBER_ID.to_vec(), META_CLUSTER_ID.to_vec()],
+            compaction_batch_limit: opts.compaction_batch_limit,
+            compaction_sleep_interval: opts.compaction_sleep_interval,
+        },
+    );
     let apply_thread = std::thread::Builder::new()
         .name("apply".into())
         .spawn(move || applier.run(apply_rx))?;
 
     let server = Arc::new(EtcdServer::new(
-        member_id,
-        cluster_id,
-        store.clone(),
+        member,
         raft_handle.clone(),
-        wait,
         applied_rx,
         computed_tx,
-        Limits {
-            max_request_bytes: opts.max_request_bytes,
-            max_txn_ops: opts.max_txn_ops,
-            request_timeout,
-            quota_backend_bytes: quota,
-        },
-        lessor,
-        hub,
-        opts.watch_progress_notify_interval,
-        ClusterContext {
-            membership: membership.clone(),
-            transport: transport.clone(),
+        crate::server::Options {
+            limits: Limits {
+                max_request_bytes: opts.max_request_bytes,
+                max_txn_ops: opts.max_txn_ops,
+                request_timeout,
+                quota_backend_bytes: quota,
+            },
+            watch_progress_interval: opts.watch_progress_notify_interval,
             strict_reconfig_check: opts.strict_reconfig_check,
             election_timeout: opts.election_timeout,
-            alarms,
-            auth,
         },
     ));
     // Followers' forwarded requests are answered from here on.

@@ -31,14 +31,14 @@ impl EtcdServer {
     /// Refuses a request of `cost` bytes that would not fit in the quota,
     /// raising NOSPACE for this member first (as etcd's quotaAlarmer).
     pub async fn check_quota(&self, cost: usize) -> Result<(), Error> {
-        let Some(quota) = self.limits.quota_backend_bytes else {
+        let Some(quota) = self.limits().quota_backend_bytes else {
             return Ok(());
         };
-        if cost == 0 || self.store.size_bytes() + (cost as i64) < quota {
+        if cost == 0 || self.store().size_bytes() + (cost as i64) < quota {
             return Ok(());
         }
         if let Err(e) = self
-            .activate_alarm(self.member_id, AlarmType::Nospace)
+            .activate_alarm(self.member_id(), AlarmType::Nospace)
             .await
         {
             tracing::warn!(error = %e, "failed to raise the NOSPACE alarm");
@@ -49,7 +49,7 @@ impl EtcdServer {
     /// Raises `alarm` for `member_id` on every member.
     pub async fn activate_alarm(&self, member_id: u64, alarm: AlarmType) -> Result<(), Error> {
         if self
-            .alarms
+            .alarms()
             .get(alarm)
             .iter()
             .any(|m| m.member_id == member_id)

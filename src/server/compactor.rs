@@ -91,7 +91,7 @@ async fn run_revision(server: Weak<EtcdServer>, retention: i64, interval: Durati
         if !server.is_leader() {
             continue;
         }
-        let Some(rev) = plan.due(server.hub.current()) else {
+        let Some(rev) = plan.due(server.hub().current()) else {
             continue;
         };
         tracing::info!(
@@ -126,7 +126,7 @@ async fn run_periodic(server: Weak<EtcdServer>, period: Duration) {
     let period_text = format_duration(period);
     loop {
         match server.upgrade() {
-            Some(server) => plan.sample(server.hub.current()),
+            Some(server) => plan.sample(server.hub().current()),
             None => return,
         }
         tokio::time::sleep(plan.retry).await;

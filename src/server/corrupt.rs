@@ -220,7 +220,7 @@ pub fn spawn_periodic(server: &Arc<EtcdServer>, every: Duration) {
         return;
     }
     tracing::info!(
-        "local-member-id" = format!("{:x}", server.member_id),
+        "local-member-id" = format!("{:x}", server.member_id()),
         interval = format_duration(every),
         "enabled corruption checking"
     );
@@ -249,19 +249,19 @@ async fn monitor(server: Weak<EtcdServer>, every: Duration) {
 /// new revision, a follower is ahead of it, or a follower at the same
 /// compact revision disagrees.
 async fn periodic_check(server: &Arc<EtcdServer>) -> Result<(), String> {
-    let (h, rev) = local_hash(&server.store).await?;
+    let (h, rev) = local_hash(server.store()).await?;
     let peers = peer_hashes(
-        &server.membership,
-        server.transport.tls(),
+        server.membership(),
+        server.member().transport().tls(),
         rev,
-        server.limits.request_timeout,
+        server.limits().request_timeout,
     )
     .await;
     server
         .linearizable_read()
         .await
         .map_err(|e| e.to_string())?;
-    let (h2, rev2) = local_hash(&server.store).await?;
+    let (h2, rev2) = local_hash(server.store()).await?;
 
     let mut alarmed = false;
     let mut mismatch = || {

@@ -31,12 +31,12 @@ impl EtcdServer {
     async fn leader_peer(&self) -> Result<(PeerClient<Channel>, Route), Error> {
         let leader = self.wait_leader().await?;
         let route = Route {
-            cluster_id: self.cluster_id,
-            from: self.member_id,
+            cluster_id: self.cluster_id(),
+            from: self.member_id(),
             to: leader,
         };
         let url = self
-            .membership
+            .membership()
             .member(leader)
             .and_then(|m| m.peer_urls.first().cloned())
             .ok_or(Error::NoLeader)?;
@@ -50,14 +50,15 @@ impl EtcdServer {
                 return Ok((PeerClient::new(c.clone()), route));
             }
         }
-        let timeout = self.limits.request_timeout;
-        let endpoint = crate::peer::transport::PeerEndpoint::new(&url, self.transport.tls(), |e| {
-            e.connect_timeout(Duration::from_secs(2)).timeout(timeout)
-        })
-        .map_err(|e| {
-            tracing::warn!(error = %format!("{e:#}"), "cannot set up TLS towards the leader");
-            Error::NoLeader
-        })?;
+        let timeout = self.limits().request_timeout;
+        let endpoint =
+            crate::peer::transport::PeerEndpoint::new(&url, self.member().transport().tls(), |e| {
+                e.connect_timeout(Duration::from_secs(2)).timeout(timeout)
+            })
+            .map_err(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "cannot set up TLS towards the leader");
+                Error::NoLeader
+            })?;
         // Connected lazily: the first request through it connects.
         let channel = endpoint.connect_lazy();
         *cached = Some((leader, url, channel.clone()));

@@ -24,7 +24,7 @@ impl EtcdServer {
         if !self.ensure_leadership().await {
             return Err(Error::NotPrimary);
         }
-        Ok(self.lessor.renew(id).unwrap_or(0))
+        Ok(self.lessor().renew(id).unwrap_or(0))
     }
 
     /// Whether this member still leads, confirmed by a quorum (a
@@ -41,7 +41,7 @@ impl EtcdServer {
         keys: bool,
     ) -> Result<PeerLeaseTimeToLiveResponse, Error> {
         self.linearizable_read().await?;
-        Ok(match self.lessor.time_to_live(id) {
+        Ok(match self.lessor().time_to_live(id) {
             Ok(t) => PeerLeaseTimeToLiveResponse {
                 ttl: t.remaining,
                 granted_ttl: t.granted_ttl,
@@ -60,21 +60,25 @@ impl EtcdServer {
         if !self.is_leader() {
             return Err(Error::NotLeader);
         }
-        let Some(member) = self.membership.member(id) else {
+        let Some(member) = self.membership().member(id) else {
             return Err(Error::MemberNotFound);
         };
         if !member.is_learner {
             return Err(Error::MemberNotLearner);
         }
         let progress = self.progress().await?;
-        let leader_match = progress.matched.get(&self.member_id).copied().unwrap_or(0);
+        let leader_match = progress
+            .matched
+            .get(&self.member_id())
+            .copied()
+            .unwrap_or(0);
         let learner_match = progress.matched.get(&id).copied().unwrap_or(0);
         if (learner_match as f64) < (leader_match as f64) * READY_PERCENT || learner_match == 0 {
             return Err(Error::LearnerNotReady);
         }
-        if self.strict_reconfig_check {
+        if self.options.strict_reconfig_check {
             // etcd's IsReadyToPromoteMember
-            let voters = self.membership.voting_members();
+            let voters = self.membership().voting_members();
             let nmembers = voters.len() + 1;
             let nstarted = voters.iter().filter(|m| !m.name.is_empty()).count() + 1;
             if nstarted < nmembers / 2 + 1 {

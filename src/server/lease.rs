@@ -43,15 +43,15 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
         if leader && !was_leader {
             // A new leader gives every lease at least an election timeout
             // more, so none expires during the handover.
-            server.lessor.promote(election_timeout);
+            server.lessor().promote(election_timeout);
         } else if !leader && was_leader {
-            server.lessor.demote();
+            server.lessor().demote();
         }
         was_leader = leader;
         if !leader {
             continue;
         }
-        let expired = server.lessor.expired(MAX_REVOKES_PER_TICK);
+        let expired = server.lessor().expired(MAX_REVOKES_PER_TICK);
         // As etcd (#15247): a leader that cannot confirm it still leads
         // (cut off, or its raft thread stuck) revokes nothing. Confirmed
         // off this loop, which must go on seeing leadership changes; the
@@ -73,7 +73,7 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
         }
         if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
             last_checkpoint = Instant::now();
-            for chunk in server.lessor.checkpoints().chunks(CHECKPOINT_BATCH) {
+            for chunk in server.lessor().checkpoints().chunks(CHECKPOINT_BATCH) {
                 let req = LeaseCheckpointRequest {
                     checkpoints: chunk.to_vec(),
                 };

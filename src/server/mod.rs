@@ -17,6 +17,7 @@ use std::time::Duration;
 use prost::Message as _;
 use tokio::sync::{oneshot, watch};
 
+use crate::member::MemberState;
 use crate::mvcc::Store;
 pub use crate::propose::{Error, ProposeResult};
 use crate::propose::{Proposal, Wait};
@@ -89,87 +90,152 @@ pub struct Limits {
 }
 
 pub struct EtcdServer {
-    pub member_id: u64,
-    pub cluster_id: u64,
-    pub store: Arc<Store>,
-    pub raft: RaftHandle,
-    pub wait: Arc<Wait>,
-    pub applied_rx: watch::Receiver<u64>,
-    /// See `Applier::computed_tx`.
-    pub computed_tx: Arc<watch::Sender<u64>>,
-    pub limits: Limits,
+    member: Arc<MemberState>,
+    raft: RaftHandle,
+    /// Index of the last entry visible to readers (the apply thread's
+    /// `Links::applied_tx`).
+    applied_rx: watch::Receiver<u64>,
+    /// See `apply::Links::computed_tx`.
+    computed_tx: Arc<watch::Sender<u64>>,
+    options: Options,
     ids: crate::cluster::id::RequestIds,
-    pub lessor: Arc<crate::lease::Lessor>,
-    pub hub: Arc<crate::watch::Hub>,
-    /// How often watchers asking for progress get it (etcd's
-    /// --experimental-watch-progress-notify-interval).
-    pub watch_progress_interval: Duration,
-    pub membership: Arc<crate::cluster::Membership>,
-    pub transport: Arc<crate::peer::Transport>,
-    /// etcd's --strict-reconfig-check.
-    pub strict_reconfig_check: bool,
-    pub election_timeout: Duration,
-    pub alarms: Arc<crate::alarm::Alarms>,
-    pub auth: Arc<crate::auth::AuthStore>,
     leader_channel: forward::LeaderChannel,
     /// Bytes of this member's proposals waiting for their answer.
     pending_proposal_bytes: std::sync::atomic::AtomicUsize,
 }
 
-/// Cluster-wide settings the server needs besides its own state.
-pub struct ClusterContext {
-    pub membership: Arc<crate::cluster::Membership>,
-    pub transport: Arc<crate::peer::Transport>,
+/// How the server answers, from the member's settings.
+pub struct Options {
+    pub limits: Limits,
+    /// How often watchers asking for progress get it (etcd's
+    /// --experimental-watch-progress-notify-interval).
+    pub watch_progress_interval: Duration,
+    /// etcd's --strict-reconfig-check.
     pub strict_reconfig_check: bool,
     pub election_timeout: Duration,
-    pub alarms: Arc<crate::alarm::Alarms>,
-    pub auth: Arc<crate::auth::AuthStore>,
+}
+
+/// What raft reports of itself, as Status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftStatus {
+    /// 0 while no leader is known.
+    pub leader: u64,
+    /// The last index in this member's log.
+    pub index: u64,
+    pub term: u64,
+    /// The last index known committed.
+    pub committed: u64,
+    /// Bytes of committed entries the apply thread has not taken yet.
+    pub apply_backlog_bytes: u64,
 }
 
 impl EtcdServer {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        member_id: u64,
-        cluster_id: u64,
-        store: Arc<Store>,
+        member: Arc<MemberState>,
         raft: RaftHandle,
-        wait: Arc<Wait>,
         applied_rx: watch::Receiver<u64>,
         computed_tx: Arc<watch::Sender<u64>>,
-        limits: Limits,
-        lessor: Arc<crate::lease::Lessor>,
-        hub: Arc<crate::watch::Hub>,
-        watch_progress_interval: Duration,
-        cluster: ClusterContext,
+        options: Options,
     ) -> Self {
         EtcdServer {
-            member_id,
-            cluster_id,
-            store,
+            ids: crate::cluster::id::RequestIds::new(member.member_id()),
+            member,
             raft,
-            wait,
             applied_rx,
             computed_tx,
-            limits,
-            ids: crate::cluster::id::RequestIds::new(member_id),
-            lessor,
-            hub,
-            watch_progress_interval,
-            membership: cluster.membership,
-            transport: cluster.transport,
-            strict_reconfig_check: cluster.strict_reconfig_check,
-            election_timeout: cluster.election_timeout,
-            alarms: cluster.alarms,
-            auth: cluster.auth,
+            options,
             leader_channel: Default::default(),
             pending_proposal_bytes: Default::default(),
         }
     }
 
+    /// The member's state, shared with the applier.
+    pub fn member(&self) -> &Arc<MemberState> {
+        &self.member
+    }
+
+    pub fn member_id(&self) -> u64 {
+        self.member.member_id()
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.member.cluster_id()
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        self.member.store()
+    }
+
+    pub fn auth(&self) -> &Arc<crate::auth::AuthStore> {
+        self.member.auth()
+    }
+
+    pub fn membership(&self) -> &Arc<crate::cluster::Membership> {
+        self.member.membership()
+    }
+
+    pub fn lessor(&self) -> &Arc<crate::lease::Lessor> {
+        self.member.lessor()
+    }
+
+    pub fn hub(&self) -> &Arc<crate::watch::Hub> {
+        self.member.hub()
+    }
+
+    pub fn alarms(&self) -> &Arc<crate::alarm::Alarms> {
+        self.member.alarms()
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.options.limits
+    }
+
+    pub fn watch_progress_interval(&self) -> Duration {
+        self.options.watch_progress_interval
+    }
+
+    pub fn strict_reconfig_check(&self) -> bool {
+        self.options.strict_reconfig_check
+    }
+
+    /// A consistent view of the keyspace as this member last committed it.
+    pub fn read_view(&self) -> Result<crate::mvcc::ReadView<'_>, Error> {
+        self.member.read_view().map_err(|e| Error::Apply(e.into()))
+    }
+
+    /// The revision this member's last committed write reached.
+    pub fn current_rev(&self) -> Result<i64, Error> {
+        self.member
+            .current_rev()
+            .map_err(|e| Error::Apply(e.into()))
+    }
+
+    pub fn raft_status(&self) -> RaftStatus {
+        let shared = &self.raft.shared;
+        RaftStatus {
+            leader: shared.leader.load(Ordering::Acquire),
+            index: shared.raft_index.load(Ordering::Acquire),
+            term: shared.term.load(Ordering::Acquire),
+            committed: shared.committed.load(Ordering::Acquire),
+            apply_backlog_bytes: shared.apply_backlog_bytes.load(Ordering::Acquire),
+        }
+    }
+
+    /// Follows who leads (0: nobody known).
+    pub fn leader_changes(&self) -> watch::Receiver<u64> {
+        self.raft.leader_rx.clone()
+    }
+
+    /// Follows the index of the last entry visible to readers; ends
+    /// (Err on `changed`) when the apply thread stops.
+    pub fn applied_changes(&self) -> watch::Receiver<u64> {
+        self.applied_rx.clone()
+    }
+
     /// Learners serve serializable reads and status only (etcd's
     /// isRPCSupportedForLearner).
     pub fn refuse_learner(&self) -> Result<(), Error> {
-        if self.membership.local_is_learner() {
+        if self.member.membership().local_is_learner() {
             return Err(Error::LearnerNotSupported);
         }
         Ok(())
@@ -187,7 +253,7 @@ impl EtcdServer {
     pub async fn wait_leader(&self) -> Result<u64, Error> {
         let mut leader = self.raft.leader_rx.clone();
         let wait = async move { leader.wait_for(|&l| l != 0).await.map(|l| *l) };
-        match tokio::time::timeout(self.limits.request_timeout, wait).await {
+        match tokio::time::timeout(self.options.limits.request_timeout, wait).await {
             Ok(Ok(l)) => Ok(l),
             Ok(Err(_)) => Err(Error::Stopped),
             Err(_) => Err(Error::NoLeader),
@@ -211,16 +277,16 @@ impl EtcdServer {
         let id = self.ids.next();
         cc.id = id;
         let started = std::time::Instant::now();
-        let rx = self.wait.register(id);
+        let rx = self.member.wait().register(id);
         if self.raft.tx.send(RaftMsg::ProposeConfChange(cc)).is_err() {
-            self.wait.cancel(id);
+            self.member.wait().cancel(id);
             return Err(Error::Stopped);
         }
         let _cancel_on_drop = CancelGuard {
-            wait: &self.wait,
+            wait: self.member.wait(),
             id,
         };
-        match tokio::time::timeout(self.limits.request_timeout, rx).await {
+        match tokio::time::timeout(self.options.limits.request_timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::Stopped),
             Err(_) => Err(self.proposal_timeout(started)),
@@ -236,7 +302,7 @@ impl EtcdServer {
             .send(RaftMsg::TransferLeader(to))
             .map_err(|_| Error::Stopped)?;
         let wait = async move { leader.wait_for(|&l| l == to).await.map(|_| ()) };
-        match tokio::time::timeout(self.limits.request_timeout, wait).await {
+        match tokio::time::timeout(self.options.limits.request_timeout, wait).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Error::Stopped),
             Err(_) => Err(Error::LeaderTransferTimeout),
@@ -246,8 +312,8 @@ impl EtcdServer {
     /// The header every response carries.
     pub fn header(&self, revision: i64) -> ResponseHeader {
         ResponseHeader {
-            cluster_id: self.cluster_id,
-            member_id: self.member_id,
+            cluster_id: self.member.cluster_id(),
+            member_id: self.member.member_id(),
             revision,
             raft_term: self.raft.shared.term.load(Ordering::Acquire),
         }
@@ -314,7 +380,7 @@ impl EtcdServer {
         let entry = InternalRaftRequest {
             header: Some(RequestHeader {
                 id,
-                member_id: self.member_id,
+                member_id: self.member.member_id(),
                 username: caller.map(|c| c.username.clone()).unwrap_or_default(),
                 auth_revision: caller.map(|c| c.revision).unwrap_or_default(),
                 internal: caller.is_none(),
@@ -322,24 +388,24 @@ impl EtcdServer {
             request: Some(request),
         };
         let data = entry.encode_to_vec();
-        if data.len() as u64 > self.limits.max_request_bytes {
+        if data.len() as u64 > self.options.limits.max_request_bytes {
             return Err(Error::RequestTooLarge);
         }
         let _pending_bytes = PendingBytes::take(&self.pending_proposal_bytes, data.len())?;
         // No await between registering and sending: a dropped (cancelled)
         // handler cannot leave a proposal without its waiter.
         let started = std::time::Instant::now();
-        let rx = self.wait.register(id);
+        let rx = self.member.wait().register(id);
         if self.raft.tx.send(RaftMsg::Propose { id, data }).is_err() {
-            self.wait.cancel(id);
+            self.member.wait().cancel(id);
             return Err(Error::Stopped);
         }
         let _pending = crate::metrics::server().pending_proposal();
         let _cancel_on_drop = CancelGuard {
-            wait: &self.wait,
+            wait: self.member.wait(),
             id,
         };
-        match tokio::time::timeout(self.limits.request_timeout, rx).await {
+        match tokio::time::timeout(self.options.limits.request_timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::Stopped),
             Err(_) => {
@@ -362,15 +428,15 @@ impl EtcdServer {
             .expect("leader time lock");
         if let Some(elected) = elected {
             let lost = elected
-                .checked_sub(2 * self.election_timeout)
+                .checked_sub(2 * self.options.election_timeout)
                 .unwrap_or(elected);
             if started > lost && started < elected {
                 return Error::TimeoutDueToLeaderFail;
             }
         }
         let leader = self.leader();
-        if leader != 0 && leader != self.member_id {
-            match self.transport.active_since(leader) {
+        if leader != 0 && leader != self.member.member_id() {
+            match self.member.transport().active_since(leader) {
                 Some(since) if since <= started => {}
                 _ => return Error::TimeoutDueToConnectionLost,
             }
@@ -387,7 +453,7 @@ impl EtcdServer {
         }
         let mut applied = self.applied_rx.clone();
         let wait = async move { applied.wait_for(|&a| a >= answered).await.map(|_| ()) };
-        match tokio::time::timeout(self.limits.request_timeout, wait).await {
+        match tokio::time::timeout(self.options.limits.request_timeout, wait).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Error::Stopped),
             Err(_) => Err(Error::Timeout),
@@ -411,7 +477,7 @@ impl EtcdServer {
                 .map_err(|_| Error::Stopped)?;
             Ok(())
         };
-        match tokio::time::timeout(self.limits.request_timeout, wait).await {
+        match tokio::time::timeout(self.options.limits.request_timeout, wait).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout),
         }

@@ -40,9 +40,9 @@ impl Watch for WatchService {
         self.server.refuse_learner()?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let credential = super::auth::credential(&self.server, &req).await;
-        let stream = WatchStream::new(self.server.clone(), self.server.hub.clone(), tx)
+        let stream = WatchStream::new(self.server.clone(), self.server.hub().clone(), tx)
             .with_credential(credential);
-        let interval = self.server.watch_progress_interval;
+        let interval = self.server.watch_progress_interval();
         tokio::spawn(stream.run(req.into_inner(), interval));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

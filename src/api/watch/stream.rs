@@ -77,7 +77,7 @@ impl WatchStream {
     /// 3.4.26/3.5.9 emptied it first and checked only the single key, so a
     /// user allowed one key watched every key after it.
     fn watch_permitted(&self, c: &WatchCreateRequest) -> bool {
-        let auth = &self.server.auth;
+        let auth = self.server.auth();
         let who = match auth.resolve(&self.credential) {
             Ok(who) => who.unwrap_or_default(),
             Err(_) => return false,
@@ -93,7 +93,7 @@ impl WatchStream {
     /// The store's current revision.
     fn store_rev(&self) -> i64 {
         self.server
-            .store
+            .store()
             .read()
             .map(|v| v.current_rev())
             .unwrap_or_else(|_| self.hub.current())
@@ -347,7 +347,7 @@ impl WatchStream {
     /// Reads history from the store; `Err(compact_revision)` when the
     /// cursor is already compacted away.
     fn history(&self, range: &KeyRange, from: i64) -> Result<(Vec<RevEvents>, i64), i64> {
-        let view = match self.server.store.read() {
+        let view = match self.server.store().read() {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "watch: cannot read the store");
@@ -370,7 +370,7 @@ impl WatchStream {
             return Vec::new();
         };
         let view = if w.prev_kv {
-            self.server.store.read().ok()
+            self.server.store().read().ok()
         } else {
             None
         };
@@ -399,7 +399,7 @@ impl WatchStream {
             ..Default::default()
         };
         let limit =
-            self.server.limits.max_request_bytes as usize + crate::server::GRPC_OVERHEAD_BYTES;
+            self.server.limits().max_request_bytes as usize + crate::server::GRPC_OVERHEAD_BYTES;
         if !fragment || resp.encoded_len() < limit || resp.events.len() < 2 {
             return self.send(resp).await;
         }
