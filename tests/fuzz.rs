@@ -16,7 +16,7 @@
 //! target/tmp/fuzz-current-<target> before running it, for crashes that
 //! kill the process (a signal is no panic).
 
-#[path = "integration/support_wire/mod.rs"]
+#[path = "integration/support/wire.rs"]
 mod support_wire;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

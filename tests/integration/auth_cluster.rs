@@ -4,9 +4,8 @@
 //! restart. Along the way, every file the members wrote (WAL, backend,
 //! the snapshot sent and received) is private to their user (0600/0700).
 
-use crate::common::with_token;
-use crate::support_cluster;
-use crate::support_modes;
+use crate::support;
+use crate::support::common::with_token;
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use rsetcd::proto::authpb::{permission::Type as PermType, Permission};
 use rsetcd::proto::etcdserverpb::auth_client::AuthClient;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::*;
-use support_cluster::{Cluster, Flavor, Member};
+use support::cluster::{Cluster, Flavor, Member};
 use tonic::transport::Channel;
 
 const ARGS: [&str; 4] = [
@@ -43,49 +42,16 @@ async fn token(m: &Member, name: &str, password: &str) -> anyhow::Result<String>
 /// root, role `r` with readwrite on prefix "p/", user `u` with it, auth on.
 async fn set_up_auth(m: &Member) -> String {
     let mut auth = AuthClient::new(channel(m).await);
-    auth.user_add(AuthUserAddRequest {
-        name: "root".into(),
-        password: "rootpw".into(),
-        ..Default::default()
-    })
-    .await
-    .expect("add root");
-    auth.user_grant_role(AuthUserGrantRoleRequest {
-        user: "root".into(),
-        role: "root".into(),
-    })
-    .await
-    .expect("grant root");
-    auth.role_add(AuthRoleAddRequest { name: "r".into() })
-        .await
-        .expect("add role");
     let perm = Permission {
         perm_type: PermType::Readwrite as i32,
         key: b"p/".to_vec(),
         range_end: b"p0".to_vec(),
     };
-    auth.role_grant_permission(AuthRoleGrantPermissionRequest {
-        name: "r".into(),
-        perm: Some(perm),
-    })
-    .await
-    .expect("grant permission");
-    auth.user_add(AuthUserAddRequest {
-        name: "u".into(),
-        password: "upw".into(),
-        ..Default::default()
-    })
-    .await
-    .expect("add u");
-    auth.user_grant_role(AuthUserGrantRoleRequest {
-        user: "u".into(),
-        role: "r".into(),
-    })
-    .await
-    .expect("grant r");
-    auth.auth_enable(AuthEnableRequest {})
+    support::auth::add_root(&mut auth).await.expect("root");
+    support::auth::add_user_with_role(&mut auth, None, "u", "upw", "r", &[perm])
         .await
-        .expect("enable");
+        .expect("role r, user u");
+    support::auth::enable(&mut auth).await.expect("enable");
     token(m, "root", "rootpw").await.expect("root token")
 }
 
@@ -200,7 +166,7 @@ async fn auth_state_reaches_every_member_by_log_and_snapshot_and_survives_restar
     );
     assert_enforced(&cluster.members[2]).await;
     for m in &cluster.members {
-        let wide = support_modes::too_wide(&m.data_dir);
+        let wide = support::modes::too_wide(&m.data_dir);
         assert!(wide.is_empty(), "wider than etcd's 0700/0600: {wide:#?}");
     }
 

@@ -5,7 +5,9 @@
 //! Then tokens: an expired simple token, a token of a deleted user and a
 //! request without token are refused alike.
 
-use crate::common;
+use crate::support;
+use crate::support::auth::as_user as with_token;
+use crate::support::common;
 
 use std::time::Duration;
 
@@ -78,15 +80,6 @@ impl Rng {
     }
 }
 
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    if !token.is_empty() {
-        r.metadata_mut()
-            .insert("token", token.parse().expect("token is ascii"));
-    }
-    r
-}
-
 /// An answer as a client sees it: ok, or the gRPC code and message.
 fn outcome<T>(r: Result<tonic::Response<T>, tonic::Status>) -> String {
     match r {
@@ -128,48 +121,12 @@ impl Client {
     /// root, auth on, role `r`, user `u` with it, a few keys.
     async fn setup(&self) -> String {
         let mut auth = self.auth();
-        auth.user_add(AuthUserAddRequest {
-            name: "root".into(),
-            password: "rootpw".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("add root");
-        auth.user_grant_role(AuthUserGrantRoleRequest {
-            user: "root".into(),
-            role: "root".into(),
-        })
-        .await
-        .expect("grant root");
-        auth.auth_enable(AuthEnableRequest {})
-            .await
-            .expect("enable");
+        support::auth::add_root(&mut auth).await.expect("root");
+        support::auth::enable(&mut auth).await.expect("enable");
         let root = self.token("root", "rootpw").await.expect("root token");
-        auth.role_add(with_token(AuthRoleAddRequest { name: "r".into() }, &root))
+        support::auth::add_user_with_role(&mut auth, Some(&root), "u", "upw", "r", &permissions())
             .await
-            .expect("role add");
-        for perm in permissions() {
-            let grant = AuthRoleGrantPermissionRequest {
-                name: "r".into(),
-                perm: Some(perm),
-            };
-            auth.role_grant_permission(with_token(grant, &root))
-                .await
-                .expect("grant permission");
-        }
-        let add = AuthUserAddRequest {
-            name: "u".into(),
-            password: "upw".into(),
-            ..Default::default()
-        };
-        auth.user_add(with_token(add, &root)).await.expect("add u");
-        let grant = AuthUserGrantRoleRequest {
-            user: "u".into(),
-            role: "r".into(),
-        };
-        auth.user_grant_role(with_token(grant, &root))
-            .await
-            .expect("grant r");
+            .expect("role r, user u");
         for k in KEYS {
             let put = PutRequest {
                 key: k.as_bytes().to_vec(),

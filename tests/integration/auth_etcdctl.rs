@@ -4,7 +4,7 @@
 //! Only what must differ is normalised: the timestamps and client ids of
 //! clientv3's retry warnings, and the endpoint address.
 
-use crate::common;
+use crate::support::common;
 
 use std::process::{Command, Stdio};
 

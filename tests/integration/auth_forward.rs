@@ -6,7 +6,7 @@
 //! promotion work for permitted users and are refused for the others, as
 //! etcd answers them.
 
-use crate::support_tls as support;
+use crate::support::tls as support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use rsetcd::proto::etcdserverpb::{
 use support::{free_port, Ca, Pair, Proc};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::common::OUR_ETCD as OURS;
+use crate::support::common::OUR_ETCD as OURS;
 
 struct Node {
     name: String,

@@ -7,7 +7,9 @@
 //!
 //! The user `u` may read the key "k" and write the key "w", nothing else.
 
-use crate::common;
+use crate::support;
+use crate::support::auth::as_user;
+use crate::support::common;
 
 use std::time::Duration;
 
@@ -20,16 +22,7 @@ use rsetcd::proto::etcdserverpb::watch_client::WatchClient;
 use rsetcd::proto::etcdserverpb::*;
 use tonic::transport::Channel;
 
-fn as_user<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    if !token.is_empty() {
-        r.metadata_mut()
-            .insert("token", token.parse().expect("token is ascii"));
-    }
-    r
-}
-
-struct Cluster {
+struct RestrictedServer {
     server: TestServer,
     channel: Channel,
     root: String,
@@ -40,7 +33,7 @@ struct Cluster {
 /// runs `test` on a runtime of its own.
 fn with_cluster<F, Fut>(test: F)
 where
-    F: FnOnce(Cluster) -> Fut,
+    F: FnOnce(RestrictedServer) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let server = TestServer::start_ours(&ServerOptions {
@@ -49,11 +42,11 @@ where
     })
     .expect("start ours");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async move { test(Cluster::setup(server).await).await });
+    runtime.block_on(async move { test(RestrictedServer::setup(server).await).await });
 }
 
-impl Cluster {
-    async fn setup(server: TestServer) -> Cluster {
+impl RestrictedServer {
+    async fn setup(server: TestServer) -> RestrictedServer {
         let channel = Channel::from_shared(server.client_url.clone())
             .expect("url")
             .connect()
@@ -70,54 +63,22 @@ impl Cluster {
             .await
             .expect("seed");
         }
-        auth.user_add(AuthUserAddRequest {
-            name: "root".into(),
-            password: "rootpw".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("add root");
-        auth.user_grant_role(AuthUserGrantRoleRequest {
-            user: "root".into(),
-            role: "root".into(),
-        })
-        .await
-        .expect("grant root");
-        auth.auth_enable(AuthEnableRequest {})
-            .await
-            .expect("enable");
+        support::auth::add_root(&mut auth).await.expect("root");
+        support::auth::enable(&mut auth).await.expect("enable");
         let root = token(&channel, "root", "rootpw").await;
-        auth.role_add(as_user(AuthRoleAddRequest { name: "r".into() }, &root))
+        let perms: Vec<Permission> = [(PermType::Read, "k"), (PermType::Write, "w")]
+            .into_iter()
+            .map(|(t, key)| Permission {
+                perm_type: t as i32,
+                key: key.into(),
+                range_end: Vec::new(),
+            })
+            .collect();
+        support::auth::add_user_with_role(&mut auth, Some(&root), "u", "upw", "r", &perms)
             .await
-            .expect("role add");
-        for (t, key) in [(PermType::Read, "k"), (PermType::Write, "w")] {
-            let grant = AuthRoleGrantPermissionRequest {
-                name: "r".into(),
-                perm: Some(Permission {
-                    perm_type: t as i32,
-                    key: key.into(),
-                    range_end: Vec::new(),
-                }),
-            };
-            auth.role_grant_permission(as_user(grant, &root))
-                .await
-                .expect("grant permission");
-        }
-        let add = AuthUserAddRequest {
-            name: "u".into(),
-            password: "upw".into(),
-            ..Default::default()
-        };
-        auth.user_add(as_user(add, &root)).await.expect("add u");
-        let grant = AuthUserGrantRoleRequest {
-            user: "u".into(),
-            role: "r".into(),
-        };
-        auth.user_grant_role(as_user(grant, &root))
-            .await
-            .expect("grant r");
+            .expect("role r, user u");
         let user = token(&channel, "u", "upw").await;
-        Cluster {
+        RestrictedServer {
             server,
             channel,
             root,
@@ -191,7 +152,7 @@ fn a_restricted_user_reads_nothing_beyond_its_permissions() {
     with_cluster(reads);
 }
 
-async fn reads(c: Cluster) {
+async fn reads(c: RestrictedServer) {
     // GHSA-xg4h-6gfc-h4m8: a watch from the one readable key to the end of
     // the keyspace, with history and previous values.
     let from_key = c
@@ -301,7 +262,7 @@ fn only_root_compacts_raises_alarms_or_manages_users() {
     with_cluster(admin_only);
 }
 
-async fn admin_only(c: Cluster) {
+async fn admin_only(c: RestrictedServer) {
     let compact = || CompactionRequest {
         revision: 2,
         physical: false,
@@ -401,7 +362,7 @@ fn a_flood_of_logins_is_bounded() {
     with_cluster(login_flood);
 }
 
-async fn login_flood(c: Cluster) {
+async fn login_flood(c: RestrictedServer) {
     let calls = (0..300).map(|_| {
         let mut auth = AuthClient::new(c.channel.clone());
         async move {

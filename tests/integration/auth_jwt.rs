@@ -2,8 +2,9 @@
 //! revision, so a token issued before any auth change is refused as old,
 //! and one past its ttl as invalid. Compared with etcd 3.4 over gRPC.
 
-use crate::common;
-use crate::common::with_token;
+use crate::support;
+use crate::support::common;
+use crate::support::common::with_token;
 
 use std::time::Duration;
 
@@ -50,49 +51,16 @@ async fn flow(url: &str) -> Vec<String> {
         .expect("connect");
     let mut auth = AuthClient::new(c.clone());
     let mut kv = KvClient::new(c.clone());
-    auth.user_add(AuthUserAddRequest {
-        name: "root".into(),
-        password: "rootpw".into(),
-        ..Default::default()
-    })
-    .await
-    .expect("add root");
-    auth.user_grant_role(AuthUserGrantRoleRequest {
-        user: "root".into(),
-        role: "root".into(),
-    })
-    .await
-    .expect("grant root");
-    auth.role_add(AuthRoleAddRequest { name: "r".into() })
-        .await
-        .expect("add r");
     let perm = |key: &str| Permission {
         perm_type: PermType::Read as i32,
         key: key.as_bytes().to_vec(),
         range_end: Vec::new(),
     };
-    auth.role_grant_permission(AuthRoleGrantPermissionRequest {
-        name: "r".into(),
-        perm: Some(perm("k")),
-    })
-    .await
-    .expect("grant k");
-    auth.user_add(AuthUserAddRequest {
-        name: "u".into(),
-        password: "upw".into(),
-        ..Default::default()
-    })
-    .await
-    .expect("add u");
-    auth.user_grant_role(AuthUserGrantRoleRequest {
-        user: "u".into(),
-        role: "r".into(),
-    })
-    .await
-    .expect("grant r");
-    auth.auth_enable(AuthEnableRequest {})
+    support::auth::add_root(&mut auth).await.expect("root");
+    support::auth::add_user_with_role(&mut auth, None, "u", "upw", "r", &[perm("k")])
         .await
-        .expect("enable");
+        .expect("role r, user u");
+    support::auth::enable(&mut auth).await.expect("enable");
 
     let mut seen = Vec::new();
     let u = token(&c, "u", "upw").await;

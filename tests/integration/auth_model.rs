@@ -26,7 +26,7 @@
 //! with AUTH_MODEL_REQUESTS = 40 requests plus a watch stream and admin
 //! calls), AUTH_MODEL_SEED the seed (printed on failure).
 
-use crate::common;
+use crate::support::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -3,15 +3,15 @@
 //! each with some user's certificate, against etcd 3.4 and against ours
 //! must print the same and exit alike.
 
-use crate::support_tls as support;
-use crate::support_tls::path;
+use crate::support::tls as support;
+use crate::support::tls::path;
 
 use std::path::Path;
 use std::time::Duration;
 
 use support::{etcdctl, etcdctl_available, free_port, Ca, Pair, Proc, REFERENCE_ETCD};
 
-use crate::common::OUR_ETCD as OURS;
+use crate::support::common::OUR_ETCD as OURS;
 
 /// A member serving https with client certificates required.
 fn start(binary: &str, dir: &Path, ca: &Ca, server: &Pair) -> (Proc, String) {

@@ -6,9 +6,9 @@
 //! Revision mode checks every 5 minutes in etcd; these tests shorten that
 //! with the test-only `RSETCD_TEST_AUTO_COMPACTION_REVISION_INTERVAL_MS`.
 
-use crate::common;
-use crate::common::run_etcd as etcd;
-use crate::support_cluster;
+use crate::support;
+use crate::support::common;
+use crate::support::common::run_etcd as etcd;
 
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{ServerOptions, TestServer};
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::{PutRequest, RangeRequest};
-use support_cluster::{Cluster, Flavor};
+use support::cluster::{Cluster, Flavor};
 use tonic::transport::Channel;
 
 const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";

@@ -6,8 +6,8 @@
 //! The tests of this file run one at a time: each runs three or four
 //! members, and elections are timed.
 
-use crate::support_cluster;
-use crate::support_http;
+use crate::support;
+use crate::support::process::Proc;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +19,7 @@ use rsetcd::proto::etcdserverpb::{
     MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest,
     MoveLeaderRequest, PutRequest, RangeRequest,
 };
-use support_cluster::{free_port, reference_available, Cluster, Flavor};
+use support::cluster::{free_port, reference_available, Cluster, Flavor};
 
 /// Held by each test for its whole run (tests of one binary run on
 /// threads at once; a poisoned lock does not exist for tokio's Mutex).
@@ -61,7 +61,7 @@ fn put_request(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> PutRequest
 }
 
 fn etcdctl34(endpoints: &str, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(crate::common::REFERENCE_ETCDCTL)
+    let out = std::process::Command::new(crate::support::common::REFERENCE_ETCDCTL)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
         .args(args)
@@ -109,7 +109,9 @@ fn mask_columns(table: &str, masked: &[&str]) -> Vec<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcdctl_34_sees_a_three_member_cluster_as_etcds() {
     let _serial = SERIAL.lock().await;
-    if !reference_available() || !std::path::Path::new(crate::common::REFERENCE_ETCDCTL).exists() {
+    if !reference_available()
+        || !std::path::Path::new(crate::support::common::REFERENCE_ETCDCTL).exists()
+    {
         eprintln!("SKIP: etcd 3.4 (etcd-server, etcd-client) is not installed");
         return;
     }
@@ -649,25 +651,20 @@ async fn a_member_of_another_cluster_is_refused() {
         .collect::<Vec<_>>()
         .join(",");
     let log_path = m.data_dir.with_extension("other.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_etcd"))
-        .args([
-            format!("--name={}", m.name),
-            format!("--data-dir={}", m.data_dir.display()),
-            format!("--listen-client-urls={}", m.client_url()),
-            format!("--advertise-client-urls={}", m.client_url()),
-            format!("--listen-peer-urls={}", m.peer_url()),
-            format!("--initial-advertise-peer-urls={}", m.peer_url()),
-            format!("--initial-cluster={initial}"),
-            "--initial-cluster-token=another-token".to_string(),
-        ])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_etcd"));
+    cmd.args([
+        format!("--name={}", m.name),
+        format!("--data-dir={}", m.data_dir.display()),
+        format!("--listen-client-urls={}", m.client_url()),
+        format!("--advertise-client-urls={}", m.client_url()),
+        format!("--listen-peer-urls={}", m.peer_url()),
+        format!("--initial-advertise-peer-urls={}", m.peer_url()),
+        format!("--initial-cluster={initial}"),
+        "--initial-cluster-token=another-token".to_string(),
+    ]);
+    let mut outsider = Proc::spawn(&m.name, cmd, &log_path).unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    outsider.kill9();
     let theirs = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         theirs.contains("request cluster ID mismatch"),
@@ -686,7 +683,7 @@ async fn a_member_of_another_cluster_is_refused() {
 
 /// The body of `path` on 127.0.0.1:`port`.
 async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
-    Ok(support_http::get(&format!("127.0.0.1:{port}"), path)
+    Ok(support::http::get(&format!("127.0.0.1:{port}"), path)
         .await?
         .1)
 }

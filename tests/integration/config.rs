@@ -2,7 +2,7 @@
 //! `--help`, and the errors for bad flags, environment variables and config
 //! files (exit codes and messages), none of which start a server.
 
-use crate::common::run_etcd as etcd;
+use crate::support::common::run_etcd as etcd;
 use std::io::Write;
 use std::process::Output;
 

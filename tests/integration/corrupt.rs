@@ -12,14 +12,13 @@
 //! to start; with `--experimental-corrupt-check-time` the leader raises the
 //! CORRUPT alarm, which every member lists.
 
-use crate::support_cluster;
-
+use crate::support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rsetcd::proto::etcdserverpb::alarm_request::AlarmAction;
 use rsetcd::proto::etcdserverpb::{AlarmMember, AlarmRequest, AlarmType, PutRequest, RangeRequest};
-use support_cluster::{Cluster, Flavor};
+use support::cluster::{Cluster, Flavor};
 
 const KEYS: usize = 50;
 const ORIGINAL: &[u8] = b"the-original-value";

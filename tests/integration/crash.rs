@@ -4,8 +4,7 @@
 //! and the revisions of all writes must run without gaps or reuse. Three
 //! kill/restart cycles in one test, each adding writes on top of the last.
 
-use crate::support_kv;
-
+use crate::support;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _};
 use rsetcd::proto::etcdserverpb::{PutRequest, RangeRequest};
-use support_kv::{Flavor, Server};
+use support::kv::{Flavor, Server};
 
 const CLIENTS: usize = 16;
 const CYCLES: usize = 3;

@@ -6,16 +6,14 @@
 //! sends and receives are checked in tests/integration/auth_cluster.rs, which already
 //! brings a member back through one.)
 
-use crate::support_kv;
-use crate::support_modes;
-
+use crate::support;
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use rsetcd::proto::etcdserverpb::{DefragmentRequest, PutRequest};
-use support_kv::{Flavor, Server};
-use support_modes::{file_count, too_wide};
+use support::kv::{Flavor, Server};
+use support::modes::{file_count, too_wide};
 
 #[tokio::test]
 async fn a_member_writes_nothing_other_users_can_read() {

@@ -4,14 +4,13 @@
 //! error or refuses writes; nothing it acknowledged is lost; once space is
 //! freed it restarts and serves every acknowledged write.
 
-use crate::support_kv;
-
+use crate::support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use rsetcd::proto::etcdserverpb::{PutRequest, RangeRequest};
-use support_kv::{Flavor, Server};
+use support::kv::{Flavor, Server};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);

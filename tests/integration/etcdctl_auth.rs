@@ -12,52 +12,15 @@
 //! against 3.5's output directly, against etcd 3.4's server it is not
 //! available, so it runs against our server when that supports it.
 
-use crate::common;
-use crate::common::collect_with_limit;
-use crate::common::skip_without_reference;
-use crate::common::twin_options;
-
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use crate::support::common;
+use crate::support::common::skip_without_reference;
+use crate::support::common::twin_options;
 
 use common::{ServerOptions, TestServer, REFERENCE_ETCDCTL};
 
-use crate::common::OUR_ETCDCTL;
+use crate::support::common::OUR_ETCDCTL;
 
-/// One command line, with what it reads on stdin and its environment.
-struct Case {
-    args: &'static [&'static str],
-    stdin: &'static str,
-    env: &'static [(&'static str, &'static str)],
-}
-
-const fn case(args: &'static [&'static str]) -> Case {
-    Case {
-        args,
-        stdin: "",
-        env: &[],
-    }
-}
-
-const fn with_stdin(args: &'static [&'static str], stdin: &'static str) -> Case {
-    Case {
-        args,
-        stdin,
-        env: &[],
-    }
-}
-
-const fn with_env(
-    args: &'static [&'static str],
-    env: &'static [(&'static str, &'static str)],
-) -> Case {
-    Case {
-        args,
-        stdin: "",
-        env,
-    }
-}
+use crate::support::etcdctl::{self, case, with_env, with_stdin, Case};
 
 /// In order: later cases see what earlier ones changed.
 const CASES: &[Case] = &[
@@ -509,31 +472,15 @@ struct Outcome {
     code: Option<i32>,
 }
 
-/// How long one etcdctl run may take before it is killed.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
-
 fn run_etcdctl(binary: &str, case: &Case, endpoint: &str) -> Outcome {
-    let mut command = Command::new(binary);
-    command
-        .arg(format!("--endpoints={endpoint}"))
-        .args(case.args)
-        .env_clear()
-        .env("ETCDCTL_API", "3")
-        .envs(case.env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn etcdctl");
-    if let Some(mut stdin) = child.stdin.take() {
-        // A command that exits before reading stdin closes the pipe.
-        let _ = stdin.write_all(case.stdin.as_bytes());
-    }
-    let (stdout, stderr, code) = collect_with_limit(child, RUN_LIMIT);
-    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    let args = std::iter::once(format!("--endpoints={endpoint}"))
+        .chain(case.args.iter().map(|a| a.to_string()));
+    let env = case.env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    let run = etcdctl::run(binary, args, case.stdin, env);
     Outcome {
-        stdout: normalize(&text(stdout), endpoint),
-        stderr: normalize(&text(stderr), endpoint),
-        code,
+        stdout: normalize(&run.stdout_text(), endpoint),
+        stderr: normalize(&run.stderr_text(), endpoint),
+        code: run.code,
     }
 }
 

@@ -25,52 +25,18 @@
 //! help's API version, `watch --progress-notify`), the case is left out of
 //! the table and checked against 3.5's behaviour directly.
 
-use crate::common;
-use crate::common::collect_with_limit;
-use crate::common::twin_options;
+use crate::support::common;
+use crate::support::common::twin_options;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use common::{TestServer, REFERENCE_ETCDCTL};
 
-use crate::common::OUR_ETCDCTL;
+use crate::support::common::OUR_ETCDCTL;
 
-/// One command line; `@EP` in arguments is the server's endpoint and `@DEAD`
-/// an address where nothing listens.
-struct Case {
-    args: &'static [&'static str],
-    stdin: &'static str,
-    env: &'static [(&'static str, &'static str)],
-}
-
-const fn case(args: &'static [&'static str]) -> Case {
-    Case {
-        args,
-        stdin: "",
-        env: &[],
-    }
-}
-
-const fn txn(args: &'static [&'static str], stdin: &'static str) -> Case {
-    Case {
-        args,
-        stdin,
-        env: &[],
-    }
-}
-
-const fn with_env(
-    args: &'static [&'static str],
-    env: &'static [(&'static str, &'static str)],
-) -> Case {
-    Case {
-        args,
-        stdin: "",
-        env,
-    }
-}
+// `@EP` in a case's arguments is the server's endpoint and `@DEAD` an
+// address where nothing listens.
+use crate::support::etcdctl::{self, case, with_env, with_stdin, Case};
 
 const TXN_SUCCESS: &str =
     "value(\"k1\") = \"v1\"\n\nput k2 \"hello world\"\nget k1\ndel nokey\n\nget k1\n\n";
@@ -140,23 +106,23 @@ const CASES: &[Case] = &[
     case(&["--endpoints=@EP", "del", "a", "b", "c"]),
     case(&["--endpoints=@EP", "del", "--prefix", "--from-key", "a"]),
     // txn
-    txn(&["--endpoints=@EP", "txn"], TXN_SUCCESS),
-    txn(&["--endpoints=@EP", "txn", "-w", "json"], TXN_SUCCESS),
-    txn(&["--endpoints=@EP", "txn", "-w", "fields"], TXN_FAILURE),
-    txn(&["--endpoints=@EP", "txn", "-w", "protobuf"], TXN_FAILURE),
-    txn(&["--endpoints=@EP", "txn", "-i"], TXN_FAILURE),
-    txn(
+    with_stdin(&["--endpoints=@EP", "txn"], TXN_SUCCESS),
+    with_stdin(&["--endpoints=@EP", "txn", "-w", "json"], TXN_SUCCESS),
+    with_stdin(&["--endpoints=@EP", "txn", "-w", "fields"], TXN_FAILURE),
+    with_stdin(&["--endpoints=@EP", "txn", "-w", "protobuf"], TXN_FAILURE),
+    with_stdin(&["--endpoints=@EP", "txn", "-i"], TXN_FAILURE),
+    with_stdin(
         &["--endpoints=@EP", "txn"],
         "version(\"k1\") != \"1\"\ncreate(\"k1\") < \"100\"\n\np k5 \"two words\"\ng k5\nd k6\n\n\n",
     ),
-    txn(&["--endpoints=@EP", "txn"], "\nput k6 \"\\x41\\tB\"\n\n\n"),
-    txn(&["--endpoints=@EP", "txn"], "bogus\n\n\n\n"),
-    txn(&["--endpoints=@EP", "txn"], "mod(\"k1\") > \"x\"\n\n\n\n"),
-    txn(&["--endpoints=@EP", "txn"], "value(k1) = \"v1\"\n\n\n\n"),
-    txn(&["--endpoints=@EP", "txn"], "\nfoo bar\n\n"),
-    txn(&["--endpoints=@EP", "txn"], "\nput\n\n"),
-    txn(&["--endpoints=@EP", "txn"], "\n\n"),
-    txn(&["--endpoints=@EP", "txn"], ""),
+    with_stdin(&["--endpoints=@EP", "txn"], "\nput k6 \"\\x41\\tB\"\n\n\n"),
+    with_stdin(&["--endpoints=@EP", "txn"], "bogus\n\n\n\n"),
+    with_stdin(&["--endpoints=@EP", "txn"], "mod(\"k1\") > \"x\"\n\n\n\n"),
+    with_stdin(&["--endpoints=@EP", "txn"], "value(k1) = \"v1\"\n\n\n\n"),
+    with_stdin(&["--endpoints=@EP", "txn"], "\nfoo bar\n\n"),
+    with_stdin(&["--endpoints=@EP", "txn"], "\nput\n\n"),
+    with_stdin(&["--endpoints=@EP", "txn"], "\n\n"),
+    with_stdin(&["--endpoints=@EP", "txn"], ""),
     case(&["--endpoints=@EP", "txn", "extra"]),
     // compaction
     case(&["--endpoints=@EP", "compaction", "3"]),
@@ -182,11 +148,11 @@ const CASES: &[Case] = &[
         &[("ETCDCTL_WATCH_KEY", "k")],
     ),
     with_env(&["--endpoints=@EP", "watch", "a"], &[("ETCDCTL_WATCH_RANGE_END", "z")]),
-    txn(
+    with_stdin(
         &["--endpoints=@EP", "watch", "-i"],
         "\nfoo\nwatch\nwatch a b --prefix\nwatch --rev=zz x\n",
     ),
-    txn(&["--endpoints=@EP", "watch", "-i"], "bogus x\nwatch k1"),
+    with_stdin(&["--endpoints=@EP", "watch", "-i"], "bogus x\nwatch k1"),
     // lease
     case(&["--endpoints=@EP", "lease", "grant", "1000"]),
     case(&["--endpoints=@EP", "lease", "grant", "1000", "-w", "json"]),
@@ -292,10 +258,6 @@ struct Outcome {
     code: Option<i32>,
 }
 
-/// How long one etcdctl run may take; a run still going is killed and
-/// reported without an exit code.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
-
 /// Runs one case. `lease` is the lease `@LEASE` stands for; a `lease
 /// grant` replaces it with the lease it granted.
 fn run_etcdctl(
@@ -310,25 +272,13 @@ fn run_etcdctl(
             .replace("@DEAD", dead)
             .replace("@LEASE", lease)
     };
-    let mut command = Command::new(binary);
-    command
-        .args(case.args.iter().map(|a| fill(a)))
-        .env_clear()
-        .env("ETCDCTL_API", "3")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in case.env {
-        command.env(key, fill(value));
-    }
-    let mut child = command.spawn().expect("spawn etcdctl");
-    if let Some(mut stdin) = child.stdin.take() {
-        // A command that exits before reading stdin closes the pipe.
-        let _ = stdin.write_all(case.stdin.as_bytes());
-    }
-    let (stdout, stderr, code) = collect_with_limit(child, RUN_LIMIT);
-    let stdout = String::from_utf8_lossy(&stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    let run = etcdctl::run(
+        binary,
+        case.args.iter().map(|a| fill(a)),
+        case.stdin,
+        case.env.iter().map(|(k, v)| (k.to_string(), fill(v))),
+    );
+    let (stdout, stderr, code) = (run.stdout_text(), run.stderr_text(), run.code);
     if let Some(granted) = granted_lease(&stdout) {
         *lease = granted;
     }

@@ -9,8 +9,7 @@
 //! their messages only. Where etcd 3.5 (our target) differs from 3.4, ours
 //! is checked against 3.5's text.
 
-use crate::common;
-use crate::common::collect_with_limit;
+use crate::support::common;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -24,7 +23,7 @@ use common::{reference_available, ServerOptions, TestServer, REFERENCE_ETCDCTL};
 use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use rsetcd::proto::etcdserverpb::{AlarmRequest, DefragmentRequest, SnapshotRequest};
 
-use crate::common::OUR_ETCDCTL;
+use crate::support::common::OUR_ETCDCTL;
 
 /// How long one etcdctl run may take before it is killed (check perf
 /// runs for 60 s).
@@ -67,12 +66,11 @@ impl Outcome {
 /// Runs `binary` with `ETCDCTL_API=3` and nothing else from the
 /// environment.
 fn run(binary: &str, args: &[&str]) -> Outcome {
-    let child = spawn(binary, args);
-    let (stdout, stderr, code) = collect_with_limit(child, RUN_LIMIT);
+    let run = crate::support::etcdctl::run_within(binary, args, "", [], RUN_LIMIT);
     Outcome {
-        stdout,
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        code,
+        stderr: run.stderr_text(),
+        stdout: run.stdout,
+        code: run.code,
     }
 }
 

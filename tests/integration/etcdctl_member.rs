@@ -2,10 +2,9 @@
 //! `move-leader` and `endpoint hashkv` against Debian's etcdctl 3.4, both
 //! talking to the same three-member cluster.
 //!
-//! [`check_cluster_commands`] takes any cluster's client endpoints, so the
-//! same checks can run against our server once it serves the Cluster
-//! service; [`ReferenceCluster`] starts the three-member etcd 3.4 cluster
-//! they run against here.
+//! [`check_cluster_commands`] takes any cluster's client endpoints: they
+//! run against a three-member etcd 3.4 cluster and against ours
+//! (`support::cluster::Cluster`).
 //!
 //! Read-only commands run through both etcdctls back to back and must
 //! print the same stdout, stderr and exit code (client log lines, JSON with
@@ -20,23 +19,17 @@
 //! --hex`, the groups' API version in their help), ours is checked against
 //! 3.5's format.
 
-use crate::common;
-use crate::common::collect_with_limit;
-use crate::common::get_once;
+use crate::support::cluster::{Cluster, Flavor};
+use crate::support::common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _};
 use serde_json::Value;
 
 use common::{free_port, reference_available, REFERENCE_ETCD, REFERENCE_ETCDCTL};
 
-use crate::common::OUR_ETCDCTL;
-
-/// How long a cluster may take to elect a leader and serve a get.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::support::common::OUR_ETCDCTL;
 
 /// etcd's `HealthInterval`, plus a margin.
 const PEER_HEALTH_INTERVAL: Duration = Duration::from_millis(5500);
@@ -46,146 +39,25 @@ const RUN_LIMIT: Duration = Duration::from_secs(30);
 
 // ---- the cluster ----
 
-/// One member process of a [`ReferenceCluster`].
-struct ClusterMember {
-    child: Child,
-    /// `127.0.0.1:<port>`, as etcdctl's `--endpoints` takes it.
-    endpoint: String,
-    /// Holds the data dir and `server.log`; removed on drop.
-    dir: tempfile::TempDir,
+/// A three-member cluster of `flavor`, ready for membership changes: etcd
+/// refuses them ("unhealthy cluster") until its peers have been connected
+/// for HealthInterval. The runtime only starts it; the test runs blocking.
+fn three_members(flavor: Flavor) -> Cluster {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let cluster = runtime
+        .block_on(Cluster::start(flavor, 3, &[]))
+        .expect("start a three-member cluster");
+    std::thread::sleep(PEER_HEALTH_INTERVAL);
+    cluster
 }
 
-impl ClusterMember {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-}
-
-/// A three-member etcd 3.4 cluster (`/usr/bin/etcd`) on free 127.0.0.1
-/// ports, each member in its own temporary directory. Dropping it kills
-/// the members by PID.
-pub struct ReferenceCluster {
-    members: Vec<ClusterMember>,
-}
-
-impl ReferenceCluster {
-    /// Starts the cluster and waits until every member serves a get and
-    /// the members accept membership changes.
-    /// Ports found free can be taken before etcd binds them: then it
-    /// starts over on new ports.
-    pub fn start() -> anyhow::Result<ReferenceCluster> {
-        Self::start_with(REFERENCE_ETCD)
-    }
-
-    /// As `start`, running `binary` (our etcd, for the same checks).
-    pub fn start_with(binary: &str) -> anyhow::Result<ReferenceCluster> {
-        let mut last_error = anyhow!("no attempt made");
-        for _ in 0..3 {
-            match Self::try_start(binary) {
-                Ok(cluster) => return Ok(cluster),
-                Err((error, log)) if log.contains("address already in use") => last_error = error,
-                Err((error, log)) => return Err(error.context(log)),
-            }
-        }
-        Err(last_error)
-    }
-
-    /// Client endpoints, in member order.
-    pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| m.endpoint.clone()).collect()
-    }
-
-    fn try_start(binary: &str) -> Result<ReferenceCluster, (anyhow::Error, String)> {
-        let no_log = |e: anyhow::Error| (e, String::new());
-        let mut ports = Vec::new();
-        for _ in 0..6 {
-            ports.push(free_port().map_err(no_log)?);
-        }
-        let token = format!("member-test-{}-{}", std::process::id(), ports[0]);
-        let peer_url = |i: usize| format!("http://127.0.0.1:{}", ports[2 * i + 1]);
-        let initial_cluster: Vec<String> =
-            (0..3).map(|i| format!("m{i}={}", peer_url(i))).collect();
-        let mut cluster = ReferenceCluster {
-            members: Vec::new(),
-        };
-        for i in 0..3 {
-            let dir = tempfile::tempdir()
-                .context("create temp dir")
-                .map_err(no_log)?;
-            let log = std::fs::File::create(dir.path().join("server.log"))
-                .context("create log")
-                .map_err(no_log)?;
-            let stderr = log.try_clone().context("clone log").map_err(no_log)?;
-            let client_url = format!("http://127.0.0.1:{}", ports[2 * i]);
-            let child = Command::new(binary)
-                .arg(format!("--name=m{i}"))
-                .arg(format!("--data-dir={}", dir.path().join("data").display()))
-                .arg(format!("--listen-client-urls={client_url}"))
-                .arg(format!("--advertise-client-urls={client_url}"))
-                .arg(format!("--listen-peer-urls={}", peer_url(i)))
-                .arg(format!("--initial-advertise-peer-urls={}", peer_url(i)))
-                .arg(format!("--initial-cluster={}", initial_cluster.join(",")))
-                .arg(format!("--initial-cluster-token={token}"))
-                .arg("--initial-cluster-state=new")
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(stderr)
-                .spawn()
-                .map_err(|e| (anyhow!("spawn {REFERENCE_ETCD}: {e}"), String::new()))?;
-            cluster.members.push(ClusterMember {
-                child,
-                endpoint: format!("127.0.0.1:{}", ports[2 * i]),
-                dir,
-            });
-        }
-        match cluster.wait_ready() {
-            Ok(()) => {
-                // etcd refuses membership changes ("unhealthy cluster")
-                // until its peers have been connected for HealthInterval.
-                std::thread::sleep(PEER_HEALTH_INTERVAL);
-                Ok(cluster)
-            }
-            Err(error) => {
-                let logs: Vec<String> = cluster.members.iter().map(ClusterMember::log).collect();
-                Err((error, logs.join("\n----\n")))
-            }
-        }
-    }
-
-    fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("build tokio runtime")?;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        for index in 0..self.members.len() {
-            loop {
-                let member = &mut self.members[index];
-                if let Some(status) = member.child.try_wait().context("poll etcd")? {
-                    bail!("member {index} exited during startup with {status}");
-                }
-                let url = format!("http://{}", member.endpoint);
-                if runtime.block_on(get_once(&url)).is_ok() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("cluster not ready after {READY_TIMEOUT:?}");
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for ReferenceCluster {
-    fn drop(&mut self) {
-        for member in &mut self.members {
-            // Child::kill sends SIGKILL to exactly this PID.
-            let _ = member.child.kill();
-            let _ = member.child.wait();
-        }
-    }
+/// Client endpoints (`127.0.0.1:<port>`), in member order.
+fn endpoints(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .members
+        .iter()
+        .map(|m| format!("127.0.0.1:{}", m.client_port))
+        .collect()
 }
 
 // ---- running etcdctl ----
@@ -206,21 +78,11 @@ impl Outcome {
 }
 
 fn run(binary: &str, args: &[String]) -> Outcome {
-    let child = Command::new(binary)
-        .args(args)
-        .env_clear()
-        .env("ETCDCTL_API", "3")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
-    let (stdout, stderr, code) = collect_with_limit(child, RUN_LIMIT);
-    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    let run = crate::support::etcdctl::run_within(binary, args, "", [], RUN_LIMIT);
     Outcome {
-        stdout,
-        stderr: mask_log_lines(&stderr),
-        code,
+        stderr: mask_log_lines(&run.stderr_text()),
+        stdout: run.stdout,
+        code: run.code,
     }
 }
 
@@ -882,8 +744,8 @@ fn member_move_leader_and_hashkv_match_etcd() {
         eprintln!("skipped: etcd 3.4 is not installed");
         return;
     }
-    let cluster = ReferenceCluster::start().expect("start a three-member etcd 3.4 cluster");
-    check_cluster_commands(&cluster.endpoints(), false);
+    let cluster = three_members(Flavor::Reference);
+    check_cluster_commands(&endpoints(&cluster), false);
 }
 
 #[test]
@@ -892,7 +754,6 @@ fn member_move_leader_and_hashkv_on_rsetcd_match_between_etcdctls() {
         eprintln!("skipped: Debian's etcdctl 3.4 is not installed");
         return;
     }
-    let cluster = ReferenceCluster::start_with(env!("CARGO_BIN_EXE_etcd"))
-        .expect("start a three-member rsetcd cluster");
-    check_cluster_commands(&cluster.endpoints(), true);
+    let cluster = three_members(Flavor::Ours);
+    check_cluster_commands(&endpoints(&cluster), true);
 }

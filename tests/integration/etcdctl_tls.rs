@@ -12,17 +12,17 @@
 //! `--insecure-skip-tls-verify` with `--insecure-transport=false` and no
 //! certificate files — ours is checked against 3.5's behaviour directly.
 
-use crate::common;
-use crate::common::skip_without_reference;
+use crate::support::common;
+use crate::support::common::skip_without_reference;
+use crate::support::process::Proc;
 
-use std::fs::File;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{REFERENCE_ETCD, REFERENCE_ETCDCTL};
 
-use crate::common::OUR_ETCD;
-use crate::common::OUR_ETCDCTL;
+use crate::support::common::OUR_ETCD;
+use crate::support::common::OUR_ETCDCTL;
 
 /// The certificates of one test, as files in a temporary directory.
 struct Certs {
@@ -114,16 +114,9 @@ fn make_certs() -> Certs {
 
 /// etcd 3.4 serving clients on https:// (killed by PID on drop).
 struct TlsServer {
-    child: Child,
+    _proc: Proc,
     endpoint: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts etcd 3.4 with `cert`/`key` on an https:// client URL; with
@@ -148,7 +141,6 @@ fn start_tls_member(
         let client_url = format!("https://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let advertised = peer_identity.unwrap_or(&peer_url).to_string();
-        let log = File::create(dir.path().join("server.log")).expect("log file");
         let mut command = Command::new(binary);
         command
             .arg("--name=tls")
@@ -159,18 +151,15 @@ fn start_tls_member(
             .arg(format!("--initial-advertise-peer-urls={advertised}"))
             .arg(format!("--initial-cluster=tls={advertised}"))
             .arg(format!("--cert-file={cert}"))
-            .arg(format!("--key-file={key}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log);
+            .arg(format!("--key-file={key}"));
         if let Some(ca) = client_ca {
             command
                 .arg(format!("--trusted-ca-file={ca}"))
                 .arg("--client-cert-auth");
         }
-        let child = command.spawn().expect("spawn etcd");
+        let proc = Proc::spawn("tls", command, &dir.path().join("server.log")).expect("spawn etcd");
         let server = TlsServer {
-            child,
+            _proc: proc,
             endpoint: format!("127.0.0.1:{client_port}"),
             _dir: dir,
         };

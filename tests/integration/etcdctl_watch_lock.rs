@@ -15,8 +15,8 @@
 //! The same scenarios then run our etcdctl against our server, and Debian's
 //! etcdctl against our server, each compared with the reference run.
 
-use crate::common;
-use crate::common::twin_options;
+use crate::support::common;
+use crate::support::common::twin_options;
 
 use std::io::{Read, Write as _};
 use std::os::unix::process::ExitStatusExt as _;
@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 
 use common::{ServerKind, ServerOptions, TestServer, REFERENCE_ETCDCTL};
 
-use crate::common::OUR_ETCDCTL;
+use crate::support::common::OUR_ETCDCTL;
 
 /// How long any one wait may take before the scenario gives up on it.
 const STEP: Duration = Duration::from_secs(15);

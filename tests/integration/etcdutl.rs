@@ -16,14 +16,15 @@
 //! revision). With `--bump-revision 0` the whole history is kept and the
 //! HashKV at R is equal without compacting anything.
 
-use crate::support_cluster;
+use crate::support;
+use crate::support::cluster::Flavor;
+use crate::support::member::Member;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use rsetcd::proto::etcdserverpb::cluster_client::ClusterClient;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::lease_client::LeaseClient;
@@ -36,63 +37,51 @@ use rsetcd::proto::etcdserverpb::{
 };
 use rsetcd::proto::mvccpb::KeyValue;
 use sha2::{Digest, Sha256};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 const BUMP: i64 = 1_000_000_000;
 
 fn free_port() -> u16 {
-    support_cluster::free_port().expect("a free port")
+    support::cluster::free_port().expect("a free port")
 }
 
 /// One `etcd` process of ours, killed on drop.
 struct Etcd {
-    name: String,
-    child: Option<Child>,
-    client_url: String,
-    peer_url: String,
-    log: PathBuf,
+    member: Member,
 }
 
 impl Etcd {
     /// Starts `etcd --name <name> --data-dir <data_dir>` on fresh ports with
     /// `extra` flags (a restored member needs no --initial-cluster).
     fn start(name: &str, data_dir: &Path, peer_port: u16, extra: &[String]) -> Etcd {
-        let client_url = format!("http://127.0.0.1:{}", free_port());
-        let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let log = data_dir.with_extension("log");
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_etcd"))
-            .arg(format!("--name={name}"))
-            .arg(format!("--data-dir={}", data_dir.display()))
-            .arg(format!("--listen-client-urls={client_url}"))
-            .arg(format!("--advertise-client-urls={client_url}"))
-            .arg(format!("--listen-peer-urls={peer_url}"))
-            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log file"))
-            .stderr(out)
-            .spawn()
-            .expect("start etcd");
-        Etcd {
-            name: name.to_string(),
-            child: Some(child),
-            client_url,
-            peer_url,
-            log,
-        }
+        let mut member = Member::new(
+            name,
+            Flavor::Ours,
+            free_port(),
+            peer_port,
+            data_dir.to_path_buf(),
+        )
+        .inherit_env(&[]);
+        let (client_url, peer_url) = (member.client_url(), member.peer_url());
+        member.args = vec![
+            format!("--name={name}"),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--listen-client-urls={client_url}"),
+            format!("--advertise-client-urls={client_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+        ];
+        member.args.extend(extra.iter().cloned());
+        member.start().expect("start etcd");
+        Etcd { member }
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    fn peer_url(&self) -> String {
+        self.member.peer_url()
     }
 
     async fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(Endpoint::from_shared(self.client_url.clone())?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .connect()
-            .await?)
+        self.member.channel().await
     }
 
     async fn kv(&self) -> KvClient<Channel> {
@@ -101,55 +90,28 @@ impl Etcd {
 
     /// Waits until a linearizable read succeeds.
     async fn wait_serving(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("{} exited with {status}:\n{}", self.name, self.log());
-            }
-            let read = async {
-                KvClient::new(self.channel().await?)
-                    .range(RangeRequest {
-                        key: b"\0".to_vec(),
-                        ..Default::default()
-                    })
-                    .await?;
-                anyhow::Ok(())
-            };
-            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(3), read).await {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} not serving:\n{}",
-                self.name,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.member
+            .wait_serving(Duration::from_secs(30))
+            .await
+            .expect("serving");
     }
 
     /// SIGTERM and wait: a clean stop leaves every answered write in the
     /// backend. Async, so that the test's runtime can close its client
     /// connections, which the server waits for.
     async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
+        if !self.member.is_running() {
             return;
-        };
-        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
-        kill(pid, Signal::SIGTERM).expect("SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().expect("wait").is_none() {
-            assert!(Instant::now() < deadline, "{} did not stop", self.name);
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        self.member.signal(Signal::SIGTERM).expect("SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.member.exited().expect("wait").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop",
+                self.member.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
@@ -534,8 +496,7 @@ async fn restore_one_member_from_a_copied_backend() {
     // as a member of the new cluster.
     let mut etcd = Etcd::start("r1", &r1, peer, &[]);
     etcd.wait_serving().await;
-    let want =
-        rsetcd::cluster::initial_members(&[("r1".to_string(), etcd.peer_url.clone())], "restored");
+    let want = rsetcd::cluster::initial_members(&[("r1".to_string(), etcd.peer_url())], "restored");
     let want_cluster = rsetcd::cluster::initial_cluster_id(&want);
     let (ms, cluster_id) = members(&etcd).await;
     assert_eq!(cluster_id, want_cluster);
@@ -543,7 +504,7 @@ async fn restore_one_member_from_a_copied_backend() {
     assert_eq!(ms.len(), 1);
     assert_eq!(ms[0].0, want[0].id);
     assert_ne!(ms[0].0, orig.member_id);
-    assert_eq!(ms[0].2, vec![etcd.peer_url.clone()]);
+    assert_eq!(ms[0].2, vec![etcd.peer_url()]);
 
     let (a, rev) = get(&etcd, "a", 0).await;
     assert_eq!(a.as_deref(), Some("3"));
@@ -765,7 +726,7 @@ async fn save_snapshot(channel: Channel, out: &Path) -> usize {
 /// resuming against the new one is told its revision was compacted.
 #[tokio::test]
 async fn snapshot_of_a_loaded_cluster_restores_into_a_new_cluster() {
-    let old = support_cluster::Cluster::start(support_cluster::Flavor::Ours, 3, &[])
+    let old = support::cluster::Cluster::start(support::cluster::Flavor::Ours, 3, &[])
         .await
         .expect("old cluster");
     let mut kv = old.members[0].kv().await.expect("connect");
@@ -855,7 +816,7 @@ async fn snapshot_of_a_loaded_cluster_restores_into_a_new_cluster() {
     for n in &nodes {
         let (got, rev) = all_kvs(n.channel().await.expect("connect"), 0).await;
         assert_eq!(rev, r + BUMP);
-        assert_eq!(got, want, "{} serves the snapshot's keys", n.name);
+        assert_eq!(got, want, "{} serves the snapshot's keys", n.member.name);
     }
 
     // HashKV: the old cluster compacted at R hashes, up to R, exactly the
@@ -878,7 +839,7 @@ async fn snapshot_of_a_loaded_cluster_restores_into_a_new_cluster() {
         assert_eq!(
             h.hash, old_hash,
             "{} hashes as the old cluster at R",
-            n.name
+            n.member.name
         );
         assert_eq!(h.hash_revision, r + BUMP);
         assert_eq!(h.compact_revision, r + BUMP);

@@ -6,7 +6,7 @@
 //! The failing cases (no leader in a 3-member cluster, a NOSPACE alarm)
 //! need the cluster and maintenance issues; what exists is tested here.
 
-use crate::common;
+use crate::support::common;
 
 use std::io::{Read as _, Write as _};
 use std::time::Duration;

@@ -8,8 +8,7 @@
 //! decode at all) replays: every member answers it with an error and moves
 //! on to the next entry.
 
-use crate::support_kv;
-
+use crate::support;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _};
@@ -24,7 +23,7 @@ use rsetcd::proto::internal::{
     internal_raft_request::Request, InternalRaftRequest, InternalUserAddRequest, RequestHeader,
 };
 use rsetcd::storage::wal::Wal;
-use support_kv::{is_clean_sigterm_exit, Flavor, Server};
+use support::kv::{is_clean_sigterm_exit, Flavor, Server};
 use tonic::Code;
 
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);

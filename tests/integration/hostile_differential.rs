@@ -1,4 +1,4 @@
-//! The hostile-input table (tests/integration/support_hostile) sent to etcd 3.4 and to
+//! The hostile-input table (tests/integration/support/hostile.rs) sent to etcd 3.4 and to
 //! ours, call for call in lockstep, auth off, one member each: the gRPC
 //! code and message of every answer must match, except where the
 //! difference is known and explained below (etcd 3.5 behaviour we follow,
@@ -8,16 +8,14 @@
 //! default sends the top-level ones only (no mutants inside nested
 //! messages), to keep CI short.
 
-use crate::support_cluster;
-use crate::support_hostile;
-
+use crate::support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use rsetcd::proto::etcdserverpb::*;
-use support_cluster::{reference_available, Cluster, Flavor};
-use support_hostile::{call, mutants, table, Outcome, Shape};
+use support::cluster::{reference_available, Cluster, Flavor};
+use support::hostile::{call, mutants, table, Outcome, Shape};
 use tonic::transport::Channel;
 
 /// What a client sees of an answer, ids and revisions left out.
@@ -110,8 +108,8 @@ struct Pair {
     ours: Cluster,
     etcd_channel: Channel,
     our_channel: Channel,
-    etcd_table: Vec<support_hostile::Rpc>,
-    our_table: Vec<support_hostile::Rpc>,
+    etcd_table: Vec<support::hostile::Rpc>,
+    our_table: Vec<support::hostile::Rpc>,
 }
 
 impl Pair {

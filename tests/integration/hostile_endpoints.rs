@@ -14,9 +14,7 @@
 //! Afterwards the member is alive, logged no panic, answers /health, a put
 //! and a get, and keeps the value across a restart.
 
-use crate::support_http;
-use crate::support_kv;
-
+use crate::support;
 use std::future::Future;
 use std::time::Duration;
 
@@ -27,7 +25,7 @@ use rsetcd::proto::peer::{
     MembersRequest, PeerHashKvRequest, PeerLeaseRenewRequest, PeerLeaseTimeToLiveRequest,
     PeerMemberPromoteRequest, ProbeRequest, RaftBatch, Route,
 };
-use support_kv::{is_clean_sigterm_exit, Flavor, Server};
+use support::kv::{is_clean_sigterm_exit, Flavor, Server};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tonic::transport::Channel;
@@ -78,7 +76,7 @@ fn alive(server: &mut Server, after: &str) -> anyhow::Result<()> {
 /// The member is alive, healthy, and a put of `value` reads back.
 async fn serving(server: &mut Server, value: &[u8]) -> anyhow::Result<()> {
     alive(server, "everything")?;
-    let (status, body) = support_http::get(&server.client_url(), "/health").await?;
+    let (status, body) = support::http::get(&server.client_url(), "/health").await?;
     ensure!(
         status == 200 && body.contains(r#""health":"true""#),
         "GET /health answered {status} {body}\n{}",

@@ -20,16 +20,14 @@
 //! what the types cannot express (invalid UTF-8 in a string, a truncated
 //! message, a varint of -1 for a bool) is sent too.
 
-use crate::support_cluster;
-use crate::support_hostile;
-
+use crate::support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _};
 use rsetcd::proto::etcdserverpb::*;
-use support_cluster::{Cluster, Flavor};
-use support_hostile::{as_root, call, mutants, table, Outcome, Shape};
+use support::cluster::{Cluster, Flavor};
+use support::hostile::{as_root, call, mutants, table, Outcome, Shape};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -164,7 +162,7 @@ async fn tidy(cluster: &Cluster, root: &str) -> anyhow::Result<()> {
 }
 
 /// A linearizable read through `m` as root.
-async fn read_as_root(m: &support_cluster::Member) -> anyhow::Result<()> {
+async fn read_as_root(m: &support::cluster::Member) -> anyhow::Result<()> {
     let channel = m.channel().await?;
     let root = token(&channel, "root", "pw").await?;
     kv_client::KvClient::new(channel)

@@ -10,8 +10,7 @@
 //! reaches old, compacted and future revisions. Leases are always 0: leases
 //! are not implemented yet.
 
-use crate::support_kv;
-
+use crate::support;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -21,7 +20,7 @@ use rsetcd::proto::etcdserverpb::{
     compare, request_op, response_op, CompactionRequest, Compare, DeleteRangeRequest, PutRequest,
     RangeRequest, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
 };
-use support_kv::{Flavor, Server};
+use support::kv::{Flavor, Server};
 use tonic::transport::Channel;
 
 /// Keys of the test. At most 12, so that sorting ties in etcd (Go's sort
@@ -679,8 +678,8 @@ proptest! {
 
     #[test]
     fn kv_matches_real_etcd(ops in prop::collection::vec(op(), 60..=100)) {
-        if !support_kv::reference_available() {
-            eprintln!("skipping: real etcd not installed at {}", support_kv::REFERENCE_ETCD);
+        if !support::kv::reference_available() {
+            eprintln!("skipping: real etcd not installed at {}", support::kv::REFERENCE_ETCD);
             return Ok(());
         }
         let rt = tokio::runtime::Runtime::new().map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -702,10 +701,10 @@ fn put_request(key: &str, value: &str) -> Request {
 
 /// Runs a fixed sequence against both servers (skipped without real etcd).
 fn run_fixed(ops: Vec<Op>) {
-    if !support_kv::reference_available() {
+    if !support::kv::reference_available() {
         eprintln!(
             "skipping: real etcd not installed at {}",
-            support_kv::REFERENCE_ETCD
+            support::kv::REFERENCE_ETCD
         );
         return;
     }

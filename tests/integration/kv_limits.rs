@@ -2,13 +2,12 @@
 //! same flags: keys far beyond LMDB's 511-byte key limit, --max-request-bytes,
 //! --max-txn-ops and empty keys give etcd's answers.
 
-use crate::support_kv;
-
+use crate::support;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::{
     request_op, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
-use support_kv::{reference_available, Flavor, Server};
+use support::kv::{reference_available, Flavor, Server};
 use tonic::transport::Channel;
 
 /// What a client sees of one call: the answer's interesting parts, or the

@@ -2,15 +2,14 @@
 //! keep-alives keep it, and a kill -9 neither resets a lease to its full
 //! TTL nor expires it early.
 
-use crate::support_kv;
-
+use crate::support;
 use std::time::{Duration, Instant};
 
 use rsetcd::proto::etcdserverpb::lease_client::LeaseClient;
 use rsetcd::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest, PutRequest, RangeRequest,
 };
-use support_kv::{Flavor, Server};
+use support::kv::{Flavor, Server};
 use tonic::transport::Channel;
 
 async fn lease_client(server: &Server) -> LeaseClient<Channel> {

@@ -5,7 +5,7 @@
 //! and on lease expiry as Observe reports it, and etcd's exact answers and
 //! error texts.
 
-use crate::common;
+use crate::support::common;
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};

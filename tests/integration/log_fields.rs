@@ -6,12 +6,11 @@
 //! printed by both, and the key ones with exactly etcd's fields. Raft's
 //! lines read as etcd raft's ("<id> became leader at term <n>").
 
-use crate::support_kv;
-
+use crate::support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use support_kv::{reference_available, Flavor, Server};
+use support::kv::{reference_available, Flavor, Server};
 
 /// Fields rsetcd adds to a line of etcd's, and why.
 const OURS_ONLY: &[(&str, &str)] = &[

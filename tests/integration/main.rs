@@ -5,15 +5,7 @@
 //! `panic_abort` stay separate binaries: a campaign command, a test that
 //! runs cargo, and one that runs its own binary again.
 
-mod common;
-mod support_cluster;
-mod support_hostile;
-mod support_http;
-mod support_kv;
-mod support_modes;
-mod support_ports;
-mod support_tls;
-mod support_wire;
+mod support;
 
 mod auth_cluster;
 mod auth_differential;

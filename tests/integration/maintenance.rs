@@ -3,8 +3,8 @@
 //! etcdctl 3.4 against etcd 3.4 and against us; online defrag under a
 //! write load; the Snapshot stream's integrity trailer; Hash.
 
-use crate::common;
-use crate::support_http;
+use crate::support;
+use crate::support::common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -187,7 +187,7 @@ fn defrag_under_write_load_loses_no_acknowledged_write() -> anyhow::Result<()> {
         );
         assert!(!acked.is_empty());
         // etcd's defrag metrics saw it.
-        let (_, metrics) = support_http::get(&url, "/metrics").await?;
+        let (_, metrics) = support::http::get(&url, "/metrics").await?;
         assert!(
             metrics
                 .lines()

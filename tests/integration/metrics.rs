@@ -5,7 +5,7 @@
 //! rules (docs/prometheus/etcd-alerts.yaml) evaluate with `promtool test
 //! rules` against series carrying our names and label sets.
 
-use crate::common;
+use crate::support::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;

@@ -6,12 +6,13 @@
 //! STOPPING=1 and a clean exit. Also: abstract sockets, and SIGHUP
 //! reloading the log level from the config file.
 
-use crate::common;
+use crate::support::common;
+use crate::support::process::Proc;
 
 use std::io::IoSliceMut;
 use std::os::fd::AsRawFd as _;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -101,9 +102,9 @@ impl NotifySocket {
 
 /// Our etcd on free ports with extra environment; killed on drop.
 struct Daemon {
-    child: Child,
+    proc: Proc,
     client_url: String,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Daemon {
@@ -112,7 +113,6 @@ impl Daemon {
         let (client, peer) = (common::free_port()?, common::free_port()?);
         let client_url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_etcd"));
         cmd.arg(format!("--data-dir={}", dir.path().join("data").display()))
             .arg(format!("--listen-client-urls={client_url}"))
@@ -123,51 +123,32 @@ impl Daemon {
             .args(extra)
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            .env_remove("WATCHDOG_PID");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().context("spawn etcd")?;
+        let proc = Proc::spawn("etcd", cmd, &dir.path().join("server.log"))?;
         Ok(Daemon {
-            child,
+            proc,
             client_url,
-            dir,
+            _dir: dir,
         })
     }
 
     fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.proc.pid() as i32
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        self.proc.log()
     }
 
     fn signal(&mut self, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
-        crate::common::signal_child(&mut self.child, sig)
+        self.proc.signal(sig)
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() > deadline {
-                bail!("etcd did not exit within {timeout:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.wait_exit(timeout)
     }
 }
 
@@ -327,18 +308,13 @@ fn sighup_reloads_the_log_level_from_the_config_file() -> anyhow::Result<()> {
     };
     write_config("info")?;
     let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path)?;
-    let child = Command::new(env!("CARGO_BIN_EXE_etcd"))
-        .arg(format!("--config-file={}", config.display()))
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_etcd"));
+    cmd.arg(format!("--config-file={}", config.display()))
+        .env_remove("NOTIFY_SOCKET");
     let mut daemon = Daemon {
-        child,
+        proc: Proc::spawn("etcd", cmd, &log_path)?,
         client_url: format!("http://127.0.0.1:{client}"),
-        dir: tempfile::tempdir()?,
+        _dir: tempfile::tempdir()?,
     };
     let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -379,7 +355,7 @@ fn sighup_reloads_the_log_level_from_the_config_file() -> anyhow::Result<()> {
         .await?;
         anyhow::Ok(())
     })?;
-    assert!(daemon.child.try_wait()?.is_none(), "etcd exited on SIGHUP");
+    assert!(daemon.proc.is_running(), "etcd exited on SIGHUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !read_log().contains("\"level\":\"debug\"") {
         if Instant::now() > deadline {

@@ -7,18 +7,19 @@
 //! `systemd/etcd-backup` with `etc/etcd/backup.conf` saves a snapshot that
 //! etcdutl reads, keeps the newest N and fails visibly.
 
-use crate::common;
+use crate::support::common;
+use crate::support::process::Proc;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{anyhow, bail};
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::{PutRequest, RangeRequest};
 
-use crate::common::OUR_ETCD as ETCD;
+use crate::support::common::OUR_ETCD as ETCD;
 
 fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -55,21 +56,15 @@ fn etcd_conf_settings(all: bool) -> anyhow::Result<Vec<(String, String)>> {
 
 /// A member started from configuration files, killed by PID on drop.
 struct Member {
-    child: Child,
+    proc: Proc,
     client_url: String,
+    /// Holds the data dir and the log; removed on drop.
     dir: tempfile::TempDir,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Member {
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
+        self.proc.log()
     }
 
     /// Starts etcd with exactly `env` (plus ports chosen here), retrying on
@@ -84,18 +79,11 @@ impl Member {
             let client_url = format!("http://127.0.0.1:{}", common::free_port()?);
             let peer_url = format!("http://127.0.0.1:{}", common::free_port()?);
             let env = configure(dir.path(), &client_url, &peer_url)?;
-            let log = std::fs::File::create(dir.path().join("etcd.log"))?;
-            let child = Command::new(ETCD)
-                .env_clear()
-                .envs(env)
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .context("spawn etcd")?;
+            let mut cmd = Command::new(ETCD);
+            cmd.env_clear().envs(env).current_dir(dir.path());
+            let proc = Proc::spawn("etcd", cmd, &dir.path().join("etcd.log"))?;
             let mut member = Member {
-                child,
+                proc,
                 client_url,
                 dir,
             };
@@ -115,7 +103,7 @@ impl Member {
             .build()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.proc.exited()? {
                 bail!("etcd exited during startup with {status}");
             }
             if runtime.block_on(put_get(&self.client_url)).is_ok() {

@@ -6,8 +6,7 @@
 //! bounded steps.) `RSETCD_READ_LOAD=full` runs the 100,000 keys for
 //! 30 s; the default is 20,000 keys for 8 s.
 
-use crate::support_cluster;
-
+use crate::support;
 use std::time::{Duration, Instant};
 
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
@@ -16,7 +15,7 @@ use rsetcd::proto::etcdserverpb::{
     request_op, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest, PutRequest,
     RangeRequest, RequestOp, TxnRequest,
 };
-use support_cluster::{Cluster, Flavor};
+use support::cluster::{Cluster, Flavor};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn whole_keyspace_ranges_cause_no_election_and_no_lease_loss() {

@@ -5,15 +5,14 @@
 //! revision — must come back unchanged, and writes go on at the next
 //! revision.
 
-use crate::support_kv;
-
+use crate::support;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context as _};
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::{DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse};
-use support_kv::{describe, is_clean_sigterm_exit, Flavor, Server};
+use support::kv::{describe, is_clean_sigterm_exit, Flavor, Server};
 use tonic::transport::Channel;
 
 const SNAPSHOT_COUNT: u64 = 50;

@@ -2,14 +2,15 @@
 //! client listener, etcd's /version and /health bodies, and the startup
 //! lines tooling waits for, in etcd's order.
 
-use crate::support_kv;
+use crate::support;
+use crate::support::process::Proc;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support_kv::free_port;
+use support::kv::free_port;
 
 /// One HTTP/1.1 GET; returns (status line, body).
 fn http_get(port: u16, path: &str) -> std::io::Result<(String, String)> {
@@ -26,15 +27,6 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(String, String)> {
     Ok((status, body))
 }
 
-struct Killer(std::process::Child);
-
-impl Drop for Killer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn two_listeners_serve_http_and_startup_lines_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,8 +36,8 @@ fn two_listeners_serve_http_and_startup_lines_in_order() {
         free_port().unwrap(),
     );
     let log = dir.path().join("etcd.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_etcd"))
-        .arg("--name=s1")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_etcd"));
+    cmd.arg("--name=s1")
         .arg(format!("--data-dir={}", dir.path().join("data").display()))
         .arg(format!(
             "--listen-client-urls=http://127.0.0.1:{a},http://127.0.0.1:{b}"
@@ -55,12 +47,8 @@ fn two_listeners_serve_http_and_startup_lines_in_order() {
         .arg(format!(
             "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
         ))
-        .arg(format!("--initial-cluster=s1=http://127.0.0.1:{peer}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start etcd");
-    let _guard = Killer(child);
+        .arg(format!("--initial-cluster=s1=http://127.0.0.1:{peer}"));
+    let _etcd = Proc::spawn("s1", cmd, &log).expect("start etcd");
     let deadline = Instant::now() + Duration::from_secs(20);
     let version = loop {
         match http_get(a, "/version") {

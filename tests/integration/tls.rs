@@ -4,15 +4,15 @@
 //! versions, and certificates and CA bundles replaced while serving
 //! (SIGHUP and file change). Certificates are made here with rcgen.
 
-use crate::support_tls as support;
-use crate::support_tls::path;
+use crate::support::tls as support;
+use crate::support::tls::path;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::{curl, curl_available, etcdctl, etcdctl_available, etcdctl_ok, free_port, Ca, Proc};
 
-use crate::common::OUR_ETCD as OURS;
+use crate::support::common::OUR_ETCD as OURS;
 
 /// A single member: client URLs as given, an http peer URL.
 fn start(dir: &Path, client_urls: &[String], extra: &[&str]) -> anyhow::Result<Proc> {

@@ -5,14 +5,14 @@
 //! another address than theirs, are refused and never get data; --peer-auto-tls members
 //! form a cluster with self-signed certificates.
 
-use crate::support_tls as support;
+use crate::support::tls as support;
 
 use std::path::Path;
 use std::time::Duration;
 
 use support::{etcdctl_available, etcdctl_eventually, etcdctl_ok, free_port, Ca, Pair, Proc};
 
-use crate::common::OUR_ETCD as OURS;
+use crate::support::common::OUR_ETCD as OURS;
 
 struct Node {
     name: String,

@@ -5,7 +5,7 @@
 //! allowing at most TLS 1.2 talks TLS 1.2 to a peer that offers both, and
 //! a member without the flags talks to either.
 
-use crate::support_tls as support;
+use crate::support::tls as support;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use support::{free_port, Ca, Pair, Proc};
 
-use crate::common::OUR_ETCD as OURS;
+use crate::support::common::OUR_ETCD as OURS;
 
 /// A stand-in peer on https://127.0.0.1:port that completes TLS handshakes
 /// with the given versions only and records the version of each.

@@ -3,8 +3,7 @@
 //! prev_kv, NOPUT/NODELETE filters, a compacted start revision, cancel);
 //! the responses must match, member ids and raft term aside.
 
-use crate::support_kv;
-
+use crate::support;
 use std::time::Duration;
 
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
@@ -13,7 +12,7 @@ use rsetcd::proto::etcdserverpb::{
     watch_create_request::FilterType, watch_request, CompactionRequest, DeleteRangeRequest,
     PutRequest, WatchCancelRequest, WatchCreateRequest, WatchRequest, WatchResponse,
 };
-use support_kv::{reference_available, Flavor, Server};
+use support::kv::{reference_available, Flavor, Server};
 use tonic::transport::Channel;
 
 async fn history(kv: &mut KvClient<Channel>) {

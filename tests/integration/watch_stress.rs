@@ -6,8 +6,7 @@
 //! stalled readers must not hold the writers down (compared with the same
 //! load and no watchers).
 
-use crate::support_kv;
-
+use crate::support;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +17,7 @@ use rsetcd::proto::etcdserverpb::{
     request_op, watch_request, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest,
     WatchCreateRequest, WatchRequest,
 };
-use support_kv::{Flavor, Server};
+use support::kv::{Flavor, Server};
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 

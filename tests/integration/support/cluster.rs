@@ -6,204 +6,15 @@
 
 #![allow(dead_code)]
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
-use nix::sys::signal::Signal;
-use rsetcd::proto::etcdserverpb::cluster_client::ClusterClient;
-use rsetcd::proto::etcdserverpb::kv_client::KvClient;
-use rsetcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use rsetcd::proto::etcdserverpb::{HashKvRequest, RangeRequest, StatusRequest, StatusResponse};
-use tonic::transport::{Channel, Endpoint};
+use anyhow::bail;
 
-pub use crate::common::reference_etcd_available as reference_available;
-pub use crate::common::Binary as Flavor;
+pub use crate::support::common::reference_etcd_available as reference_available;
+pub use crate::support::common::Binary as Flavor;
 
-pub use crate::support_ports::free_port;
-
-pub struct Member {
-    pub name: String,
-    pub client_port: u16,
-    /// The advertised peer port (a proxy's, when behind one).
-    pub peer_port: u16,
-    /// Where the member really listens for peers, when behind a proxy.
-    pub listen_peer_port: Option<u16>,
-    pub data_dir: PathBuf,
-    /// Arguments of the last start (for restarts).
-    args: Vec<String>,
-    child: Option<Child>,
-    log_path: PathBuf,
-    starts: usize,
-}
-
-impl Member {
-    pub fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
-    }
-
-    pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
-    /// Exit status once the process has ended on its own.
-    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        let child = self.child.as_mut().context("not running")?;
-        loop {
-            if let Some(s) = child.try_wait()? {
-                self.child = None;
-                return Ok(s);
-            }
-            if Instant::now() > deadline {
-                bail!("{} did not exit within {timeout:?}", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// Every log of this member (all starts).
-    pub fn all_logs(&self) -> String {
-        let mut out = String::new();
-        for i in 1..=self.starts {
-            let p = self.data_dir.with_extension(format!("{i}.log"));
-            out.push_str(&std::fs::read_to_string(p).unwrap_or_default());
-        }
-        out
-    }
-
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub fn signal(&mut self, sig: Signal) -> anyhow::Result<()> {
-        let child = self.child.as_mut().context("not running")?;
-        crate::common::signal_child(child, sig)
-    }
-
-    /// SIGTERM and wait for the exit.
-    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        self.signal(Signal::SIGTERM)?;
-        self.wait_exit(Duration::from_secs(30))
-    }
-
-    fn spawn(&mut self, flavor: Flavor) -> anyhow::Result<()> {
-        self.starts += 1;
-        self.log_path = self.data_dir.with_extension(format!("{}.log", self.starts));
-        let log = File::create(&self.log_path)?;
-        let child = Command::new(flavor.binary())
-            .args(&self.args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("start {}", flavor.binary()))?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    pub async fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(Endpoint::from_shared(self.client_url())?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .connect()
-            .await?)
-    }
-
-    pub async fn kv(&self) -> anyhow::Result<KvClient<Channel>> {
-        Ok(KvClient::new(self.channel().await?))
-    }
-
-    pub async fn maintenance(&self) -> anyhow::Result<MaintenanceClient<Channel>> {
-        Ok(MaintenanceClient::new(self.channel().await?))
-    }
-
-    pub async fn cluster(&self) -> anyhow::Result<ClusterClient<Channel>> {
-        Ok(ClusterClient::new(self.channel().await?))
-    }
-
-    pub async fn status(&self) -> anyhow::Result<StatusResponse> {
-        Ok(self
-            .maintenance()
-            .await?
-            .status(StatusRequest {})
-            .await?
-            .into_inner())
-    }
-
-    /// (hash, revision) at `rev`.
-    pub async fn hash_kv(&self, rev: i64) -> anyhow::Result<(u32, i64)> {
-        let r = self
-            .maintenance()
-            .await?
-            .hash_kv(HashKvRequest { revision: rev })
-            .await?
-            .into_inner();
-        Ok((r.hash, r.header.map(|h| h.revision).unwrap_or(0)))
-    }
-
-    /// Waits until a linearizable read through this member succeeds.
-    pub async fn wait_serving(&mut self, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if !self.is_running() {
-                bail!("{} exited during startup:\n{}", self.name, self.log());
-            }
-            let ok = async {
-                self.kv()
-                    .await?
-                    .range(RangeRequest {
-                        key: b"\0".to_vec(),
-                        ..Default::default()
-                    })
-                    .await?;
-                anyhow::Ok(())
-            }
-            .await;
-            if ok.is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{} not serving after {timeout:?}: {ok:?}\n{}",
-                    self.name,
-                    self.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            // A SIGSTOPped process must be woken to die cleanly.
-            let _ = crate::common::signal_child(c, Signal::SIGCONT);
-        }
-        self.kill9();
-    }
-}
+pub use crate::support::member::Member;
+pub use crate::support::ports::free_port;
 
 pub struct Cluster {
     pub flavor: Flavor,
@@ -265,16 +76,11 @@ impl Cluster {
         let mut members: Vec<Member> = ports
             .iter()
             .enumerate()
-            .map(|(i, &(c, p))| Member {
-                name: format!("m{}", i + 1),
-                client_port: c,
-                peer_port: p,
-                listen_peer_port: listen_peer_ports.get(i).copied(),
-                data_dir: dir.path().join(format!("m{}", i + 1)),
-                args: Vec::new(),
-                child: None,
-                log_path: PathBuf::new(),
-                starts: 0,
+            .map(|(i, &(c, p))| {
+                let name = format!("m{}", i + 1);
+                let mut m = Member::new(&name, flavor, c, p, dir.path().join(&name));
+                m.listen_peer_port = listen_peer_ports.get(i).copied();
+                m
             })
             .collect();
         let initial: Vec<String> = members
@@ -284,7 +90,7 @@ impl Cluster {
         let common: Vec<String> = common.iter().map(|s| s.to_string()).collect();
         for m in &mut members {
             m.args = member_args(m, &initial.join(","), &token, "new", &common);
-            m.spawn(flavor)?;
+            m.start()?;
         }
         for m in &mut members {
             m.wait_serving(Duration::from_secs(30)).await?;
@@ -344,17 +150,13 @@ impl Cluster {
     /// existing (it must have been added with MemberAdd first, on
     /// `peer_port`).
     pub fn join(&mut self, name: &str, client_port: u16, peer_port: u16) -> anyhow::Result<usize> {
-        let mut m = Member {
-            name: name.to_string(),
+        let mut m = Member::new(
+            name,
+            self.flavor,
             client_port,
             peer_port,
-            listen_peer_port: None,
-            data_dir: self.dir.path().join(name),
-            args: Vec::new(),
-            child: None,
-            log_path: PathBuf::new(),
-            starts: 0,
-        };
+            self.dir.path().join(name),
+        );
         let mut initial: Vec<String> = self
             .members
             .iter()
@@ -368,15 +170,14 @@ impl Cluster {
             "existing",
             &self.common,
         );
-        m.spawn(self.flavor)?;
+        m.start()?;
         self.members.push(m);
         Ok(self.members.len() - 1)
     }
 
     /// Starts a stopped member again with the same arguments.
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
-        let flavor = self.flavor;
-        self.members[i].spawn(flavor)
+        self.members[i].start()
     }
 }
 

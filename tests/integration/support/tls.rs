@@ -5,16 +5,15 @@
 
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-pub use crate::support_ports::free_port;
+pub use crate::support::ports::free_port;
 
-pub use crate::common::{REFERENCE_ETCD, REFERENCE_ETCDCTL as ETCDCTL};
+pub use crate::support::common::{REFERENCE_ETCD, REFERENCE_ETCDCTL as ETCDCTL};
 
 /// Debian's etcdctl is what the client tests drive.
 pub fn etcdctl_available() -> bool {
@@ -208,101 +207,7 @@ pub fn replace_file(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 /// One etcd process (ours unless `binary` says otherwise).
-pub struct Proc {
-    pub name: String,
-    pub dir: PathBuf,
-    child: Option<Child>,
-    log_path: PathBuf,
-}
-
-impl Proc {
-    pub fn start(binary: &str, name: &str, dir: &Path, args: &[String]) -> anyhow::Result<Proc> {
-        std::fs::create_dir_all(dir)?;
-        let log_path = dir.join(format!("{name}.log"));
-        let log = File::create(&log_path)?;
-        let child = Command::new(binary)
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("start {binary}"))?;
-        Ok(Proc {
-            name: name.to_string(),
-            dir: dir.to_path_buf(),
-            child: Some(child),
-            log_path,
-        })
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
-    pub fn signal(&mut self, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
-        let child = self.child.as_mut().context("not running")?;
-        crate::common::signal_child(child, sig)
-    }
-
-    /// Exit status once the process ended on its own.
-    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        let child = self.child.as_mut().context("not running")?;
-        loop {
-            if let Some(s) = child.try_wait()? {
-                self.child = None;
-                return Ok(s);
-            }
-            if Instant::now() > deadline {
-                bail!("{} did not exit within {timeout:?}", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits until the log holds `text`.
-    pub fn wait_log(&mut self, text: &str, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(text) {
-            if !self.is_running() {
-                bail!(
-                    "{} exited before logging {text:?}:\n{}",
-                    self.name,
-                    self.log()
-                );
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{} did not log {text:?} within {timeout:?}:\n{}",
-                    self.name,
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+pub use crate::support::process::Proc;
 
 /// Runs Debian's etcdctl (API v3) with `args`, bounded in time.
 pub fn etcdctl(args: &[&str]) -> anyhow::Result<Output> {

@@ -15,13 +15,14 @@
 // Each test crate uses a different part of this module.
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
+
+use crate::support::member::Member;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
 use rsetcd::proto::etcdserverpb::RangeRequest;
 
@@ -99,10 +100,9 @@ pub struct TestServer {
     pub pid: u32,
     /// `http://127.0.0.1:<port>`.
     pub client_url: String,
-    /// Holds the data dir (`dir/data`) and the log (`dir/server.log`);
-    /// removed on drop.
+    /// Holds the data dir (`dir/data`) and its logs; removed on drop.
     pub dir: tempfile::TempDir,
-    child: Child,
+    member: Member,
 }
 
 impl TestServer {
@@ -134,42 +134,42 @@ impl TestServer {
         kind: ServerKind,
         options: &ServerOptions,
     ) -> Result<TestServer, (anyhow::Error, String)> {
-        let setup = || -> anyhow::Result<(tempfile::TempDir, u16, u16, File)> {
+        let setup = || -> anyhow::Result<(tempfile::TempDir, u16, u16)> {
             let dir = tempfile::tempdir().context("create temp dir")?;
-            let log = File::create(dir.path().join("server.log")).context("create log")?;
-            Ok((dir, free_port()?, free_port()?, log))
+            Ok((dir, free_port()?, free_port()?))
         };
-        let (dir, client_port, peer_port, log) = setup().map_err(|e| (e, String::new()))?;
+        let (dir, client_port, peer_port) = setup().map_err(|e| (e, String::new()))?;
         let client_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let advertised_peer = options
             .peer_identity_url
             .clone()
             .unwrap_or(peer_url.clone());
-        let stderr = log.try_clone().map_err(|e| (e.into(), String::new()))?;
-        let child = Command::new(kind.binary())
-            .arg(format!("--name={}", options.name))
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
-            .arg(format!("--listen-client-urls={client_url}"))
-            .arg(format!("--advertise-client-urls={client_url}"))
-            .arg(format!("--listen-peer-urls={peer_url}"))
-            .arg(format!("--initial-advertise-peer-urls={advertised_peer}"))
-            .arg(format!(
-                "--initial-cluster={}={advertised_peer}",
-                options.name
-            ))
-            .args(&options.extra_args)
-            .envs(options.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| (anyhow!("spawn {}: {e}", kind.binary()), String::new()))?;
+        let data_dir = dir.path().join("data");
+        let mut member = Member::new(
+            &options.name,
+            kind,
+            client_port,
+            peer_port,
+            data_dir.clone(),
+        )
+        .inherit_env(&options.env);
+        member.args = vec![
+            format!("--name={}", options.name),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--listen-client-urls={client_url}"),
+            format!("--advertise-client-urls={client_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={advertised_peer}"),
+            format!("--initial-cluster={}={advertised_peer}", options.name),
+        ];
+        member.args.extend(options.extra_args.iter().cloned());
+        member.start().map_err(|e| (e, String::new()))?;
         let mut server = TestServer {
-            pid: child.id(),
+            pid: member.pid(),
             client_url,
             dir,
-            child,
+            member,
         };
         match server.wait_ready(client_port) {
             Ok(()) => Ok(server),
@@ -187,7 +187,7 @@ impl TestServer {
 
     /// Everything the server wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        self.member.log()
     }
 
     /// Polls until a TCP connect and a KV get succeed.
@@ -198,7 +198,7 @@ impl TestServer {
             .context("build tokio runtime")?;
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self.child.try_wait().context("poll server")? {
+            if let Some(status) = self.member.exited().context("poll server")? {
                 bail!("server exited during startup with {status}");
             }
             let connected = TcpStream::connect(("127.0.0.1", client_port)).is_ok();
@@ -210,14 +210,6 @@ impl TestServer {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        // Child::kill sends SIGKILL to exactly this PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -236,7 +228,7 @@ pub async fn get_once(url: &str) -> anyhow::Result<()> {
 
 /// Free 127.0.0.1 ports, from below the ephemeral range (one sequence
 /// for the whole test binary).
-pub use crate::support_ports::free_port;
+pub use crate::support::ports::free_port;
 
 fn log_tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
@@ -326,17 +318,4 @@ pub fn collect_with_limit(mut child: Child, limit: Duration) -> (Vec<u8>, Vec<u8
         stderr.join().unwrap_or_default(),
         code,
     )
-}
-
-/// Sends `sig` to `child` unless it has exited: once a child is reaped its
-/// PID may already belong to another process (tests share one process and
-/// start servers side by side), so a signal by that PID could hit another
-/// test's server. A child not reaped keeps its PID, even as a zombie.
-pub fn signal_child(child: &mut Child, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
-    if let Some(status) = child.try_wait()? {
-        anyhow::bail!("the process has exited ({status}); not signalled");
-    }
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
-    nix::sys::signal::kill(pid, sig)?;
-    Ok(())
 }

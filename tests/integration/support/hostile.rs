@@ -15,7 +15,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::support_wire as wire;
+use crate::support::wire;
 use wire::{encode, parse, Field, Value};
 
 /// etcd's default --max-request-bytes.
