@@ -27,7 +27,7 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
     let mut last_checkpoint = Instant::now();
     let mut was_leader = false;
     let revoking = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut leader_changes = server.raft.leader_rx.clone();
+    let mut leader_changes = server.leader_changes();
     loop {
         // React to a leadership change at once: a lease granted just after
         // election must not get the handover grace.
@@ -39,7 +39,7 @@ pub async fn run(server: Arc<EtcdServer>, election_timeout: Duration) {
                 }
             }
         }
-        let leader = server.raft.shared.is_leader.load(Ordering::Acquire);
+        let leader = server.is_leader();
         if leader && !was_leader {
             // A new leader gives every lease at least an election timeout
             // more, so none expires during the handover.

@@ -44,9 +44,17 @@ const RUN_LIMIT: Duration = Duration::from_secs(30);
 /// for HealthInterval. The runtime only starts it; the test runs blocking.
 fn three_members(flavor: Flavor) -> Cluster {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let cluster = runtime
-        .block_on(Cluster::start(flavor, 3, &[]))
-        .expect("start a three-member cluster");
+    // A port found free can be taken before the member binds it: then
+    // start over on new ports.
+    let mut attempts = 0;
+    let cluster = loop {
+        attempts += 1;
+        match runtime.block_on(Cluster::start(flavor, 3, &[])) {
+            Ok(c) => break c,
+            Err(e) if attempts < 3 && format!("{e:#}").contains("address already in use") => {}
+            Err(e) => panic!("start a three-member cluster: {e:#}"),
+        }
+    };
     std::thread::sleep(PEER_HEALTH_INTERVAL);
     cluster
 }

@@ -46,6 +46,7 @@ mod notify;
 mod packaging_files;
 mod read_load;
 mod restart;
+mod robustness;
 mod serving;
 mod tls;
 mod tls_peer;

@@ -315,7 +315,15 @@ impl WatchStream {
                 crate::metrics::mvcc()
                     .events_total
                     .inc_by(events.len() as u64);
-                self.send_events(id, events, target).await?;
+                // The store (which `history` reads) and the hub may already
+                // hold revisions past `target`: a response's header never
+                // says less than its events (etcd's never does).
+                let newest = events
+                    .iter()
+                    .filter_map(|e| e.kv.as_ref().map(|kv| kv.mod_revision))
+                    .max()
+                    .unwrap_or(target);
+                self.send_events(id, events, target.max(newest)).await?;
             }
         }
         if self.progress_pending && self.watchers.values().all(|w| w.next > target) {

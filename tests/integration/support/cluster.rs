@@ -18,8 +18,9 @@ pub use crate::support::ports::free_port;
 
 pub struct Cluster {
     pub flavor: Flavor,
-    pub dir: tempfile::TempDir,
+    /// Killed on drop, before `dir` goes (fields drop in order).
     pub members: Vec<Member>,
+    pub dir: tempfile::TempDir,
     pub token: String,
     common: Vec<String>,
 }

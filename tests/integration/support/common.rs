@@ -100,9 +100,10 @@ pub struct TestServer {
     pub pid: u32,
     /// `http://127.0.0.1:<port>`.
     pub client_url: String,
+    /// Killed on drop, before `dir` goes (fields drop in order).
+    member: Member,
     /// Holds the data dir (`dir/data`) and its logs; removed on drop.
     pub dir: tempfile::TempDir,
-    member: Member,
 }
 
 impl TestServer {

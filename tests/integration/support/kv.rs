@@ -126,8 +126,12 @@ impl Server {
     /// SIGTERM by PID and wait up to `timeout` for the process to exit;
     /// SIGKILL and an error if it does not.
     pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
-        if !self.member.is_running() {
+        if self.member.pid() == 0 {
             bail!("terminate: the server is not running");
+        }
+        // One that already exited (not reaped yet) gives its status.
+        if let Some(status) = self.member.exited().context("wait for etcd")? {
+            return Ok(status);
         }
         let pid = self.member.pid();
         self.member

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod cluster;
 pub mod common;
 pub mod etcdctl;
+pub mod history;
 pub mod hostile;
 pub mod http;
 pub mod kv;
