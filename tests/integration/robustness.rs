@@ -1,12 +1,14 @@
 //! Histories under faults (issue 15): clients spread over every member of
 //! a cluster issue Put, Range (linearizable and serializable), Delete and
-//! Txn compare-and-swaps on a few contended keys while members are killed
-//! (-9, then restarted) and paused (SIGSTOP/SIGCONT); a watch on every
+//! Txn compare-and-swaps on a few contended keys while members (a random
+//! one or the leader) are killed (-9, then restarted), paused
+//! (SIGSTOP/SIGCONT) or cut off (nothing reaches them); a watch on every
 //! member records the committed writes; `support::history` checks that
 //! the history is linearizable and the watches are sound.
 //!
-//! The test suite runs one short run. A campaign:
-//! `ROBUSTNESS_RUNS=20 ROBUSTNESS_SECONDS=60 ROBUSTNESS_FAULTS=kill,pause,kill-leader,pause-leader
+//! The test suite runs one short run (kills, pauses, partitions). A campaign:
+//! `ROBUSTNESS_RUNS=20 ROBUSTNESS_SECONDS=60 ROBUSTNESS_MEMBERS=5
+//! ROBUSTNESS_FAULTS=kill,pause,partition,kill-leader,pause-leader,partition-leader
 //! ROBUSTNESS_SEED=7 cargo test --test integration robustness:: -- --nocapture`.
 //! `ROBUSTNESS_SERVER=etcd` runs it against etcd 3.4.
 //! A failing run keeps its history, watches and member logs in a directory
@@ -21,14 +23,22 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
+use rsetcd::proto::etcdserverpb::lease_client::LeaseClient;
 use rsetcd::proto::etcdserverpb::watch_client::WatchClient;
 use rsetcd::proto::etcdserverpb::*;
 use rsetcd::proto::mvccpb::event::EventType;
-use support::cluster::{Cluster, Flavor};
+use support::cluster::{Cluster, Flavor, PeerProxy};
 use support::history::{self, Call, Event, Kv, Op, Ret, WatchResponse};
 use tonic::transport::{Channel, Endpoint};
 
 const PREFIX: &str = "lin/";
+/// Keys attached to leases (before PREFIX: one watch range covers both).
+const LEASE_PREFIX: &str = "lease/";
+/// The clusters' election timeout.
+const ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long past its expiry a leased key may still be seen: the lessor's
+/// expiry checks (500 ms), the revoke's trip through raft, the watch.
+const LEASE_SLACK: Duration = Duration::from_millis(1500);
 const KEYS: usize = 6;
 const CLIENTS: usize = 8;
 /// A call not answered within this is recorded as unknown.
@@ -260,6 +270,7 @@ async fn client(
 /// revision `until` (set once the clients have stopped).
 async fn watcher(
     url: String,
+    began: Instant,
     until: Arc<std::sync::atomic::AtomicI64>,
     responses: Arc<Mutex<Vec<WatchResponse>>>,
 ) {
@@ -273,9 +284,11 @@ async fn watcher(
         let create = WatchRequest {
             request_union: Some(watch_request::RequestUnion::CreateRequest(
                 WatchCreateRequest {
-                    key: PREFIX.as_bytes().to_vec(),
+                    // the leased keys and the KV keys
+                    key: LEASE_PREFIX.as_bytes().to_vec(),
                     range_end: b"lin0".to_vec(),
                     start_revision: next,
+                    progress_notify: true,
                     ..Default::default()
                 },
             )),
@@ -302,8 +315,8 @@ async fn watcher(
             if message.canceled {
                 break;
             }
-            if message.events.is_empty() {
-                continue; // created
+            if message.created {
+                continue;
             }
             let events: Vec<Event> = message
                 .events
@@ -321,6 +334,7 @@ async fn watcher(
             responses.lock().unwrap().push(WatchResponse {
                 header_rev: rev(&message.header),
                 events,
+                at: began.elapsed().as_nanos() as u64,
             });
         }
         drop(tx);
@@ -328,11 +342,201 @@ async fn watcher(
     }
 }
 
-/// One fault from `faults`, then the member healed.
-async fn inject(cluster: &mut Cluster, fault: &str, rng: &mut Rng, log: &mut Vec<String>) {
+/// The faults a run can inject.
+const FAULTS: [&str; 6] = [
+    "kill",
+    "kill-leader",
+    "pause",
+    "pause-leader",
+    "partition",
+    "partition-leader",
+];
+
+/// A leased key as the leaser left it.
+#[derive(Clone, Debug)]
+struct Leased {
+    key: String,
+    /// The TTL (s) the last grant or keep-alive answered.
+    ttl: i64,
+    /// When the last renewal that surely happened (the grant or an
+    /// answered keep-alive) was sent, and when it was answered.
+    renewed_sent: u64,
+    renewed_done: u64,
+    /// A keep-alive went unanswered: it may have renewed later, so only
+    /// the "not too early" bound holds.
+    uncertain: bool,
+    /// Revoked by the leaser: the revision the revoke answered with.
+    revoked_at: Option<i64>,
+}
+
+/// Grants short leases, attaches a key to each, keeps some alive a little
+/// and revokes some, through the members in turn, until `stop`.
+async fn leaser(
+    urls: Vec<String>,
+    seed: u64,
+    began: Instant,
+    stop: Arc<AtomicBool>,
+) -> Vec<Leased> {
+    let mut rng = Rng(seed ^ 0x1ea5e);
+    let now = || began.elapsed().as_nanos() as u64;
+    let mut out = Vec::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let ch = channel(&urls[n % urls.len()]);
+        let mut lease = LeaseClient::new(ch.clone());
+        let sent = now();
+        let grant = tokio::time::timeout(
+            CALL_TIMEOUT,
+            lease.lease_grant(LeaseGrantRequest { ttl: 1, id: 0 }),
+        )
+        .await;
+        let Ok(Ok(grant)) = grant else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue; // a lease that may exist has no key: nothing to check
+        };
+        let grant = grant.into_inner();
+        let key = format!("{LEASE_PREFIX}{n}");
+        let put = PutRequest {
+            key: key.clone().into_bytes(),
+            value: b"leased".to_vec(),
+            lease: grant.id,
+            ..Default::default()
+        };
+        let attached = matches!(
+            tokio::time::timeout(CALL_TIMEOUT, KvClient::new(ch.clone()).put(put)).await,
+            Ok(Ok(_))
+        );
+        let mut leased = Leased {
+            key,
+            ttl: grant.ttl,
+            renewed_sent: sent,
+            renewed_done: now(),
+            uncertain: !attached,
+            revoked_at: None,
+        };
+        for _ in 0..rng.below(3) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let sent = now();
+            let _ = tx.send(LeaseKeepAliveRequest { id: grant.id }).await;
+            let answer = async {
+                let mut answers = lease
+                    .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx))
+                    .await?
+                    .into_inner();
+                answers.message().await
+            };
+            match tokio::time::timeout(CALL_TIMEOUT, answer).await {
+                Ok(Ok(Some(r))) if r.ttl > 0 => {
+                    leased.ttl = r.ttl;
+                    leased.renewed_sent = sent;
+                    leased.renewed_done = now();
+                }
+                _ => leased.uncertain = true,
+            }
+        }
+        if rng.below(4) == 0 {
+            let revoke = tokio::time::timeout(
+                CALL_TIMEOUT,
+                lease.lease_revoke(LeaseRevokeRequest { id: grant.id }),
+            )
+            .await;
+            match revoke {
+                Ok(Ok(r)) => leased.revoked_at = Some(rev(&r.into_inner().header)),
+                _ => leased.uncertain = true,
+            }
+        }
+        if attached {
+            out.push(leased);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    out
+}
+
+/// When a lease renewed at `renewed` (ns) with `ttl` expires at the
+/// latest: a new leader's lessor extends every live lease to an election
+/// timeout plus its TTL from its election (etcd's Promote), and a fault
+/// (`faults`: start and end, ns) may bring a new leader until two election
+/// timeouts after it ends.
+fn latest_expiry(renewed: u64, ttl: Duration, faults: &[(u64, u64)]) -> u64 {
+    let ttl = ttl.as_nanos() as u64;
+    let et = ELECTION_TIMEOUT.as_nanos() as u64;
+    let mut expiry = renewed + ttl;
+    for &(start, end) in faults {
+        if start <= expiry {
+            expiry = expiry.max(end + 2 * et + et + ttl);
+        }
+    }
+    expiry
+}
+
+/// Leased keys against the watches: each is deleted, not before its TTL
+/// ran out from its last renewal, and (when every renewal's outcome is
+/// known) not after `latest_expiry` plus `LEASE_SLACK`; a revoke deletes
+/// the key at the revision the revoke answered with.
+fn check_leases(
+    leased: &[Leased],
+    watched: &[Vec<WatchResponse>],
+    faults: &[(u64, u64)],
+) -> Vec<String> {
+    // each leased key's delete: its revision and earliest arrival
+    let mut deleted: HashMap<&str, (i64, u64)> = HashMap::new();
+    for w in watched {
+        for r in w {
+            for e in r.events.iter().filter(|e| e.kv.is_none()) {
+                let entry = deleted.entry(&e.key).or_insert((e.rev, r.at));
+                entry.1 = entry.1.min(r.at);
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for l in leased {
+        let Some(&(rev, at)) = deleted.get(l.key.as_str()) else {
+            problems.push(format!("{l:?}: its key was never deleted"));
+            continue;
+        };
+        if let Some(revoked) = l.revoked_at {
+            if rev != revoked {
+                problems.push(format!(
+                    "{l:?}: revoked at revision {revoked}, its key deleted at {rev}"
+                ));
+            }
+            continue;
+        }
+        let ttl = Duration::from_secs(l.ttl.max(0) as u64).as_nanos() as u64;
+        // 50 ms: the arrival is measured on another task's clock read
+        if at + 50_000_000 < l.renewed_sent + ttl {
+            problems.push(format!(
+                "{l:?}: deleted {:?} after its last renewal was sent, before its TTL",
+                Duration::from_nanos(at.saturating_sub(l.renewed_sent))
+            ));
+        }
+        let expiry = latest_expiry(l.renewed_done, Duration::from_nanos(ttl), faults);
+        if !l.uncertain && at > expiry + LEASE_SLACK.as_nanos() as u64 {
+            problems.push(format!(
+                "{l:?}: its key outlived the lease's latest expiry by {:?}",
+                Duration::from_nanos(at - expiry)
+            ));
+        }
+    }
+    problems
+}
+
+/// One fault from `faults`, then the member healed. A partition cuts
+/// everything sent *to* the member (its peer port's proxy); it still sends.
+async fn inject(
+    cluster: &mut Cluster,
+    proxies: &[PeerProxy],
+    fault: &str,
+    rng: &mut Rng,
+    log: &mut Vec<String>,
+    began: Instant,
+) -> (u64, u64) {
     let n = cluster.members.len();
     let target = match fault {
-        "kill-leader" | "pause-leader" => cluster
+        "kill-leader" | "pause-leader" | "partition-leader" => cluster
             .leader(Duration::from_secs(10))
             .await
             .unwrap_or_else(|_| rng.below(n)),
@@ -340,7 +544,12 @@ async fn inject(cluster: &mut Cluster, fault: &str, rng: &mut Rng, log: &mut Vec
     };
     let hold = Duration::from_millis(500 + rng.below(2000) as u64);
     log.push(format!("{fault} m{} for {hold:?}", target + 1));
-    if fault.starts_with("kill") {
+    let start = began.elapsed().as_nanos() as u64;
+    if fault.starts_with("partition") {
+        proxies[target].cut();
+        tokio::time::sleep(hold).await;
+        proxies[target].heal();
+    } else if fault.starts_with("kill") {
         cluster.members[target].kill9();
         tokio::time::sleep(hold).await;
         cluster.restart(target).expect("restart");
@@ -357,18 +566,29 @@ async fn inject(cluster: &mut Cluster, fault: &str, rng: &mut Rng, log: &mut Vec
             .signal(Signal::SIGCONT)
             .expect("SIGCONT");
     }
+    (start, began.elapsed().as_nanos() as u64)
 }
 
 /// One run: load, faults, then the checks. Returns what went wrong.
-async fn run(flavor: Flavor, seed: u64, seconds: u64, faults: &[String]) -> Result<String, String> {
+async fn run(
+    flavor: Flavor,
+    members: usize,
+    seed: u64,
+    seconds: u64,
+    faults: &[String],
+) -> Result<String, String> {
     let mut rng = Rng(seed);
-    let mut cluster = Cluster::start(
-        flavor,
-        3,
-        &["--heartbeat-interval=100", "--election-timeout=1000"],
-    )
-    .await
-    .map_err(|e| format!("start: {e:#}"))?;
+    // Progress notifications every 500 ms: the watches check that none is
+    // ahead of the events delivered.
+    let args = [
+        "--heartbeat-interval=100",
+        "--election-timeout=1000",
+        "--experimental-watch-progress-notify-interval=500ms",
+    ];
+    // Every member's peer port behind a proxy the run can cut.
+    let (mut cluster, proxies) = Cluster::start_behind_proxies(flavor, members, &args)
+        .await
+        .map_err(|e| format!("start: {e:#}"))?;
     let urls: Vec<String> = cluster.members.iter().map(|m| m.client_url()).collect();
     let began = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -378,7 +598,7 @@ async fn run(flavor: Flavor, seed: u64, seconds: u64, faults: &[String]) -> Resu
     let watchers: Vec<_> = urls
         .iter()
         .zip(&watches)
-        .map(|(u, w)| tokio::spawn(watcher(u.clone(), until.clone(), w.clone())))
+        .map(|(u, w)| tokio::spawn(watcher(u.clone(), began, until.clone(), w.clone())))
         .collect();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|id| {
@@ -394,12 +614,24 @@ async fn run(flavor: Flavor, seed: u64, seconds: u64, faults: &[String]) -> Resu
         })
         .collect();
 
+    let leases = tokio::spawn(leaser(urls.clone(), seed, began, stop.clone()));
+
     let mut fault_log = Vec::new();
+    let mut fault_windows = Vec::new();
     let deadline = began + Duration::from_secs(seconds);
     while Instant::now() + Duration::from_secs(3) < deadline && !faults.is_empty() {
         tokio::time::sleep(Duration::from_millis(500 + rng.below(1500) as u64)).await;
         let fault = faults[rng.below(faults.len())].clone();
-        inject(&mut cluster, &fault, &mut rng, &mut fault_log).await;
+        let window = inject(
+            &mut cluster,
+            &proxies,
+            &fault,
+            &mut rng,
+            &mut fault_log,
+            began,
+        )
+        .await;
+        fault_windows.push(window);
     }
     tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await;
     stop.store(true, Ordering::Relaxed);
@@ -408,8 +640,36 @@ async fn run(flavor: Flavor, seed: u64, seconds: u64, faults: &[String]) -> Resu
         ops.extend(c.await.map_err(|e| format!("client: {e}"))?);
     }
 
-    // Every key read last, linearizably, through the first member.
+    let leased = leases.await.map_err(|e| format!("leaser: {e}"))?;
+    // Every lease runs out: wait until no leased key is left (or past the
+    // latest a key may live).
+    let latest = leased
+        .iter()
+        .map(|l| {
+            let ttl = Duration::from_secs(l.ttl.max(0) as u64);
+            latest_expiry(l.renewed_done, ttl, &fault_windows)
+        })
+        .max()
+        .unwrap_or(0)
+        + LEASE_SLACK.as_nanos() as u64;
     let mut kv = KvClient::new(channel(&urls[0]));
+    loop {
+        let left = kv
+            .range(RangeRequest {
+                key: LEASE_PREFIX.as_bytes().to_vec(),
+                range_end: b"lease0".to_vec(),
+                count_only: true,
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().count);
+        if left.as_ref().is_ok_and(|&c| c == 0) || began.elapsed().as_nanos() as u64 > latest {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Every key read last, linearizably, through the first member.
     let mut final_rev = 0;
     for k in 0..KEYS {
         let call = Call::Get {
@@ -449,9 +709,16 @@ async fn run(flavor: Flavor, seed: u64, seconds: u64, faults: &[String]) -> Resu
     for (i, w) in watched.iter().enumerate() {
         problems.extend(history::check_watch(&format!("watch via m{}", i + 1), w));
     }
+    problems.extend(check_leases(&leased, &watched, &fault_windows));
     let histories: Vec<Vec<Event>> = watched
         .iter()
         .map(|w| w.iter().flat_map(|r| r.events.clone()).collect())
+        .collect();
+    // The KV model covers the client keys; leased keys are checked above.
+    let kv_history: Vec<Event> = histories[0]
+        .iter()
+        .filter(|e| e.key.starts_with(PREFIX))
+        .cloned()
         .collect();
     for (i, h) in histories.iter().enumerate().skip(1) {
         if h != &histories[0] {
@@ -468,14 +735,16 @@ async fn run(flavor: Flavor, seed: u64, seconds: u64, faults: &[String]) -> Resu
             ));
         }
     }
-    let report = history::check(&ops, &histories[0]);
+    let head = histories[0].last().map_or(0, |e| e.rev);
+    let report = history::check(&ops, &kv_history, head);
     problems.extend(report.violations.iter().cloned());
     let summary = format!(
-        "seed {seed}: {} calls ({} unknown: {} took effect), {} committed events, faults: {}",
+        "seed {seed}: {} calls ({} unknown: {} took effect), {} committed events, {} leased keys, faults: {}",
         report.ops,
         report.unknown_applied + report.unknown_not_applied,
         report.unknown_applied,
-        histories[0].len(),
+        kv_history.len(),
+        leased.len(),
         fault_log.join(", ")
     );
     if problems.is_empty() {
@@ -484,6 +753,8 @@ async fn run(flavor: Flavor, seed: u64, seconds: u64, faults: &[String]) -> Resu
     // Keep what replays and explains it.
     let keep = std::env::temp_dir().join(format!("rsetcd-robustness-{seed}"));
     let _ = std::fs::create_dir_all(&keep);
+    let _ = std::fs::write(keep.join("problems.txt"), problems.join("\n"));
+    let _ = std::fs::write(keep.join("leases.txt"), format!("{leased:#?}"));
     let _ = std::fs::write(keep.join("history.txt"), format!("{ops:#?}"));
     let _ = std::fs::write(keep.join("watches.txt"), format!("{watched:#?}"));
     for m in &cluster.members {
@@ -501,17 +772,19 @@ async fn run(flavor: Flavor, seed: u64, seconds: u64, faults: &[String]) -> Resu
 async fn kv_history_stays_linearizable_under_kills_and_pauses() {
     let runs: u64 = env_or("ROBUSTNESS_RUNS", 1);
     let seconds: u64 = env_or("ROBUSTNESS_SECONDS", 12);
-    let faults: Vec<String> = env_or("ROBUSTNESS_FAULTS", "kill,pause".to_string())
+    let faults: Vec<String> = env_or("ROBUSTNESS_FAULTS", "kill,pause,partition".to_string())
         .split(',')
         .filter(|f| !f.is_empty())
         .map(str::to_string)
         .collect();
     for f in &faults {
         assert!(
-            ["kill", "pause", "kill-leader", "pause-leader"].contains(&f.as_str()),
-            "unknown fault {f:?} (kill, pause, kill-leader, pause-leader)"
+            FAULTS.contains(&f.as_str()),
+            "unknown fault {f:?} (one of {})",
+            FAULTS.join(", ")
         );
     }
+    let members: usize = env_or("ROBUSTNESS_MEMBERS", 3);
     let first_seed: u64 = env_or(
         "ROBUSTNESS_SEED",
         std::time::SystemTime::now()
@@ -526,7 +799,7 @@ async fn kv_history_stays_linearizable_under_kills_and_pauses() {
     };
     for i in 0..runs {
         let seed = first_seed.wrapping_add(i);
-        match run(flavor, seed, seconds, &faults).await {
+        match run(flavor, members, seed, seconds, &faults).await {
             Ok(summary) => eprintln!("robustness: {summary}"),
             Err(problems) => panic!("robustness: {problems}"),
         }
