@@ -22,19 +22,10 @@ use crate::propose::Wait;
 use crate::storage::snapshot::Snapshotter;
 use crate::watch::Hub;
 
-/// What one member keeps; built once at start (see `etcdmain`).
+/// What one member keeps; built once at start (see `etcdmain`). Its
+/// parts are reached through the accessors only.
 pub struct MemberState {
-    member_id: u64,
-    cluster_id: u64,
-    store: Arc<Store>,
-    wait: Arc<Wait>,
-    lessor: Arc<Lessor>,
-    hub: Arc<Hub>,
-    membership: Arc<Membership>,
-    alarms: Arc<Alarms>,
-    auth: Arc<AuthStore>,
-    transport: Arc<Transport>,
-    snapshots: Arc<Snapshotter>,
+    parts: Parts,
 }
 
 /// The parts a `MemberState` is made of, as bootstrap opened them.
@@ -54,91 +45,66 @@ pub struct Parts {
 
 impl MemberState {
     pub fn new(parts: Parts) -> MemberState {
-        let Parts {
-            member_id,
-            cluster_id,
-            store,
-            wait,
-            lessor,
-            hub,
-            membership,
-            alarms,
-            auth,
-            transport,
-            snapshots,
-        } = parts;
-        MemberState {
-            member_id,
-            cluster_id,
-            store,
-            wait,
-            lessor,
-            hub,
-            membership,
-            alarms,
-            auth,
-            transport,
-            snapshots,
-        }
+        MemberState { parts }
     }
 
     /// This member's id (fixed for the life of the data dir).
     pub fn member_id(&self) -> u64 {
-        self.member_id
+        self.parts.member_id
     }
 
     pub fn cluster_id(&self) -> u64 {
-        self.cluster_id
+        self.parts.cluster_id
     }
 
     /// The MVCC store: readers take a `ReadView`, the applier writes.
     pub fn store(&self) -> &Arc<Store> {
-        &self.store
+        &self.parts.store
     }
 
     /// A consistent view of the keyspace as last committed.
     pub fn read_view(&self) -> Result<ReadView<'_>, crate::mvcc::Error> {
-        self.store.read()
+        self.parts.store.read()
     }
 
     /// The revision the last committed write reached.
     pub fn current_rev(&self) -> Result<i64, crate::mvcc::Error> {
-        Ok(self.store.read()?.current_rev())
+        Ok(self.parts.store.read()?.current_rev())
     }
 
     /// Proposals waiting for their applied result, by request id.
     pub fn wait(&self) -> &Arc<Wait> {
-        &self.wait
+        &self.parts.wait
     }
 
     pub fn lessor(&self) -> &Arc<Lessor> {
-        &self.lessor
+        &self.parts.lessor
     }
 
     /// Where committed revisions' events go out to watchers.
     pub fn hub(&self) -> &Arc<Hub> {
-        &self.hub
+        &self.parts.hub
     }
 
     pub fn membership(&self) -> &Arc<Membership> {
-        &self.membership
+        &self.parts.membership
     }
 
     pub fn alarms(&self) -> &Arc<Alarms> {
-        &self.alarms
+        &self.parts.alarms
     }
 
     pub fn auth(&self) -> &Arc<AuthStore> {
-        &self.auth
+        &self.parts.auth
     }
 
     /// Connections to the other members.
     pub fn transport(&self) -> &Arc<Transport> {
-        &self.transport
+        &self.parts.transport
     }
 
     /// Snapshot files received from or made for peers.
     pub fn snapshots(&self) -> &Arc<Snapshotter> {
-        &self.snapshots
+        &self.parts.snapshots
     }
 }

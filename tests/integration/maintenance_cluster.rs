@@ -149,8 +149,14 @@ async fn nospace_is_cluster_wide_and_hashes_agree() -> anyhow::Result<()> {
             }
             assert!(
                 Instant::now() < deadline,
-                "{}: still {size} bytes after compaction and defrag",
-                member.name
+                "{}: still {size} bytes after compaction and defrag; its log:\n{}",
+                member.name,
+                member
+                    .log()
+                    .lines()
+                    .filter(|l| l.contains("compact") || l.contains("defrag") || l.contains("rev"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

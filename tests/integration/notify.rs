@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
 use rsetcd::proto::etcdserverpb::kv_client::KvClient;
-use rsetcd::proto::etcdserverpb::{PutRequest, RangeRequest};
+use rsetcd::proto::etcdserverpb::PutRequest;
 
 /// One notification: when it arrived, who sent it, what it said.
 struct Note {
@@ -161,18 +161,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A linearizable get with a short deadline and no retry.
 fn linearizable_get(url: &str) -> anyhow::Result<()> {
-    runtime().block_on(async {
-        let attempt = async {
-            let mut kv = KvClient::connect(url.to_string()).await?;
-            kv.range(RangeRequest {
-                key: b"k".to_vec(),
-                ..Default::default()
-            })
-            .await?;
-            anyhow::Ok(())
-        };
-        tokio::time::timeout(Duration::from_secs(2), attempt).await?
-    })
+    runtime().block_on(common::get_once(url))
 }
 
 #[test]

@@ -2,13 +2,15 @@
 //! a cluster issue Put, Range (linearizable and serializable), Delete and
 //! Txn compare-and-swaps on a few contended keys while members (a random
 //! one or the leader) are killed (-9, then restarted), paused
-//! (SIGSTOP/SIGCONT) or cut off (nothing reaches them); a watch on every
+//! (SIGSTOP/SIGCONT) or cut off (nothing reaches them), all are killed and
+//! restarted at once, or leadership is moved (MoveLeader) three times in a
+//! row; leases are granted, kept alive and revoked; a watch on every
 //! member records the committed writes; `support::history` checks that
 //! the history is linearizable and the watches are sound.
 //!
 //! The test suite runs one short run (kills, pauses, partitions). A campaign:
 //! `ROBUSTNESS_RUNS=20 ROBUSTNESS_SECONDS=60 ROBUSTNESS_MEMBERS=5
-//! ROBUSTNESS_FAULTS=kill,pause,partition,kill-leader,pause-leader,partition-leader
+//! ROBUSTNESS_FAULTS=kill,pause,partition,kill-leader,pause-leader,partition-leader,restart-all,move-leader
 //! ROBUSTNESS_SEED=7 cargo test --test integration robustness:: -- --nocapture`.
 //! `ROBUSTNESS_SERVER=etcd` runs it against etcd 3.4.
 //! A failing run keeps its history, watches and member logs in a directory
@@ -344,13 +346,17 @@ async fn watcher(
 }
 
 /// The faults a run can inject.
-const FAULTS: [&str; 6] = [
+const FAULTS: [&str; 8] = [
     "kill",
     "kill-leader",
     "pause",
     "pause-leader",
     "partition",
     "partition-leader",
+    // every member killed at once, then all restarted
+    "restart-all",
+    // leadership moved three times in a row (MoveLeader)
+    "move-leader",
 ];
 
 /// A leased key as the leaser left it.
@@ -368,6 +374,9 @@ struct Leased {
     uncertain: bool,
     /// Revoked by the leaser: the revision the revoke answered with.
     revoked_at: Option<i64>,
+    /// A revoke went unanswered, sent then: it may have deleted the key
+    /// from then on.
+    revoke_sent: Option<u64>,
 }
 
 /// Grants short leases, attaches a key to each, keeps some alive a little
@@ -415,6 +424,7 @@ async fn leaser(
             renewed_done: now(),
             uncertain: !attached,
             revoked_at: None,
+            revoke_sent: None,
         };
         for _ in 0..rng.below(3) {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -438,6 +448,7 @@ async fn leaser(
             }
         }
         if rng.below(4) == 0 {
+            let sent = now();
             let revoke = tokio::time::timeout(
                 CALL_TIMEOUT,
                 lease.lease_revoke(LeaseRevokeRequest { id: grant.id }),
@@ -445,7 +456,7 @@ async fn leaser(
             .await;
             match revoke {
                 Ok(Ok(r)) => leased.revoked_at = Some(rev(&r.into_inner().header)),
-                _ => leased.uncertain = true,
+                _ => leased.revoke_sent = Some(sent),
             }
         }
         if attached {
@@ -508,7 +519,8 @@ fn check_leases(
         }
         let ttl = Duration::from_secs(l.ttl.max(0) as u64).as_nanos() as u64;
         // 50 ms: the arrival is measured on another task's clock read
-        if at + 50_000_000 < l.renewed_sent + ttl {
+        let earliest = (l.renewed_sent + ttl).min(l.revoke_sent.unwrap_or(u64::MAX));
+        if at + 50_000_000 < earliest {
             problems.push(format!(
                 "{l:?}: deleted {:?} after its last renewal was sent, before its TTL",
                 Duration::from_nanos(at.saturating_sub(l.renewed_sent))
@@ -546,7 +558,36 @@ async fn inject(
     let hold = Duration::from_millis(500 + rng.below(2000) as u64);
     log.push(format!("{fault} m{} for {hold:?}", target + 1));
     let start = began.elapsed().as_nanos() as u64;
-    if fault.starts_with("partition") {
+    if fault == "restart-all" {
+        for m in &mut cluster.members {
+            m.kill9();
+        }
+        tokio::time::sleep(hold).await;
+        for i in 0..n {
+            cluster.restart(i).expect("restart");
+        }
+        for m in &mut cluster.members {
+            m.wait_serving(Duration::from_secs(30))
+                .await
+                .expect("a restarted member serves");
+        }
+    } else if fault == "move-leader" {
+        for _ in 0..3 {
+            let Ok(leader) = cluster.leader(Duration::from_secs(10)).await else {
+                continue;
+            };
+            let to = (leader + 1 + rng.below(n - 1)) % n;
+            let id = match cluster.members[to].status().await {
+                Ok(s) => s.header.map_or(0, |h| h.member_id),
+                Err(_) => continue,
+            };
+            if let Ok(mut m) = cluster.members[leader].maintenance().await {
+                let moved = m.move_leader(MoveLeaderRequest { target_id: id });
+                let _ = tokio::time::timeout(CALL_TIMEOUT, moved).await;
+            }
+            tokio::time::sleep(hold / 3).await;
+        }
+    } else if fault.starts_with("partition") {
         proxies[target].cut();
         tokio::time::sleep(hold).await;
         proxies[target].heal();

@@ -663,6 +663,15 @@ mod tests {
         }
     }
 
+    /// Fails unless some violation mentions `text`.
+    fn assert_found(r: &Report, text: &str) {
+        assert!(
+            r.violations.iter().any(|v| v.contains(text)),
+            "no violation with {text:?} in {:?}",
+            r.violations
+        );
+    }
+
     fn head(history: &[Event]) -> i64 {
         history.last().map_or(0, |e| e.rev)
     }
@@ -738,11 +747,7 @@ mod tests {
             kv: Some(kv("1", 2, 2, 1)),
         };
         let r = check(&ops, &history, head(&history));
-        assert!(
-            r.violations.iter().any(|v| v.starts_with("real time")),
-            "{:?}",
-            r.violations
-        );
+        assert_found(&r, "real time");
     }
 
     #[test]
@@ -750,11 +755,7 @@ mod tests {
         let (ops, mut history) = good();
         history.pop();
         let r = check(&ops, &history, head(&history));
-        assert!(
-            r.violations.iter().any(|v| v.contains("lost write")),
-            "{:?}",
-            r.violations
-        );
+        assert_found(&r, "lost write");
     }
 
     #[test]
@@ -762,11 +763,7 @@ mod tests {
         let (ops, mut history) = good();
         history.push(put_event(4, "a", "never", 2, 3));
         let r = check(&ops, &history, head(&history));
-        assert!(
-            r.violations.iter().any(|v| v.contains("phantom write")),
-            "{:?}",
-            r.violations
-        );
+        assert_found(&r, "phantom write");
     }
 
     #[test]
@@ -777,11 +774,7 @@ mod tests {
             kv: Some(kv("2", 2, 2, 1)),
         };
         let r = check(&ops, &history, head(&history));
-        assert!(
-            r.violations.iter().any(|v| v.contains("but the key was")),
-            "{:?}",
-            r.violations
-        );
+        assert_found(&r, "but the key was");
     }
 
     #[test]
@@ -803,11 +796,7 @@ mod tests {
             },
         ));
         let r = check(&ops, &history, head(&history));
-        assert!(
-            r.violations.iter().any(|v| v.contains("succeeded=false")),
-            "{:?}",
-            r.violations
-        );
+        assert_found(&r, "succeeded=false");
     }
 
     #[test]
@@ -837,11 +826,7 @@ mod tests {
             kv: Some(kv("2", 4, 2, 3)),
         };
         let r = check(&ops, &history, head(&history));
-        assert!(
-            r.violations.iter().any(|v| v.starts_with("real time")),
-            "{:?}",
-            r.violations
-        );
+        assert_found(&r, "real time");
     }
 
     #[test]
@@ -879,11 +864,7 @@ mod tests {
         let seen = &history[..3];
         let ops = [ops[0].clone(), ops[2].clone(), ops[3].clone()];
         let r = check(&ops, seen, head(seen));
-        assert!(
-            r.violations.iter().any(|v| v.contains("phantom delete")),
-            "{:?}",
-            r.violations
-        );
+        assert_found(&r, "phantom delete");
     }
 
     #[test]
@@ -903,11 +884,7 @@ mod tests {
             },
         ));
         let r = check(&ops, &history, head(&history));
-        assert!(
-            r.violations.iter().any(|v| v.starts_with("serializable")),
-            "{:?}",
-            r.violations
-        );
+        assert_found(&r, "serializable");
     }
 
     #[test]
