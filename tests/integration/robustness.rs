@@ -19,7 +19,7 @@
 use crate::support;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,13 +29,23 @@ use rsetcd::proto::etcdserverpb::lease_client::LeaseClient;
 use rsetcd::proto::etcdserverpb::watch_client::WatchClient;
 use rsetcd::proto::etcdserverpb::*;
 use rsetcd::proto::mvccpb::event::EventType;
-use support::cluster::{Cluster, Flavor, PeerProxy};
-use support::history::{self, Call, Event, Kv, Op, Ret, WatchResponse};
+use rsetcd::proto::v3lockpb::lock_client::LockClient;
+use rsetcd::proto::v3lockpb::{LockRequest, UnlockRequest};
+use support::cluster::{Cluster, Flavor, Link, PeerProxy};
+use support::history::{self, Acquired, Call, Event, Kv, Op, Ret, WatchResponse};
+use support::proxy::{heal_all, isolate};
 use tonic::transport::{Channel, Endpoint};
 
 const PREFIX: &str = "lin/";
 /// Keys attached to leases (before PREFIX: one watch range covers both).
 const LEASE_PREFIX: &str = "lease/";
+/// The lock the lockers take (its keys are `lock/l/<lease>`) and the
+/// counter its holders increment; after PREFIX, inside the watch range.
+const LOCK_NAME: &str = "lock/l";
+const LOCK_COUNTER: &str = "lock/n";
+/// The end of the watch range: the leased, KV and lock keys.
+const WATCH_END: &[u8] = b"lock0";
+const LOCKERS: usize = 2;
 /// The clusters' election timeout.
 const ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How long past its expiry a leased key may still be seen: the lessor's
@@ -201,7 +211,9 @@ fn channel(url: &str) -> Channel {
 }
 
 /// One client: random calls on the shared keys through one member until
-/// `stop`; every call recorded.
+/// `stop`; every call recorded. `generations[member]` counts the times
+/// the member was replaced by a new one on the same ports: each
+/// generation's serializable reads are checked apart.
 async fn client(
     id: usize,
     member: usize,
@@ -209,6 +221,7 @@ async fn client(
     seed: u64,
     began: Instant,
     stop: Arc<AtomicBool>,
+    generations: Arc<Vec<AtomicUsize>>,
 ) -> Vec<Op> {
     let mut rng = Rng(seed ^ (id as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut kv = KvClient::new(channel(&url));
@@ -242,9 +255,17 @@ async fn client(
                 value,
             },
         };
+        let generation = generations[member].load(Ordering::Acquire);
         let invoke = began.elapsed().as_nanos() as u64;
         let ret = send(&mut kv, &call).await;
         let done = began.elapsed().as_nanos() as u64;
+        // replaced while the call was out: which one answered is unknown,
+        // so the read is checked alone
+        let answered_by = if generations[member].load(Ordering::Acquire) == generation {
+            member + 100 * generation
+        } else {
+            usize::MAX - (id << 32) - n
+        };
         match &ret {
             Ret::Get { kv, .. } | Ret::Txn { kv, .. } => {
                 seen.insert(call.key().to_string(), kv.clone());
@@ -258,7 +279,7 @@ async fn client(
         }
         ops.push(Op {
             client: id,
-            member,
+            member: answered_by,
             call,
             invoke,
             done,
@@ -271,10 +292,12 @@ async fn client(
 /// A watch on every key from revision 1 through `member`, resumed from
 /// the next revision whenever its stream breaks, until it has delivered
 /// revision `until` (set once the clients have stopped).
+/// `progress` is the next revision it waits for: compactions stay below.
 async fn watcher(
     url: String,
     began: Instant,
-    until: Arc<std::sync::atomic::AtomicI64>,
+    until: Arc<AtomicI64>,
+    progress: Arc<AtomicI64>,
     responses: Arc<Mutex<Vec<WatchResponse>>>,
 ) {
     let mut next = 1;
@@ -289,7 +312,7 @@ async fn watcher(
                 WatchCreateRequest {
                     // the leased keys and the KV keys
                     key: LEASE_PREFIX.as_bytes().to_vec(),
-                    range_end: b"lin0".to_vec(),
+                    range_end: WATCH_END.to_vec(),
                     start_revision: next,
                     progress_notify: true,
                     ..Default::default()
@@ -339,24 +362,45 @@ async fn watcher(
                 events,
                 at: began.elapsed().as_nanos() as u64,
             });
+            progress.store(next, Ordering::Release);
         }
         drop(tx);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// The faults a run can inject.
-const FAULTS: [&str; 8] = [
+/// The faults a run can inject. A `-leader` variant aims at the leader,
+/// the plain one at a random member.
+const FAULTS: [&str; 16] = [
+    // kill -9, then restarted on the same data dir
     "kill",
     "kill-leader",
+    // SIGSTOP, then SIGCONT
     "pause",
     "pause-leader",
+    // nothing reaches the member (it still sends)
     "partition",
     "partition-leader",
+    // nothing reaches it and nothing it sends gets through
+    "partition-two-way",
+    "partition-two-way-leader",
+    // everything it sends and receives held back 50-300 ms
+    "delay",
+    // its links lose segments: TCP resends them 200 ms later, now and
+    // then a connection is reset
+    "loss",
     // every member killed at once, then all restarted
     "restart-all",
     // leadership moved three times in a row (MoveLeader)
     "move-leader",
+    // a compaction up to what every watch has delivered
+    "compact",
+    // a defragmentation of a random member
+    "defrag",
+    // removed from the cluster (MemberRemove), then a new member with an
+    // empty data dir added in its place (MemberAdd, same ports)
+    "member-replace",
+    "member-replace-leader",
 ];
 
 /// A leased key as the leaser left it.
@@ -467,6 +511,80 @@ async fn leaser(
     out
 }
 
+/// Takes the lock `LOCK_NAME` through one member with a 3 s lease, reads
+/// the counter, writes one more while its lock key exists, and lets go
+/// (Unlock, then the lease revoked), until `stop`. Returns the answered
+/// Locks.
+async fn locker(id: usize, url: String, stop: Arc<AtomicBool>) -> Vec<Acquired> {
+    let mut acquired = Vec::new();
+    let mut ch = channel(&url);
+    while !stop.load(Ordering::Relaxed) {
+        let grant = tokio::time::timeout(
+            CALL_TIMEOUT,
+            LeaseClient::new(ch.clone()).lease_grant(LeaseGrantRequest { ttl: 3, id: 0 }),
+        )
+        .await;
+        let Ok(Ok(grant)) = grant else {
+            ch = channel(&url);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let lease = grant.into_inner().id;
+        let mut locks = LockClient::new(ch.clone());
+        let lock = locks.lock(LockRequest {
+            name: LOCK_NAME.as_bytes().to_vec(),
+            lease,
+        });
+        // another holder may keep it until its lease runs out
+        if let Ok(Ok(held)) = tokio::time::timeout(Duration::from_secs(10), lock).await {
+            let held = held.into_inner();
+            let key = held.key.clone();
+            acquired.push(Acquired {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                rev: rev(&held.header),
+            });
+            let mut kv = KvClient::new(ch.clone());
+            let read = kv.range(RangeRequest {
+                key: LOCK_COUNTER.as_bytes().to_vec(),
+                ..Default::default()
+            });
+            if let Ok(Ok(r)) = tokio::time::timeout(CALL_TIMEOUT, read).await {
+                let count: i64 = r.into_inner().kvs.first().map_or(0, |kv| {
+                    String::from_utf8_lossy(&kv.value).parse().unwrap_or(-1)
+                });
+                let increment = kv.txn(TxnRequest {
+                    // only while this holder's key exists
+                    compare: vec![Compare {
+                        result: compare::CompareResult::Greater as i32,
+                        target: compare::CompareTarget::Version as i32,
+                        key: key.clone(),
+                        target_union: Some(compare::TargetUnion::Version(0)),
+                        ..Default::default()
+                    }],
+                    success: vec![RequestOp {
+                        request: Some(request_op::Request::RequestPut(PutRequest {
+                            key: LOCK_COUNTER.as_bytes().to_vec(),
+                            value: (count + 1).to_string().into_bytes(),
+                            ..Default::default()
+                        })),
+                    }],
+                    failure: vec![],
+                });
+                let _ = tokio::time::timeout(CALL_TIMEOUT, increment).await;
+            }
+            let unlock = locks.unlock(UnlockRequest { key });
+            let _ = tokio::time::timeout(CALL_TIMEOUT, unlock).await;
+        } else {
+            ch = channel(&url);
+        }
+        let mut leases = LeaseClient::new(ch.clone());
+        let revoke = leases.lease_revoke(LeaseRevokeRequest { id: lease });
+        let _ = tokio::time::timeout(CALL_TIMEOUT, revoke).await;
+        tokio::time::sleep(Duration::from_millis(20 * (id as u64 + 1))).await;
+    }
+    acquired
+}
+
 /// When a lease renewed at `renewed` (ns) with `ttl` expires at the
 /// latest: a new leader's lessor extends every live lease to an election
 /// timeout plus its TTL from its election (etcd's Promote), and a fault
@@ -537,78 +655,230 @@ fn check_leases(
     problems
 }
 
-/// One fault from `faults`, then the member healed. A partition cuts
-/// everything sent *to* the member (its peer port's proxy); it still sends.
+/// What faults act on besides the cluster.
+struct Rig {
+    /// Each member's peer port proxy (the network).
+    proxies: Vec<PeerProxy>,
+    /// How many times each member was replaced by a new one.
+    generations: Arc<Vec<AtomicUsize>>,
+    /// Each watch's next revision: compactions stay below them all.
+    progress: Vec<Arc<AtomicI64>>,
+}
+
+/// One fault from `FAULTS`, then the cluster healed. Returns when it
+/// began and ended (ns since `began`).
 async fn inject(
     cluster: &mut Cluster,
-    proxies: &[PeerProxy],
+    rig: &Rig,
     fault: &str,
     rng: &mut Rng,
     log: &mut Vec<String>,
     began: Instant,
 ) -> (u64, u64) {
     let n = cluster.members.len();
-    let target = match fault {
-        "kill-leader" | "pause-leader" | "partition-leader" => cluster
+    let target = if fault.ends_with("-leader") {
+        cluster
             .leader(Duration::from_secs(10))
             .await
-            .unwrap_or_else(|_| rng.below(n)),
-        _ => rng.below(n),
+            .unwrap_or_else(|_| rng.below(n))
+    } else {
+        rng.below(n)
     };
     let hold = Duration::from_millis(500 + rng.below(2000) as u64);
-    log.push(format!("{fault} m{} for {hold:?}", target + 1));
     let start = began.elapsed().as_nanos() as u64;
-    if fault == "restart-all" {
-        for m in &mut cluster.members {
-            m.kill9();
+    let pids: Vec<u32> = cluster.members.iter().map(|m| m.pid()).collect();
+    let what = match fault {
+        "restart-all" => {
+            for m in &mut cluster.members {
+                m.kill9();
+            }
+            tokio::time::sleep(hold).await;
+            for i in 0..n {
+                cluster.restart(i).expect("restart");
+            }
+            for m in &mut cluster.members {
+                m.wait_serving(Duration::from_secs(30))
+                    .await
+                    .expect("a restarted member serves");
+            }
+            format!("for {hold:?}")
         }
-        tokio::time::sleep(hold).await;
-        for i in 0..n {
-            cluster.restart(i).expect("restart");
+        "move-leader" => {
+            for _ in 0..3 {
+                let Ok(leader) = cluster.leader(Duration::from_secs(10)).await else {
+                    continue;
+                };
+                let to = (leader + 1 + rng.below(n - 1)) % n;
+                let id = match cluster.members[to].status().await {
+                    Ok(s) => s.header.map_or(0, |h| h.member_id),
+                    Err(_) => continue,
+                };
+                if let Ok(mut m) = cluster.members[leader].maintenance().await {
+                    let moved = m.move_leader(MoveLeaderRequest { target_id: id });
+                    let _ = tokio::time::timeout(CALL_TIMEOUT, moved).await;
+                }
+                tokio::time::sleep(hold / 3).await;
+            }
+            format!("3 times, {:?} apart", hold / 3)
         }
-        for m in &mut cluster.members {
-            m.wait_serving(Duration::from_secs(30))
+        "compact" => {
+            let below = rig
+                .progress
+                .iter()
+                .map(|p| p.load(Ordering::Acquire))
+                .min()
+                .unwrap_or(0);
+            let revision = below - 1 - rng.below(20) as i64;
+            let physical = rng.below(2) == 0;
+            if revision > 1 {
+                if let Ok(mut kv) = cluster.members[target].kv().await {
+                    let compact = kv.compact(CompactionRequest { revision, physical });
+                    let _ = tokio::time::timeout(Duration::from_secs(10), compact).await;
+                }
+            }
+            format!("to {revision} (physical: {physical}) via m{}", target + 1)
+        }
+        "defrag" => {
+            if let Ok(mut m) = cluster.members[target].maintenance().await {
+                let defrag = m.defragment(DefragmentRequest {});
+                let _ = tokio::time::timeout(Duration::from_secs(30), defrag).await;
+            }
+            format!("m{}", target + 1)
+        }
+        f if f.starts_with("member-replace") => replace_member(cluster, rig, target).await,
+        f if f.starts_with("partition-two-way") => {
+            isolate(&rig.proxies, &pids, target, Link::Cut);
+            tokio::time::sleep(hold).await;
+            heal_all(&rig.proxies);
+            format!("m{} for {hold:?}", target + 1)
+        }
+        "delay" => {
+            let by = Duration::from_millis(50 + rng.below(250) as u64);
+            isolate(&rig.proxies, &pids, target, Link::Delay(by));
+            tokio::time::sleep(hold * 2).await;
+            heal_all(&rig.proxies);
+            format!("m{} by {by:?} for {:?}", target + 1, hold * 2)
+        }
+        "loss" => {
+            isolate(&rig.proxies, &pids, target, Link::Lossy);
+            tokio::time::sleep(hold * 2).await;
+            heal_all(&rig.proxies);
+            format!("m{} for {:?}", target + 1, hold * 2)
+        }
+        f if f.starts_with("partition") => {
+            rig.proxies[target].cut();
+            tokio::time::sleep(hold).await;
+            rig.proxies[target].heal();
+            format!("m{} for {hold:?}", target + 1)
+        }
+        f if f.starts_with("kill") => {
+            cluster.members[target].kill9();
+            tokio::time::sleep(hold).await;
+            cluster.restart(target).expect("restart");
+            cluster.members[target]
+                .wait_serving(Duration::from_secs(30))
                 .await
                 .expect("a restarted member serves");
+            format!("m{} for {hold:?}", target + 1)
         }
-    } else if fault == "move-leader" {
-        for _ in 0..3 {
-            let Ok(leader) = cluster.leader(Duration::from_secs(10)).await else {
-                continue;
-            };
-            let to = (leader + 1 + rng.below(n - 1)) % n;
-            let id = match cluster.members[to].status().await {
-                Ok(s) => s.header.map_or(0, |h| h.member_id),
-                Err(_) => continue,
-            };
-            if let Ok(mut m) = cluster.members[leader].maintenance().await {
-                let moved = m.move_leader(MoveLeaderRequest { target_id: id });
-                let _ = tokio::time::timeout(CALL_TIMEOUT, moved).await;
-            }
-            tokio::time::sleep(hold / 3).await;
+        _ => {
+            cluster.members[target]
+                .signal(Signal::SIGSTOP)
+                .expect("SIGSTOP");
+            tokio::time::sleep(hold).await;
+            cluster.members[target]
+                .signal(Signal::SIGCONT)
+                .expect("SIGCONT");
+            format!("m{} for {hold:?}", target + 1)
         }
-    } else if fault.starts_with("partition") {
-        proxies[target].cut();
-        tokio::time::sleep(hold).await;
-        proxies[target].heal();
-    } else if fault.starts_with("kill") {
-        cluster.members[target].kill9();
-        tokio::time::sleep(hold).await;
-        cluster.restart(target).expect("restart");
-        cluster.members[target]
-            .wait_serving(Duration::from_secs(30))
-            .await
-            .expect("a restarted member serves");
-    } else {
-        cluster.members[target]
-            .signal(Signal::SIGSTOP)
-            .expect("SIGSTOP");
-        tokio::time::sleep(hold).await;
-        cluster.members[target]
-            .signal(Signal::SIGCONT)
-            .expect("SIGCONT");
-    }
+    };
+    log.push(format!("{fault} {what}"));
     (start, began.elapsed().as_nanos() as u64)
+}
+
+/// Removes member `target` (MemberRemove through another member, retried
+/// until the member list no longer has it), stops it, adds a new member
+/// on the same peer URL and starts it with an empty data dir. Says what
+/// happened.
+async fn replace_member(cluster: &mut Cluster, rig: &Rig, target: usize) -> String {
+    let n = cluster.members.len();
+    let name = cluster.members[target].name.clone();
+    let peer_url = cluster.members[target].peer_url();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempt = 0;
+    // find its id, then remove it
+    let removed = loop {
+        attempt += 1;
+        let via = (target + attempt) % n;
+        if via == target {
+            continue;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        let Ok(mut c) = cluster.members[via].cluster().await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let list = c.member_list(MemberListRequest::default());
+        let Ok(Ok(list)) = tokio::time::timeout(CALL_TIMEOUT, list).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let Some(id) = list
+            .into_inner()
+            .members
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.id)
+        else {
+            break true;
+        };
+        let remove = c.member_remove(MemberRemoveRequest { id });
+        let _ = tokio::time::timeout(CALL_TIMEOUT, remove).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if !removed {
+        return format!("{name}: not removed in 30 s, left as it was");
+    }
+    cluster.members[target].kill9();
+    let generation = rig.generations[target].fetch_add(1, Ordering::AcqRel) + 1;
+    let new_name = format!("m{}g{generation}", target + 1);
+    // add the new member on the same peer URL
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        attempt += 1;
+        let via = (target + attempt) % n;
+        if via == target {
+            continue;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{new_name} could not be added in 30 s"
+        );
+        let Ok(mut c) = cluster.members[via].cluster().await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let add = c.member_add(MemberAddRequest {
+            peer_ur_ls: vec![peer_url.clone()],
+            is_learner: false,
+        });
+        match tokio::time::timeout(CALL_TIMEOUT, add).await {
+            Ok(Ok(_)) => break,
+            // an earlier add whose answer was lost took effect
+            Ok(Err(e)) if e.message().contains("Peer URLs already exists") => break,
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    cluster
+        .replace(target, &new_name)
+        .expect("start the new member");
+    cluster.members[target]
+        .wait_serving(Duration::from_secs(60))
+        .await
+        .expect("the new member serves");
+    format!("{name} removed, {new_name} added in its place")
 }
 
 /// One run: load, faults, then the checks. Returns what went wrong.
@@ -634,13 +904,27 @@ async fn run(
     let urls: Vec<String> = cluster.members.iter().map(|m| m.client_url()).collect();
     let began = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let until = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let until = Arc::new(AtomicI64::new(0));
     let watches: Vec<Arc<Mutex<Vec<WatchResponse>>>> =
         urls.iter().map(|_| Default::default()).collect();
+    let rig = Rig {
+        proxies,
+        generations: Arc::new(urls.iter().map(|_| AtomicUsize::new(0)).collect()),
+        progress: urls.iter().map(|_| Arc::new(AtomicI64::new(1))).collect(),
+    };
     let watchers: Vec<_> = urls
         .iter()
         .zip(&watches)
-        .map(|(u, w)| tokio::spawn(watcher(u.clone(), began, until.clone(), w.clone())))
+        .zip(&rig.progress)
+        .map(|((u, w), p)| {
+            tokio::spawn(watcher(
+                u.clone(),
+                began,
+                until.clone(),
+                p.clone(),
+                w.clone(),
+            ))
+        })
         .collect();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|id| {
@@ -652,11 +936,21 @@ async fn run(
                 seed,
                 began,
                 stop.clone(),
+                rig.generations.clone(),
             ))
         })
         .collect();
 
     let leases = tokio::spawn(leaser(urls.clone(), seed, began, stop.clone()));
+    let lockers: Vec<_> = (0..LOCKERS)
+        .map(|id| {
+            tokio::spawn(locker(
+                id,
+                urls[(id + 1) % urls.len()].clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
 
     let mut fault_log = Vec::new();
     let mut fault_windows = Vec::new();
@@ -664,15 +958,7 @@ async fn run(
     while Instant::now() + Duration::from_secs(3) < deadline && !faults.is_empty() {
         tokio::time::sleep(Duration::from_millis(500 + rng.below(1500) as u64)).await;
         let fault = faults[rng.below(faults.len())].clone();
-        let window = inject(
-            &mut cluster,
-            &proxies,
-            &fault,
-            &mut rng,
-            &mut fault_log,
-            began,
-        )
-        .await;
+        let window = inject(&mut cluster, &rig, &fault, &mut rng, &mut fault_log, began).await;
         fault_windows.push(window);
     }
     tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await;
@@ -683,6 +969,10 @@ async fn run(
     }
 
     let leased = leases.await.map_err(|e| format!("leaser: {e}"))?;
+    let mut acquired = Vec::new();
+    for l in lockers {
+        acquired.extend(l.await.map_err(|e| format!("locker: {e}"))?);
+    }
     // Every lease runs out: wait until no leased key is left (or past the
     // latest a key may live).
     let latest = leased
@@ -777,16 +1067,23 @@ async fn run(
             ));
         }
     }
+    problems.extend(history::check_locks(
+        &format!("{LOCK_NAME}/"),
+        LOCK_COUNTER,
+        &acquired,
+        &histories[0],
+    ));
     let head = histories[0].last().map_or(0, |e| e.rev);
     let report = history::check(&ops, &kv_history, head);
     problems.extend(report.violations.iter().cloned());
     let summary = format!(
-        "seed {seed}: {} calls ({} unknown: {} took effect), {} committed events, {} leased keys, faults: {}",
+        "seed {seed}: {} calls ({} unknown: {} took effect), {} committed events, {} leased keys, {} locks held, faults: {}",
         report.ops,
         report.unknown_applied + report.unknown_not_applied,
         report.unknown_applied,
         kv_history.len(),
         leased.len(),
+        acquired.len(),
         fault_log.join(", ")
     );
     if problems.is_empty() {
@@ -797,6 +1094,7 @@ async fn run(
     let _ = std::fs::create_dir_all(&keep);
     let _ = std::fs::write(keep.join("problems.txt"), problems.join("\n"));
     let _ = std::fs::write(keep.join("leases.txt"), format!("{leased:#?}"));
+    let _ = std::fs::write(keep.join("locks.txt"), format!("{acquired:#?}"));
     let _ = std::fs::write(keep.join("history.txt"), format!("{ops:#?}"));
     let _ = std::fs::write(keep.join("watches.txt"), format!("{watched:#?}"));
     for m in &cluster.members {

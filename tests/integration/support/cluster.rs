@@ -15,6 +15,7 @@ pub use crate::support::common::Binary as Flavor;
 
 pub use crate::support::member::Member;
 pub use crate::support::ports::free_port;
+pub use crate::support::proxy::{Link, PeerProxy};
 
 pub struct Cluster {
     pub flavor: Flavor,
@@ -176,6 +177,41 @@ impl Cluster {
         Ok(self.members.len() - 1)
     }
 
+    /// Puts a new member `name` in place of member `i` (removed from the
+    /// cluster and stopped; the new one must have been added with
+    /// MemberAdd on the same peer URL): same ports, a fresh data dir, and
+    /// --initial-cluster-state existing.
+    pub fn replace(&mut self, i: usize, name: &str) -> anyhow::Result<()> {
+        let old = &self.members[i];
+        let mut m = Member::new(
+            name,
+            self.flavor,
+            old.client_port,
+            old.peer_port,
+            self.dir.path().join(name),
+        );
+        m.listen_peer_port = old.listen_peer_port;
+        let initial: Vec<String> = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(j, x)| match j == i {
+                true => format!("{}={}", m.name, m.peer_url()),
+                false => format!("{}={}", x.name, x.peer_url()),
+            })
+            .collect();
+        m.args = member_args(
+            &m,
+            &initial.join(","),
+            &self.token,
+            "existing",
+            &self.common,
+        );
+        m.start()?;
+        self.members[i] = m;
+        Ok(())
+    }
+
     /// Starts a stopped member again with the same arguments.
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         self.members[i].start()
@@ -205,68 +241,4 @@ fn member_args(
     ];
     args.extend(common.iter().cloned());
     args
-}
-
-/// A TCP proxy in front of one member's peer port. `cut` drops every
-/// connection through it and refuses new ones until `heal`.
-pub struct PeerProxy {
-    pub port: u16,
-    blocked: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl PeerProxy {
-    pub async fn start(target: u16) -> anyhow::Result<PeerProxy> {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let blocked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> =
-            Default::default();
-        let (b, c) = (blocked.clone(), conns.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if b.load(Ordering::Acquire) {
-                    continue; // dropped: the connection closes at once
-                }
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut outbound) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                c.lock().expect("proxy conns").push(conn);
-            }
-        });
-        Ok(PeerProxy {
-            port,
-            blocked,
-            conns,
-            accept,
-        })
-    }
-
-    pub fn cut(&self) {
-        self.blocked
-            .store(true, std::sync::atomic::Ordering::Release);
-        for c in self.conns.lock().expect("proxy conns").drain(..) {
-            c.abort();
-        }
-    }
-
-    pub fn heal(&self) {
-        self.blocked
-            .store(false, std::sync::atomic::Ordering::Release);
-    }
-}
-
-impl Drop for PeerProxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        for c in self.conns.lock().expect("proxy conns").drain(..) {
-            c.abort();
-        }
-    }
 }

@@ -642,6 +642,66 @@ pub fn check_watch(name: &str, responses: &[WatchResponse]) -> Vec<String> {
     problems
 }
 
+/// A Lock call that was answered: the key it holds and the revision of
+/// the answer's header.
+#[derive(Clone, Debug)]
+pub struct Acquired {
+    pub key: String,
+    pub rev: i64,
+}
+
+/// Locks against the committed history (etcd's v3lock: the holder's key
+/// is the one with the lowest create revision under the lock's prefix).
+/// Two holders never overlap: when a Lock answers at revision H, every
+/// key under `prefix` created before the holder's own was deleted at or
+/// before H. The counter the holders increment (`counter`, each holder
+/// reads it and writes one more while its key exists) goes 1, 2, 3, …
+/// with no value twice.
+pub fn check_locks(
+    prefix: &str,
+    counter: &str,
+    acquired: &[Acquired],
+    history: &[Event],
+) -> Vec<String> {
+    // each lock key's create and delete revision
+    let mut keys: HashMap<&str, (i64, Option<i64>)> = HashMap::new();
+    let mut problems = Vec::new();
+    let mut count = 0i64;
+    for e in history {
+        if e.key == counter {
+            if let Some(kv) = &e.kv {
+                let v: i64 = kv.value.parse().unwrap_or(-1);
+                if v != count + 1 {
+                    problems.push(format!(
+                        "lock counter: {v} written at {} after {count}: two holders at once",
+                        e.rev
+                    ));
+                }
+                count = v;
+            }
+        } else if e.key.starts_with(prefix) {
+            let entry = keys.entry(&e.key).or_insert((e.rev, None));
+            if e.kv.is_none() {
+                entry.1 = Some(e.rev);
+            }
+        }
+    }
+    for a in acquired {
+        let Some(&(created, _)) = keys.get(a.key.as_str()) else {
+            problems.push(format!("lock {a:?}: its key was never written"));
+            continue;
+        };
+        for (other, &(c, d)) in &keys {
+            if c < created && d.is_none_or(|d| d > a.rev) {
+                problems.push(format!(
+                    "lock {a:?} (created at {created}) held while {other} (created at {c}, deleted at {d:?}) still held it"
+                ));
+            }
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -937,5 +997,69 @@ mod tests {
         ];
         let p = check_watch("w", &early);
         assert!(p.iter().any(|p| p.contains("progress")), "{p:?}");
+    }
+    fn delete_event(rev: i64, key: &str) -> Event {
+        Event {
+            rev,
+            key: key.into(),
+            kv: None,
+        }
+    }
+
+    #[test]
+    fn locks_held_in_turn_pass() {
+        let history = vec![
+            put_event(2, "lock/a", "", 2, 1),
+            put_event(3, "lock/b", "", 3, 1),
+            put_event(4, "lock/n", "1", 4, 1),
+            delete_event(5, "lock/a"),
+            put_event(6, "lock/n", "2", 4, 2),
+            delete_event(7, "lock/b"),
+        ];
+        let acquired = [
+            Acquired {
+                key: "lock/a".into(),
+                rev: 2,
+            },
+            Acquired {
+                key: "lock/b".into(),
+                rev: 5,
+            },
+        ];
+        assert_eq!(
+            check_locks("lock/", "lock/n", &acquired, &history),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn overlapping_lock_holders_are_found() {
+        let history = vec![
+            put_event(2, "lock/a", "", 2, 1),
+            put_event(3, "lock/b", "", 3, 1),
+            put_event(4, "lock/n", "1", 4, 1),
+            put_event(5, "lock/n", "1", 4, 2),
+            delete_event(6, "lock/a"),
+        ];
+        let acquired = [
+            Acquired {
+                key: "lock/a".into(),
+                rev: 2,
+            },
+            // answered before lock/a was deleted
+            Acquired {
+                key: "lock/b".into(),
+                rev: 3,
+            },
+        ];
+        let problems = check_locks("lock/", "lock/n", &acquired, &history);
+        assert!(
+            problems.iter().any(|p| p.contains("still held it")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("two holders at once")),
+            "{problems:?}"
+        );
     }
 }

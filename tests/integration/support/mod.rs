@@ -9,6 +9,8 @@
 //! - `etcdctl`: running either etcdctl on a case (args, stdin, env),
 //!   bounded in time; `auth`: root, roles, users and tokens as the auth
 //!   tests set them up; `tls`: a certificate authority and its files.
+//! - `proxy`: the peer network a test controls (cut, delay, loss, one way
+//!   or both).
 //! - `ports` (free ports, one sequence per test binary), `wire`, `http`,
 //!   `modes`, `hostile` (the hostile-request table).
 
@@ -24,5 +26,6 @@ pub mod member;
 pub mod modes;
 pub mod ports;
 pub mod process;
+pub mod proxy;
 pub mod tls;
 pub mod wire;
