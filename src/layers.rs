@@ -11,7 +11,14 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     // wire types and leaf helpers
     &[
-        "proto", "gofmt", "logging", "metrics", "notify", "client", "config",
+        "proto",
+        "gofmt",
+        "logging",
+        "metrics",
+        "notify",
+        "client",
+        "config",
+        "failpoint",
     ],
     &["tls"],
     // the data dir: WAL, LMDB backend, snapshot files, the schema

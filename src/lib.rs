@@ -25,6 +25,8 @@
 //! - `logging`: etcd's zap-style structured logs.
 //! - `metrics`: Prometheus metrics under etcd's names.
 //! - `notify`: systemd's readiness and watchdog notifications.
+//! - `failpoint`: crash points at durable steps (`--features failpoints`,
+//!   test builds only).
 
 pub mod alarm;
 pub mod api;
@@ -35,6 +37,7 @@ pub mod cluster;
 pub mod config;
 pub mod etcdmain;
 pub mod etcdutl;
+pub mod failpoint;
 pub mod gofmt;
 pub mod lease;
 pub mod logging;

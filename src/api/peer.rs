@@ -311,6 +311,7 @@ impl Peer for PeerService {
             file.write_all(&chunk.data)
                 .await
                 .map_err(|e| io("write", e))?;
+            crate::failpoint!("raftMidSnapshotReceive");
         }
         let complete = done == Some(crc) && received == first.total_bytes;
         if !complete {
@@ -327,6 +328,7 @@ impl Peer for PeerService {
             .await
             .map_err(|e| io("rename", e))?;
         unsaved.0 = None;
+        crate::failpoint!("raftAfterSaveSnap");
         let dir = self.snapshots.dir().to_path_buf();
         let _ = tokio::task::spawn_blocking(move || crate::storage::snapshot::sync_dir(&dir)).await;
         crate::metrics::network()

@@ -216,6 +216,7 @@ impl Applier {
             .iter()
             .map(Vec::as_slice)
             .collect();
+        crate::failpoint!("raftBeforeApplySnap");
         let applied = match self.member.store().install_snapshot(&path, &keep) {
             Ok(a) => a,
             Err(e) => crate::fatal(&format!(
@@ -231,6 +232,7 @@ impl Applier {
                 meta.index
             ));
         }
+        crate::failpoint!("raftAfterApplySnap");
         if let Err(e) = self.after_install() {
             crate::fatal(&format!("reload state after installing a snapshot: {e:#}"));
         }

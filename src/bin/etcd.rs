@@ -90,6 +90,8 @@ fn main() {
         }
     };
     reload_on_sighup(&runtime, args, env, (*cfg).clone());
+    #[cfg(feature = "failpoints")]
+    let _failpoints = runtime.block_on(async { rsetcd::failpoint::setup() });
     if let Err(e) = runtime.block_on(etcdmain::run(etcdmain::ServeOptions::from(&*cfg))) {
         tracing::error!(error = format!("{e:#}"), "etcd stopped with an error");
         eprintln!("etcd: {e:#}");

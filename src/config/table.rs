@@ -832,6 +832,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "Sets the maximum number of learners that can be available in the cluster membership.",
     ),
     Setting::new("experimental-snapshot-catchup-entries", Uint, "5000")
+        .supported()
         .yaml_key("experimental-snapshot-catch-up-entries")
         .help(
             Experimental,

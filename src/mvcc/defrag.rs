@@ -118,6 +118,7 @@ impl Store {
         rewrites: u64,
     ) -> Result<(Arc<Backend>, Duration), Error> {
         let io = |what: &str, e: std::io::Error| Error::Corrupt(format!("defrag: {what}: {e}"));
+        crate::failpoint!("defragBeforeCopy");
         copy_with_steady_writeback(&old.env, copy_path, &self.db_path)?;
         let map_size = old.env.info().map_size;
         let new = Backend::open(copy_path, map_size)
@@ -147,6 +148,7 @@ impl Store {
         self.catch_up(old, &hold, &new, &mut wtxn, copied_to)?;
         wtxn.commit()?;
         new.env.force_sync()?;
+        crate::failpoint!("defragBeforeRename");
         std::fs::rename(copy_path, &self.db_path).map_err(|e| io("rename the copy", e))?;
         // From here `db` is the copy. Failing now and going on would leave
         // the apply thread writing into the old, unlinked file, whose

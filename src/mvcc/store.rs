@@ -469,8 +469,10 @@ impl Store {
         if let Some(journal) = journal.as_mut() {
             journal.extend(batch.iter().copied());
         }
+        crate::failpoint!("compactBeforeCommitBatch");
         txn.commit()?;
         drop(journal);
+        crate::failpoint!("compactAfterCommitBatch");
         crate::metrics::mvcc()
             .db_compaction_keys_total
             .inc_by(batch.len() as u64);
@@ -1122,7 +1124,9 @@ impl WriteTxn<'_> {
         let store = self.store;
         let compaction = self.compaction.take();
         let events = std::mem::take(&mut self.events);
+        crate::failpoint!("backendBeforeCommit");
         self.txn.commit()?;
+        crate::failpoint!("backendAfterCommit");
         store.refresh_size();
         if let Some((rev, dropped, started)) = compaction {
             let generation = store.index.load();

@@ -259,6 +259,7 @@ impl Transport {
                     break;
                 }
                 crc = crc32c::crc32c_append(crc, &buf[..n]);
+                crate::failpoint!("raftMidSnapshotSend");
                 if tx
                     .send(SnapshotChunk {
                         data: buf[..n].to_vec(),

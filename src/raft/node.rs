@@ -30,10 +30,6 @@ use crate::proto::internal::Member;
 use crate::storage::snapshot::Snapshotter;
 use crate::storage::wal::Wal;
 
-/// Entries kept in memory below a snapshot, so a slow follower can catch up
-/// without a snapshot (etcd's SnapshotCatchUpEntries).
-const CATCH_UP_ENTRIES: u64 = 5000;
-
 /// Everything other threads can ask of the raft thread.
 pub enum RaftMsg {
     /// Propose a request; the waiter `id` learns the result from apply.
@@ -145,6 +141,9 @@ pub struct NodeOptions<'a> {
     pub tick: Duration,
     pub election_ticks: usize,
     pub snapshot_count: u64,
+    /// Entries kept below a snapshot, so a slow follower can catch up
+    /// without one (--experimental-snapshot-catchup-entries).
+    pub snapshot_catchup_entries: u64,
     pub pre_vote: bool,
     /// Installs the backend snapshot the WAL's snapshot record names, when
     /// the backend is older than it (a crash between receiving a snapshot
@@ -171,6 +170,7 @@ pub struct RaftNode {
     durable: Arc<AtomicU64>,
     tick: Duration,
     snapshot_count: u64,
+    snapshot_catchup_entries: u64,
     snapshot_index: u64,
     pending_reads: Vec<oneshot::Sender<Result<u64, ServerError>>>,
     reads_in_flight: HashMap<Vec<u8>, ReadInFlight>,
@@ -352,6 +352,7 @@ impl RaftNode {
             durable,
             tick: opts.tick,
             snapshot_count: opts.snapshot_count.max(1),
+            snapshot_catchup_entries: opts.snapshot_catchup_entries,
             snapshot_index,
             pending_reads: Vec::new(),
             reads_in_flight: HashMap::new(),
@@ -797,7 +798,7 @@ impl RaftNode {
         );
         let purged = self.wal.save_snapshot(&meta)?;
         self.snapshot_index = index;
-        let compact_to = index.saturating_sub(CATCH_UP_ENTRIES);
+        let compact_to = index.saturating_sub(self.snapshot_catchup_entries);
         if compact_to > 0 {
             self.node.mut_store().compact(compact_to)?;
         }

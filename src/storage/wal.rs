@@ -247,9 +247,11 @@ impl Wal {
         let path = &self.segments.last().expect("segment").path;
         let disk = crate::metrics::disk();
         let started = std::time::Instant::now();
+        crate::failpoint!("raftBeforeSave");
         self.file
             .write_all(&self.pending)
             .map_err(io_err(format!("write {}", path.display())))?;
+        crate::failpoint!("walBeforeFsync");
         let written = std::time::Instant::now();
         disk.wal_write_duration
             .observe((written - started).as_secs_f64());
@@ -257,6 +259,7 @@ impl Wal {
         self.file
             .sync_data()
             .map_err(io_err(format!("fsync {}", path.display())))?;
+        crate::failpoint!("raftAfterSave");
         disk.wal_fsync_duration
             .observe(written.elapsed().as_secs_f64());
         self.end += self.pending.len() as u64;

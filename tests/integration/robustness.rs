@@ -1,18 +1,21 @@
 //! Histories under faults (issue 15): clients spread over every member of
 //! a cluster issue Put, Range (linearizable and serializable), Delete and
-//! Txn compare-and-swaps on a few contended keys while members (a random
-//! one or the leader) are killed (-9, then restarted), paused
-//! (SIGSTOP/SIGCONT) or cut off (nothing reaches them), all are killed and
-//! restarted at once, or leadership is moved (MoveLeader) three times in a
-//! row; leases are granted, kept alive and revoked; a watch on every
-//! member records the committed writes; `support::history` checks that
-//! the history is linearizable and the watches are sound.
+//! Txn compare-and-swaps on a few contended keys; leases are granted, kept
+//! alive and revoked; two lockers take a lock and increment a counter
+//! under it; a watch on every member records the committed writes. The
+//! faults (`FAULTS`): members killed, paused, cut off one way or both,
+//! their links delayed or lossy (`support::proxy`), all restarted at once,
+//! leadership moved, compactions and defrags, members removed and new ones
+//! added in their place, crashes at durable steps (`failpoint`, on the
+//! `--features failpoints` build). `support::history` checks that the
+//! history is linearizable, the watches sound, the leases and locks kept.
 //!
-//! The test suite runs one short run (kills, pauses, partitions). A campaign:
-//! `ROBUSTNESS_RUNS=20 ROBUSTNESS_SECONDS=60 ROBUSTNESS_MEMBERS=5
-//! ROBUSTNESS_FAULTS=kill,pause,partition,kill-leader,pause-leader,partition-leader,restart-all,move-leader
-//! ROBUSTNESS_SEED=7 cargo test --test integration robustness:: -- --nocapture`.
-//! `ROBUSTNESS_SERVER=etcd` runs it against etcd 3.4.
+//! The suite runs two short runs. A campaign:
+//! `ROBUSTNESS_RUNS=20 ROBUSTNESS_SECONDS=30 ROBUSTNESS_MEMBERS=5
+//! ROBUSTNESS_FAULTS=kill,partition-two-way,failpoint ROBUSTNESS_PER_FAULT=1
+//! ROBUSTNESS_SEED=7 cargo test --test integration robustness::kv_history_stays -- --nocapture`
+//! (PER_FAULT: that many runs of each fault alone; a table per fault at
+//! the end). `ROBUSTNESS_SERVER=etcd` runs it against etcd 3.4.
 //! A failing run keeps its history, watches and member logs in a directory
 //! it names, with the seed that replays its choices.
 
@@ -371,7 +374,7 @@ async fn watcher(
 
 /// The faults a run can inject. A `-leader` variant aims at the leader,
 /// the plain one at a random member.
-const FAULTS: [&str; 16] = [
+const FAULTS: [&str; 17] = [
     // kill -9, then restarted on the same data dir
     "kill",
     "kill-leader",
@@ -401,7 +404,40 @@ const FAULTS: [&str; 16] = [
     // empty data dir added in its place (MemberAdd, same ports)
     "member-replace",
     "member-replace-leader",
+    // a crash at a durable step (FAILPOINTS), then a restart: needs the
+    // failpoints build (`failpoints_etcd`)
+    "failpoint",
 ];
+
+/// The crash points of src/failpoint.rs.
+const FAILPOINTS: [&str; 14] = [
+    "raftBeforeSave",
+    "walBeforeFsync",
+    "raftAfterSave",
+    "backendBeforeCommit",
+    "backendAfterCommit",
+    "compactBeforeCommitBatch",
+    "compactAfterCommitBatch",
+    "defragBeforeCopy",
+    "defragBeforeRename",
+    "raftMidSnapshotSend",
+    "raftMidSnapshotReceive",
+    "raftAfterSaveSnap",
+    "raftBeforeApplySnap",
+    "raftAfterApplySnap",
+];
+
+/// Our etcd built with `--features failpoints`: $RSETCD_FAILPOINTS_ETCD,
+/// else target/failpoints/etcd (where .ci/run puts it).
+fn failpoints_etcd() -> String {
+    let path = std::env::var("RSETCD_FAILPOINTS_ETCD")
+        .unwrap_or_else(|_| format!("{}/target/failpoints/etcd", env!("CARGO_MANIFEST_DIR")));
+    assert!(
+        std::path::Path::new(&path).is_file(),
+        "{path}: no failpoints build; make one with `cargo build --features failpoints --bin etcd && mkdir -p target/failpoints && cp target/debug/etcd target/failpoints/`"
+    );
+    path
+}
 
 /// A leased key as the leaser left it.
 #[derive(Clone, Debug)]
@@ -663,6 +699,10 @@ struct Rig {
     generations: Arc<Vec<AtomicUsize>>,
     /// Each watch's next revision: compactions stay below them all.
     progress: Vec<Arc<AtomicI64>>,
+    /// Each member's failpoints endpoint port, on the failpoints build.
+    failpoints: Option<Vec<u16>>,
+    /// What a fault saw go wrong.
+    problems: Mutex<Vec<String>>,
 }
 
 /// One fault from `FAULTS`, then the cluster healed. Returns when it
@@ -721,30 +761,12 @@ async fn inject(
             }
             format!("3 times, {:?} apart", hold / 3)
         }
-        "compact" => {
-            let below = rig
-                .progress
-                .iter()
-                .map(|p| p.load(Ordering::Acquire))
-                .min()
-                .unwrap_or(0);
-            let revision = below - 1 - rng.below(20) as i64;
-            let physical = rng.below(2) == 0;
-            if revision > 1 {
-                if let Ok(mut kv) = cluster.members[target].kv().await {
-                    let compact = kv.compact(CompactionRequest { revision, physical });
-                    let _ = tokio::time::timeout(Duration::from_secs(10), compact).await;
-                }
-            }
-            format!("to {revision} (physical: {physical}) via m{}", target + 1)
-        }
+        "compact" => compact(cluster, rig, rng, target).await,
         "defrag" => {
-            if let Ok(mut m) = cluster.members[target].maintenance().await {
-                let defrag = m.defragment(DefragmentRequest {});
-                let _ = tokio::time::timeout(Duration::from_secs(30), defrag).await;
-            }
+            defragment(cluster, target).await;
             format!("m{}", target + 1)
         }
+        "failpoint" => crash_at_failpoint(cluster, rig, rng, target).await,
         f if f.starts_with("member-replace") => replace_member(cluster, rig, target).await,
         f if f.starts_with("partition-two-way") => {
             isolate(&rig.proxies, &pids, target, Link::Cut);
@@ -794,6 +816,107 @@ async fn inject(
     };
     log.push(format!("{fault} {what}"));
     (start, began.elapsed().as_nanos() as u64)
+}
+
+/// Compacts through member `target` up to a revision every watch has
+/// delivered (a watch resumes past it), physically or not.
+async fn compact(cluster: &mut Cluster, rig: &Rig, rng: &mut Rng, target: usize) -> String {
+    let below = rig
+        .progress
+        .iter()
+        .map(|p| p.load(Ordering::Acquire))
+        .min()
+        .unwrap_or(0);
+    let revision = below - 1 - rng.below(20) as i64;
+    let physical = rng.below(2) == 0;
+    if revision > 1 {
+        if let Ok(mut kv) = cluster.members[target].kv().await {
+            let compact = kv.compact(CompactionRequest { revision, physical });
+            let _ = tokio::time::timeout(Duration::from_secs(10), compact).await;
+        }
+    }
+    format!("to {revision} (physical: {physical}) via m{}", target + 1)
+}
+
+async fn defragment(cluster: &mut Cluster, target: usize) {
+    if let Ok(mut m) = cluster.members[target].maintenance().await {
+        let defrag = m.defragment(DefragmentRequest {});
+        let _ = tokio::time::timeout(Duration::from_secs(30), defrag).await;
+    }
+}
+
+/// Arms a random crash point (src/failpoint.rs) on a member through its
+/// failpoints endpoint, makes the member reach it (a defrag, a compaction,
+/// a follower held back until the leader's log no longer has what it
+/// needs, so a snapshot is sent), waits for the crash (the panic aborts
+/// the process) and restarts the member.
+async fn crash_at_failpoint(
+    cluster: &mut Cluster,
+    rig: &Rig,
+    rng: &mut Rng,
+    target: usize,
+) -> String {
+    let ports = rig
+        .failpoints
+        .as_ref()
+        .expect("failpoint faults run on the failpoints build");
+    let n = cluster.members.len();
+    let point = FAILPOINTS[rng.below(FAILPOINTS.len())];
+    let snapshot = point.contains("Snap");
+    // the leader sends snapshots, a follower receives them
+    let sender = point == "raftMidSnapshotSend";
+    let leader = match snapshot {
+        true => cluster.leader(Duration::from_secs(10)).await.ok(),
+        false => None,
+    };
+    let target = match (sender, leader) {
+        (true, Some(leader)) => leader,
+        (false, Some(leader)) if leader == target => (target + 1) % n,
+        _ => target,
+    };
+    // the member that falls behind and gets a snapshot
+    let behind = match sender {
+        true => (target + 1 + rng.below(n - 1)) % n,
+        false => target,
+    };
+    if snapshot {
+        rig.proxies[behind].cut();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let endpoint = format!("127.0.0.1:{}", ports[target]);
+    let armed = support::http::request("PUT", &endpoint, &format!("/{point}"), "panic").await;
+    if snapshot {
+        rig.proxies[behind].heal();
+    }
+    let name = cluster.members[target].name.clone();
+    if !matches!(armed, Ok((204, _))) {
+        return format!("{point} on {name}: not armed ({armed:?})");
+    }
+    if point.starts_with("defrag") {
+        defragment(cluster, target).await;
+    } else if point.starts_with("compact") {
+        compact(cluster, rig, rng, target).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster.members[target].is_running() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if cluster.members[target].is_running() {
+        let _ = support::http::request("DELETE", &endpoint, &format!("/{point}"), "").await;
+        return format!("{point} on {name}: not reached in 10 s");
+    }
+    let tail = cluster.members[target].log_tail();
+    if !tail.contains(point) {
+        rig.problems.lock().unwrap().push(format!(
+            "{name} exited while {point} was armed, but not there:\n{tail}"
+        ));
+    }
+    cluster.restart(target).expect("restart");
+    cluster.members[target]
+        .wait_serving(Duration::from_secs(30))
+        .await
+        .expect("a member restarted after a crash serves");
+    format!("{point} on {name}: crashed there, restarted")
 }
 
 /// Removes member `target` (MemberRemove through another member, retried
@@ -888,17 +1011,43 @@ async fn run(
     seed: u64,
     seconds: u64,
     faults: &[String],
-) -> Result<String, String> {
+) -> Result<(String, usize), String> {
     let mut rng = Rng(seed);
     // Progress notifications every 500 ms: the watches check that none is
     // ahead of the events delivered.
-    let args = [
+    let mut args = vec![
         "--heartbeat-interval=100",
         "--election-timeout=1000",
         "--experimental-watch-progress-notify-interval=500ms",
     ];
+    // Crash points need our failpoints build, each member with its
+    // endpoint; snapshots often enough that a member held back gets one.
+    let failpoints = match faults.iter().any(|f| f == "failpoint") {
+        true => {
+            assert!(flavor == Flavor::Ours, "failpoints are ours only");
+            args.extend([
+                "--snapshot-count=200",
+                "--experimental-snapshot-catchup-entries=100",
+            ]);
+            let ports = (0..members)
+                .map(|_| support::ports::free_port())
+                .collect::<anyhow::Result<Vec<u16>>>()
+                .map_err(|e| format!("ports: {e:#}"))?;
+            Some((failpoints_etcd(), ports))
+        }
+        false => None,
+    };
     // Every member's peer port behind a proxy the run can cut.
-    let (mut cluster, proxies) = Cluster::start_behind_proxies(flavor, members, &args)
+    let (mut cluster, proxies) =
+        Cluster::start_behind_proxies_with(flavor, members, &args, |i, m| {
+            if let Some((binary, ports)) = &failpoints {
+                m.binary = Some(binary.clone());
+                m.extra_env = vec![(
+                    "FAILPOINTS_HTTP".to_string(),
+                    format!("127.0.0.1:{}", ports[i]),
+                )];
+            }
+        })
         .await
         .map_err(|e| format!("start: {e:#}"))?;
     let urls: Vec<String> = cluster.members.iter().map(|m| m.client_url()).collect();
@@ -911,6 +1060,8 @@ async fn run(
         proxies,
         generations: Arc::new(urls.iter().map(|_| AtomicUsize::new(0)).collect()),
         progress: urls.iter().map(|_| Arc::new(AtomicI64::new(1))).collect(),
+        failpoints: failpoints.map(|(_, ports)| ports),
+        problems: Mutex::default(),
     };
     let watchers: Vec<_> = urls
         .iter()
@@ -1037,7 +1188,13 @@ async fn run(
 
     let watched: Vec<Vec<WatchResponse>> =
         watches.iter().map(|w| w.lock().unwrap().clone()).collect();
-    let mut problems = Vec::new();
+    let mut problems = std::mem::take(&mut *rig.problems.lock().unwrap());
+    // a member that died on its own is a bug, whatever the history says
+    for m in &mut cluster.members {
+        if !m.is_running() {
+            problems.push(format!("{} exited on its own:\n{}", m.name, m.log_tail()));
+        }
+    }
     for (i, w) in watched.iter().enumerate() {
         problems.extend(history::check_watch(&format!("watch via m{}", i + 1), w));
     }
@@ -1087,7 +1244,7 @@ async fn run(
         fault_log.join(", ")
     );
     if problems.is_empty() {
-        return Ok(summary);
+        return Ok((summary, report.ops));
     }
     // Keep what replays and explains it.
     let keep = std::env::temp_dir().join(format!("rsetcd-robustness-{seed}"));
@@ -1108,40 +1265,131 @@ async fn run(
     ))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kv_history_stays_linearizable_under_kills_and_pauses() {
-    let runs: u64 = env_or("ROBUSTNESS_RUNS", 1);
-    let seconds: u64 = env_or("ROBUSTNESS_SECONDS", 12);
-    let faults: Vec<String> = env_or("ROBUSTNESS_FAULTS", "kill,pause,partition".to_string())
-        .split(',')
-        .filter(|f| !f.is_empty())
-        .map(str::to_string)
-        .collect();
-    for f in &faults {
+/// Runs `runs` runs from `first_seed` on; with `per_fault`, that many of
+/// each fault alone. Prints a line per run and a table per fault kind;
+/// panics after the last run when any found a problem.
+async fn campaign(
+    flavor: Flavor,
+    members: usize,
+    first_seed: u64,
+    runs: u64,
+    seconds: u64,
+    faults: &[String],
+    per_fault: bool,
+) {
+    for f in faults {
         assert!(
             FAULTS.contains(&f.as_str()),
             "unknown fault {f:?} (one of {})",
             FAULTS.join(", ")
         );
     }
-    let members: usize = env_or("ROBUSTNESS_MEMBERS", 3);
-    let first_seed: u64 = env_or(
+    let plans: Vec<Vec<String>> = match per_fault {
+        true => faults.iter().map(|f| vec![f.clone()]).collect(),
+        false => vec![faults.to_vec()],
+    };
+    let mut seed = first_seed;
+    let mut table = Vec::new();
+    let mut failed = Vec::new();
+    for plan in &plans {
+        let (mut passed, mut calls, mut bad) = (0, 0, 0);
+        for _ in 0..runs {
+            match run(flavor, members, seed, seconds, plan).await {
+                Ok((summary, ops)) => {
+                    eprintln!("robustness: {summary}");
+                    passed += 1;
+                    calls += ops;
+                }
+                Err(problems) => {
+                    eprintln!("robustness: FAILED {problems}");
+                    bad += 1;
+                    failed.push(problems);
+                }
+            }
+            seed = seed.wrapping_add(1);
+        }
+        table.push(format!(
+            "| {} | {members} | {} | {passed} | {bad} | {calls} |",
+            plan.join(", "),
+            passed + bad
+        ));
+    }
+    eprintln!(
+        "robustness campaign from seed {first_seed}, {seconds} s per run:\n| faults | members | runs | passed | failed | calls checked |\n|---|---|---|---|---|---|\n{}",
+        table.join("\n")
+    );
+    assert!(
+        failed.is_empty(),
+        "robustness: {} runs failed:\n{}",
+        failed.len(),
+        failed.join("\n\n")
+    );
+}
+
+fn seed_from_env() -> u64 {
+    env_or(
         "ROBUSTNESS_SEED",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64),
-    );
+    )
+}
+
+/// The suite's short run, or a campaign the ROBUSTNESS_* variables
+/// describe (module doc).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kv_history_stays_linearizable_under_faults() {
+    let faults: Vec<String> = env_or(
+        "ROBUSTNESS_FAULTS",
+        "kill,pause,partition-two-way,member-replace,compact".to_string(),
+    )
+    .split(',')
+    .filter(|f| !f.is_empty())
+    .map(str::to_string)
+    .collect();
     // ROBUSTNESS_SERVER=etcd runs the same against etcd 3.4: the checker
     // must find nothing there either.
     let flavor = match std::env::var("ROBUSTNESS_SERVER").as_deref() {
         Ok("etcd") => Flavor::Reference,
         _ => Flavor::Ours,
     };
-    for i in 0..runs {
-        let seed = first_seed.wrapping_add(i);
-        match run(flavor, members, seed, seconds, &faults).await {
-            Ok(summary) => eprintln!("robustness: {summary}"),
-            Err(problems) => panic!("robustness: {problems}"),
-        }
+    campaign(
+        flavor,
+        env_or("ROBUSTNESS_MEMBERS", 3),
+        seed_from_env(),
+        env_or("ROBUSTNESS_RUNS", 1),
+        env_or("ROBUSTNESS_SECONDS", 12),
+        &faults,
+        env_or("ROBUSTNESS_PER_FAULT", 0) == 1,
+    )
+    .await;
+}
+
+/// The suite's short run of crashes at durable steps, on the failpoints
+/// build ($RSETCD_FAILPOINTS_ETCD, which .ci/run sets; without it,
+/// target/failpoints/etcd, and the test is skipped when that is missing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kv_history_survives_crashes_at_durable_steps() {
+    if std::env::var_os("RSETCD_FAILPOINTS_ETCD").is_none()
+        && !std::path::Path::new(&format!(
+            "{}/target/failpoints/etcd",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .is_file()
+    {
+        eprintln!(
+            "skipped: no failpoints build (.ci/run makes one; or `cargo build --features failpoints --bin etcd && mkdir -p target/failpoints && cp target/debug/etcd target/failpoints/`)"
+        );
+        return;
     }
+    campaign(
+        Flavor::Ours,
+        3,
+        seed_from_env(),
+        1,
+        15,
+        &["failpoint".to_string()],
+        false,
+    )
+    .await;
 }

@@ -42,7 +42,7 @@ impl Cluster {
         ports: &[(u16, u16)],
         common: &[&str],
     ) -> anyhow::Result<Cluster> {
-        Self::start_full(flavor, ports, &[], common).await
+        Self::start_full(flavor, ports, &[], common, |_, _| ()).await
     }
 
     /// `n` members whose peer ports are TCP proxies the test controls:
@@ -52,6 +52,17 @@ impl Cluster {
         flavor: Flavor,
         n: usize,
         common: &[&str],
+    ) -> anyhow::Result<(Cluster, Vec<PeerProxy>)> {
+        Self::start_behind_proxies_with(flavor, n, common, |_, _| ()).await
+    }
+
+    /// As `start_behind_proxies`; `customize` sets up member i (its
+    /// binary, its environment) before it starts.
+    pub async fn start_behind_proxies_with(
+        flavor: Flavor,
+        n: usize,
+        common: &[&str],
+        customize: impl Fn(usize, &mut Member),
     ) -> anyhow::Result<(Cluster, Vec<PeerProxy>)> {
         let mut ports = Vec::new();
         let mut listen = Vec::new();
@@ -63,7 +74,7 @@ impl Cluster {
             listen.push(real);
             proxies.push(proxy);
         }
-        let cluster = Self::start_full(flavor, &ports, &listen, common).await?;
+        let cluster = Self::start_full(flavor, &ports, &listen, common, customize).await?;
         Ok((cluster, proxies))
     }
 
@@ -72,6 +83,7 @@ impl Cluster {
         ports: &[(u16, u16)],
         listen_peer_ports: &[u16],
         common: &[&str],
+        customize: impl Fn(usize, &mut Member),
     ) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let token = "test-cluster".to_string();
@@ -82,6 +94,7 @@ impl Cluster {
                 let name = format!("m{}", i + 1);
                 let mut m = Member::new(&name, flavor, c, p, dir.path().join(&name));
                 m.listen_peer_port = listen_peer_ports.get(i).copied();
+                customize(i, &mut m);
                 m
             })
             .collect();
@@ -191,6 +204,8 @@ impl Cluster {
             self.dir.path().join(name),
         );
         m.listen_peer_port = old.listen_peer_port;
+        m.binary = old.binary.clone();
+        m.extra_env = old.extra_env.clone();
         let initial: Vec<String> = self
             .members
             .iter()

@@ -1,5 +1,6 @@
-//! A plain HTTP/1.1 GET for tests (no HTTP client crate): the status code
-//! and the body of `path` on a server given as `host:port` or `http://…`.
+//! Plain HTTP/1.1 requests for tests (no HTTP client crate): the status
+//! code and the body of `path` on a server given as `host:port` or
+//! `http://…`.
 
 #![allow(dead_code)]
 
@@ -9,9 +10,25 @@ use anyhow::Context as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 pub async fn get(server: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    request("GET", server, path, "").await
+}
+
+/// `method` on `path` with `body` (sent with its length).
+pub async fn request(
+    method: &str,
+    server: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
     let addr = server.trim_start_matches("http://").trim_end_matches('/');
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let length = match method {
+        "GET" => String::new(),
+        _ => format!("Content-Length: {}\r\n", body.len()),
+    };
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{length}\r\n{body}"
+    );
     s.write_all(req.as_bytes()).await?;
     let mut out = String::new();
     tokio::time::timeout(Duration::from_secs(15), s.read_to_string(&mut out)).await??;

@@ -35,6 +35,10 @@ pub struct Member {
     pub data_dir: PathBuf,
     /// Arguments of every start.
     pub args: Vec<String>,
+    /// Another build of our etcd to run (e.g. one with failpoints).
+    pub binary: Option<String>,
+    /// Variables set on every start, in either environment.
+    pub extra_env: Vec<(String, String)>,
     /// `None`: a clean environment (PATH only, see `clean_command`);
     /// `Some(vars)`: the test process's environment plus `vars`.
     env: Option<Vec<(String, String)>>,
@@ -66,6 +70,8 @@ impl Member {
             listen_peer_port: None,
             data_dir,
             args: Vec::new(),
+            binary: None,
+            extra_env: Vec::new(),
             env: None,
             proc: None,
             logs: Vec::new(),
@@ -159,14 +165,16 @@ impl Member {
         }
         let seq = LOG_SEQ.fetch_add(1, Ordering::Relaxed);
         let log_path = self.data_dir.with_extension(format!("{seq}.log"));
+        let binary = self.binary.as_deref().unwrap_or(self.flavor.binary());
         let mut cmd = match &self.env {
-            None => clean_command(self.flavor.binary()),
+            None => clean_command(binary),
             Some(vars) => {
-                let mut cmd = Command::new(self.flavor.binary());
+                let mut cmd = Command::new(binary);
                 cmd.envs(vars.iter().map(|(k, v)| (k, v)));
                 cmd
             }
         };
+        cmd.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         cmd.args(&self.args);
         self.proc = Some(Proc::spawn(&self.name, cmd, &log_path)?);
         self.logs.push(log_path);
