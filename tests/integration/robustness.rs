@@ -36,6 +36,7 @@ use rsetcd::proto::v3lockpb::lock_client::LockClient;
 use rsetcd::proto::v3lockpb::{LockRequest, UnlockRequest};
 use support::cluster::{Cluster, Flavor, Link, PeerProxy};
 use support::history::{self, Acquired, Call, Event, Kv, Op, Ret, WatchResponse};
+use support::powerfail::PowerFailFs;
 use support::proxy::{heal_all, isolate};
 use tonic::transport::{Channel, Endpoint};
 
@@ -372,9 +373,70 @@ async fn watcher(
     }
 }
 
+/// A new watch through `url` from revision `from` (or, below a compaction,
+/// from the compaction revision) until revision `until`: where it started
+/// and its events up to `until`.
+async fn rewatch(url: &str, mut from: i64, until: i64) -> Result<(i64, Vec<Event>), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    'attempt: while Instant::now() < deadline {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let create = WatchRequest {
+            request_union: Some(watch_request::RequestUnion::CreateRequest(
+                WatchCreateRequest {
+                    key: LEASE_PREFIX.as_bytes().to_vec(),
+                    range_end: WATCH_END.to_vec(),
+                    start_revision: from,
+                    ..Default::default()
+                },
+            )),
+        };
+        let _ = tx.send(create).await;
+        let mut client = WatchClient::new(channel(url));
+        let Ok(answers) = client
+            .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+        else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let mut answers = answers.into_inner();
+        let mut events = Vec::new();
+        while Instant::now() < deadline {
+            let message =
+                match tokio::time::timeout(Duration::from_secs(1), answers.message()).await {
+                    Ok(Ok(Some(m))) => m,
+                    Ok(_) => continue 'attempt,
+                    Err(_) => continue,
+                };
+            if message.canceled {
+                if message.compact_revision > from {
+                    from = message.compact_revision;
+                    continue 'attempt;
+                }
+                return Err(format!("canceled: {}", message.cancel_reason));
+            }
+            for e in &message.events {
+                let kv = e.kv.clone().unwrap_or_default();
+                if kv.mod_revision > until {
+                    return Ok((from, events));
+                }
+                events.push(Event {
+                    rev: kv.mod_revision,
+                    key: String::from_utf8_lossy(&kv.key).into_owned(),
+                    kv: (e.r#type == EventType::Put as i32).then(|| kv_of(&kv)),
+                });
+            }
+            if events.last().is_some_and(|e| e.rev >= until) {
+                return Ok((from, events));
+            }
+        }
+    }
+    Err(format!("did not reach revision {until} in 30 s"))
+}
+
 /// The faults a run can inject. A `-leader` variant aims at the leader,
 /// the plain one at a random member.
-const FAULTS: [&str; 17] = [
+const FAULTS: [&str; 19] = [
     // kill -9, then restarted on the same data dir
     "kill",
     "kill-leader",
@@ -407,6 +469,11 @@ const FAULTS: [&str; 17] = [
     // a crash at a durable step (FAILPOINTS), then a restart: needs the
     // failpoints build (`failpoints_etcd`)
     "failpoint",
+    // killed and every write it had not fsynced lost (its data dir on
+    // `support::powerfail`; root and FUSE), then restarted
+    "power-loss",
+    // the same for every member at once
+    "power-loss-all",
 ];
 
 /// The crash points of src/failpoint.rs.
@@ -692,7 +759,7 @@ fn check_leases(
 }
 
 /// What faults act on besides the cluster.
-struct Rig {
+struct Rig<'a> {
     /// Each member's peer port proxy (the network).
     proxies: Vec<PeerProxy>,
     /// How many times each member was replaced by a new one.
@@ -701,6 +768,9 @@ struct Rig {
     progress: Vec<Arc<AtomicI64>>,
     /// Each member's failpoints endpoint port, on the failpoints build.
     failpoints: Option<Vec<u16>>,
+    /// Each member's disk, when a power-loss fault is in the run (they
+    /// outlive the cluster: unmounting waits for the members to go).
+    disks: &'a [Mutex<PowerFailFs>],
     /// What a fault saw go wrong.
     problems: Mutex<Vec<String>>,
 }
@@ -709,7 +779,7 @@ struct Rig {
 /// began and ended (ns since `began`).
 async fn inject(
     cluster: &mut Cluster,
-    rig: &Rig,
+    rig: &Rig<'_>,
     fault: &str,
     rng: &mut Rng,
     log: &mut Vec<String>,
@@ -767,6 +837,32 @@ async fn inject(
             format!("m{}", target + 1)
         }
         "failpoint" => crash_at_failpoint(cluster, rig, rng, target).await,
+        "power-loss" | "power-loss-all" => {
+            let hit: Vec<usize> = match fault {
+                "power-loss" => vec![target],
+                _ => (0..n).collect(),
+            };
+            let mut lost = 0;
+            for &i in &hit {
+                cluster.members[i].kill9();
+                lost += rig.disks[i].lock().unwrap().power_cut().expect("power cut");
+            }
+            tokio::time::sleep(hold).await;
+            for &i in &hit {
+                cluster.restart(i).expect("restart");
+            }
+            for &i in &hit {
+                cluster.members[i]
+                    .wait_serving(Duration::from_secs(30))
+                    .await
+                    .expect("a member restarted after a power loss serves");
+            }
+            let names: Vec<String> = hit.iter().map(|i| format!("m{}", i + 1)).collect();
+            format!(
+                "{} ({lost} unsynced bytes lost) for {hold:?}",
+                names.join(", ")
+            )
+        }
         f if f.starts_with("member-replace") => replace_member(cluster, rig, target).await,
         f if f.starts_with("partition-two-way") => {
             isolate(&rig.proxies, &pids, target, Link::Cut);
@@ -820,7 +916,7 @@ async fn inject(
 
 /// Compacts through member `target` up to a revision every watch has
 /// delivered (a watch resumes past it), physically or not.
-async fn compact(cluster: &mut Cluster, rig: &Rig, rng: &mut Rng, target: usize) -> String {
+async fn compact(cluster: &mut Cluster, rig: &Rig<'_>, rng: &mut Rng, target: usize) -> String {
     let below = rig
         .progress
         .iter()
@@ -852,7 +948,7 @@ async fn defragment(cluster: &mut Cluster, target: usize) {
 /// the process) and restarts the member.
 async fn crash_at_failpoint(
     cluster: &mut Cluster,
-    rig: &Rig,
+    rig: &Rig<'_>,
     rng: &mut Rng,
     target: usize,
 ) -> String {
@@ -923,7 +1019,7 @@ async fn crash_at_failpoint(
 /// until the member list no longer has it), stops it, adds a new member
 /// on the same peer URL and starts it with an empty data dir. Says what
 /// happened.
-async fn replace_member(cluster: &mut Cluster, rig: &Rig, target: usize) -> String {
+async fn replace_member(cluster: &mut Cluster, rig: &Rig<'_>, target: usize) -> String {
     let n = cluster.members.len();
     let name = cluster.members[target].name.clone();
     let peer_url = cluster.members[target].peer_url();
@@ -1011,6 +1107,7 @@ async fn run(
     seed: u64,
     seconds: u64,
     faults: &[String],
+    injected: &mut Vec<String>,
 ) -> Result<(String, usize), String> {
     let mut rng = Rng(seed);
     // Progress notifications every 500 ms: the watches check that none is
@@ -1037,9 +1134,28 @@ async fn run(
         }
         false => None,
     };
+    // Power cuts need every member's data dir on a disk that loses
+    // unsynced writes.
+    let disk_dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let mut disks = Vec::new();
+    if faults.iter().any(|f| f.starts_with("power-loss")) {
+        assert!(
+            PowerFailFs::available(),
+            "power-loss faults need root and /dev/fuse"
+        );
+        for i in 0..members {
+            let disk = disk_dir.path().join(format!("disk{i}"));
+            let mount = disk_dir.path().join(format!("mnt{i}"));
+            let fs = PowerFailFs::mount(&disk, &mount).map_err(|e| format!("mount: {e:#}"))?;
+            disks.push(Mutex::new(fs));
+        }
+    }
     // Every member's peer port behind a proxy the run can cut.
     let (mut cluster, proxies) =
         Cluster::start_behind_proxies_with(flavor, members, &args, |i, m| {
+            if !disks.is_empty() {
+                m.data_dir = disk_dir.path().join(format!("mnt{i}")).join(&m.name);
+            }
             if let Some((binary, ports)) = &failpoints {
                 m.binary = Some(binary.clone());
                 m.extra_env = vec![(
@@ -1061,6 +1177,7 @@ async fn run(
         generations: Arc::new(urls.iter().map(|_| AtomicUsize::new(0)).collect()),
         progress: urls.iter().map(|_| Arc::new(AtomicI64::new(1))).collect(),
         failpoints: failpoints.map(|(_, ports)| ports),
+        disks: &disks,
         problems: Mutex::default(),
     };
     let watchers: Vec<_> = urls
@@ -1109,6 +1226,7 @@ async fn run(
     while Instant::now() + Duration::from_secs(3) < deadline && !faults.is_empty() {
         tokio::time::sleep(Duration::from_millis(500 + rng.below(1500) as u64)).await;
         let fault = faults[rng.below(faults.len())].clone();
+        injected.push(fault.clone());
         let window = inject(&mut cluster, &rig, &fault, &mut rng, &mut fault_log, began).await;
         fault_windows.push(window);
     }
@@ -1230,6 +1348,36 @@ async fn run(
         &acquired,
         &histories[0],
     ));
+    // Resumable, and history never rewritten (a power loss must not lose
+    // what was committed): a new watch on every member from the start
+    // lists what the run's watches saw.
+    for (i, url) in urls.iter().enumerate() {
+        match rewatch(url, 1, final_rev).await {
+            Ok((from, events)) => {
+                let seen: Vec<&Event> = histories[0]
+                    .iter()
+                    .filter(|e| e.rev >= from && e.rev <= final_rev)
+                    .collect();
+                let again: Vec<&Event> = events.iter().collect();
+                if seen != again {
+                    let at = seen
+                        .iter()
+                        .zip(&again)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(seen.len().min(again.len()));
+                    problems.push(format!(
+                        "a new watch via m{} from revision {from} lists other events than the run's watches, from event {at} on ({} and {} events): {:?} / {:?}",
+                        i + 1,
+                        again.len(),
+                        seen.len(),
+                        again.get(at),
+                        seen.get(at)
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("a new watch via m{}: {e}", i + 1)),
+        }
+    }
     let head = histories[0].last().map_or(0, |e| e.rev);
     let report = history::check(&ops, &kv_history, head);
     problems.extend(report.violations.iter().cloned());
@@ -1289,33 +1437,45 @@ async fn campaign(
         false => vec![faults.to_vec()],
     };
     let mut seed = first_seed;
-    let mut table = Vec::new();
     let mut failed = Vec::new();
+    // per fault kind: runs that injected it, injections, failed runs,
+    // calls checked in those runs
+    let mut kinds: std::collections::BTreeMap<String, [usize; 4]> = Default::default();
     for plan in &plans {
-        let (mut passed, mut calls, mut bad) = (0, 0, 0);
         for _ in 0..runs {
-            match run(flavor, members, seed, seconds, plan).await {
+            let mut injected = Vec::new();
+            let (ok, ops) = match run(flavor, members, seed, seconds, plan, &mut injected).await {
                 Ok((summary, ops)) => {
                     eprintln!("robustness: {summary}");
-                    passed += 1;
-                    calls += ops;
+                    (true, ops)
                 }
                 Err(problems) => {
                     eprintln!("robustness: FAILED {problems}");
-                    bad += 1;
                     failed.push(problems);
+                    (false, 0)
                 }
+            };
+            let mut distinct = injected.clone();
+            distinct.sort();
+            distinct.dedup();
+            for k in &distinct {
+                let row = kinds.entry(k.clone()).or_default();
+                row[0] += 1;
+                row[1] += injected.iter().filter(|i| *i == k).count();
+                row[2] += usize::from(!ok);
+                row[3] += ops;
             }
             seed = seed.wrapping_add(1);
         }
-        table.push(format!(
-            "| {} | {members} | {} | {passed} | {bad} | {calls} |",
-            plan.join(", "),
-            passed + bad
-        ));
     }
+    let table: Vec<String> = kinds
+        .iter()
+        .map(|(k, r)| format!("| {k} | {} | {} | {} | {} |", r[0], r[1], r[2], r[3]))
+        .collect();
     eprintln!(
-        "robustness campaign from seed {first_seed}, {seconds} s per run:\n| faults | members | runs | passed | failed | calls checked |\n|---|---|---|---|---|---|\n{}",
+        "robustness campaign: {members} members, seeds {first_seed}..{seed}, {seconds} s per run, {} runs, {} failed\n| fault | runs | injections | failed runs | calls checked in those runs |\n|---|---|---|---|---|\n{}",
+        plans.len() as u64 * runs,
+        failed.len(),
         table.join("\n")
     );
     assert!(
@@ -1339,14 +1499,16 @@ fn seed_from_env() -> u64 {
 /// describe (module doc).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kv_history_stays_linearizable_under_faults() {
-    let faults: Vec<String> = env_or(
-        "ROBUSTNESS_FAULTS",
-        "kill,pause,partition-two-way,member-replace,compact".to_string(),
-    )
-    .split(',')
-    .filter(|f| !f.is_empty())
-    .map(str::to_string)
-    .collect();
+    // power cuts where FUSE can be mounted (root)
+    let default = match PowerFailFs::available() {
+        true => "kill,pause,partition-two-way,member-replace,compact,power-loss-all",
+        false => "kill,pause,partition-two-way,member-replace,compact",
+    };
+    let faults: Vec<String> = env_or("ROBUSTNESS_FAULTS", default.to_string())
+        .split(',')
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect();
     // ROBUSTNESS_SERVER=etcd runs the same against etcd 3.4: the checker
     // must find nothing there either.
     let flavor = match std::env::var("ROBUSTNESS_SERVER").as_deref() {

@@ -196,12 +196,14 @@ impl Cluster {
     /// --initial-cluster-state existing.
     pub fn replace(&mut self, i: usize, name: &str) -> anyhow::Result<()> {
         let old = &self.members[i];
+        // beside the old one's (which may be on a disk of the test's own)
+        let parent = old.data_dir.parent().unwrap_or(self.dir.path());
         let mut m = Member::new(
             name,
             self.flavor,
             old.client_port,
             old.peer_port,
-            self.dir.path().join(name),
+            parent.join(name),
         );
         m.listen_peer_port = old.listen_peer_port;
         m.binary = old.binary.clone();

@@ -9,6 +9,8 @@
 //! - `etcdctl`: running either etcdctl on a case (args, stdin, env),
 //!   bounded in time; `auth`: root, roles, users and tokens as the auth
 //!   tests set them up; `tls`: a certificate authority and its files.
+//! - `powerfail`: a FUSE filesystem that loses unsynced writes at a
+//!   power cut.
 //! - `proxy`: the peer network a test controls (cut, delay, loss, one way
 //!   or both).
 //! - `ports` (free ports, one sequence per test binary), `wire`, `http`,
@@ -25,6 +27,7 @@ pub mod kv;
 pub mod member;
 pub mod modes;
 pub mod ports;
+pub mod powerfail;
 pub mod process;
 pub mod proxy;
 pub mod tls;
