@@ -16,8 +16,10 @@
 //! | `backendBeforeCommit`, `backendAfterCommit` | an applied batch's LMDB commit |
 //! | `compactBeforeCommitBatch`, `compactAfterCommitBatch` | one batch of a compaction's deletions |
 //! | `defragBeforeCopy`, `defragBeforeRename` | a defragmentation |
-//! | `raftMidSnapshotSend`, `raftMidSnapshotReceive`, `raftAfterSaveSnap` | a snapshot sent to a follower, received (part of it written, or saved whole) |
-//! | `raftBeforeApplySnap`, `raftAfterApplySnap` | the follower installing it |
+//! | `raftMidSnapshotSend` | a snapshot sent to a follower: a chunk handed to the stream, the rest not |
+//! | `raftMidSnapshotReceive`, `raftAfterReceiveSnap` | the follower receiving it: part of it written, or saved whole (renamed, before the raft thread records it) |
+//! | `raftAfterSaveSnap` | the raft thread has recorded it in the WAL, the backend does not have it yet |
+//! | `raftBeforeApplySnap`, `raftAfterApplySnap` | the apply thread installing it in the backend |
 
 /// A named crash point (see the module's table). Nothing without the
 /// `failpoints` feature.

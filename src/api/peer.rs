@@ -328,7 +328,7 @@ impl Peer for PeerService {
             .await
             .map_err(|e| io("rename", e))?;
         unsaved.0 = None;
-        crate::failpoint!("raftAfterSaveSnap");
+        crate::failpoint!("raftAfterReceiveSnap");
         let dir = self.snapshots.dir().to_path_buf();
         let _ = tokio::task::spawn_blocking(move || crate::storage::snapshot::sync_dir(&dir)).await;
         crate::metrics::network()

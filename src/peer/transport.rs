@@ -259,7 +259,6 @@ impl Transport {
                     break;
                 }
                 crc = crc32c::crc32c_append(crc, &buf[..n]);
-                crate::failpoint!("raftMidSnapshotSend");
                 if tx
                     .send(SnapshotChunk {
                         data: buf[..n].to_vec(),
@@ -270,6 +269,8 @@ impl Transport {
                 {
                     return Ok::<_, std::io::Error>(());
                 }
+                // a chunk is on its way, the rest and the checksum are not
+                crate::failpoint!("raftMidSnapshotSend");
             }
             let _ = tx
                 .send(SnapshotChunk {

@@ -623,6 +623,7 @@ impl RaftNode {
                 "applying a snapshot from the leader"
             );
             self.wal.save_snapshot(&meta)?;
+            crate::failpoint!("raftAfterSaveSnap");
             self.node.mut_store().apply_snapshot(&meta);
             self.snapshot_index = meta.index;
             if self.apply_tx.send(ApplyItem::Snapshot(meta)).is_err() {

@@ -477,7 +477,7 @@ const FAULTS: [&str; 19] = [
 ];
 
 /// The crash points of src/failpoint.rs.
-const FAILPOINTS: [&str; 14] = [
+const FAILPOINTS: [&str; 15] = [
     "raftBeforeSave",
     "walBeforeFsync",
     "raftAfterSave",
@@ -489,6 +489,7 @@ const FAILPOINTS: [&str; 14] = [
     "defragBeforeRename",
     "raftMidSnapshotSend",
     "raftMidSnapshotReceive",
+    "raftAfterReceiveSnap",
     "raftAfterSaveSnap",
     "raftBeforeApplySnap",
     "raftAfterApplySnap",
@@ -503,6 +504,13 @@ fn failpoints_etcd() -> String {
         std::path::Path::new(&path).is_file(),
         "{path}: no failpoints build; make one with `cargo build --features failpoints --bin etcd && mkdir -p target/failpoints && cp target/debug/etcd target/failpoints/`"
     );
+    let modified = |p: &str| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&path) < modified(support::common::OUR_ETCD) {
+        eprintln!(
+            "warning: {path} is older than {}: the failpoints build may not be of this code",
+            support::common::OUR_ETCD
+        );
+    }
     path
 }
 
@@ -776,7 +784,8 @@ struct Rig<'a> {
 }
 
 /// One fault from `FAULTS`, then the cluster healed. Returns when it
-/// began and ended (ns since `began`).
+/// began and ended (ns since `began`), and whether it happened (a crash
+/// point may not be reached).
 async fn inject(
     cluster: &mut Cluster,
     rig: &Rig<'_>,
@@ -784,8 +793,9 @@ async fn inject(
     rng: &mut Rng,
     log: &mut Vec<String>,
     began: Instant,
-) -> (u64, u64) {
+) -> ((u64, u64), bool) {
     let n = cluster.members.len();
+    let mut happened = true;
     let target = if fault.ends_with("-leader") {
         cluster
             .leader(Duration::from_secs(10))
@@ -836,7 +846,11 @@ async fn inject(
             defragment(cluster, target).await;
             format!("m{}", target + 1)
         }
-        "failpoint" => crash_at_failpoint(cluster, rig, rng, target).await,
+        "failpoint" => {
+            let (what, crashed) = crash_at_failpoint(cluster, rig, rng, target).await;
+            happened = crashed;
+            what
+        }
         "power-loss" | "power-loss-all" => {
             let hit: Vec<usize> = match fault {
                 "power-loss" => vec![target],
@@ -845,7 +859,8 @@ async fn inject(
             let mut lost = 0;
             for &i in &hit {
                 cluster.members[i].kill9();
-                lost += rig.disks[i].lock().unwrap().power_cut().expect("power cut");
+                let cut = rig.disks[i].lock().unwrap().power_cut();
+                lost += cut.expect("power cut").iter().map(|f| f.1).sum::<u64>();
             }
             tokio::time::sleep(hold).await;
             for &i in &hit {
@@ -911,7 +926,7 @@ async fn inject(
         }
     };
     log.push(format!("{fault} {what}"));
-    (start, began.elapsed().as_nanos() as u64)
+    ((start, began.elapsed().as_nanos() as u64), happened)
 }
 
 /// Compacts through member `target` up to a revision every watch has
@@ -945,13 +960,15 @@ async fn defragment(cluster: &mut Cluster, target: usize) {
 /// failpoints endpoint, makes the member reach it (a defrag, a compaction,
 /// a follower held back until the leader's log no longer has what it
 /// needs, so a snapshot is sent), waits for the crash (the panic aborts
-/// the process) and restarts the member.
+/// the process; on a power-fail disk the power is cut too, so what was
+/// written and not synced is lost) and restarts the member. Says what
+/// happened, and whether the member crashed there.
 async fn crash_at_failpoint(
     cluster: &mut Cluster,
     rig: &Rig<'_>,
     rng: &mut Rng,
     target: usize,
-) -> String {
+) -> (String, bool) {
     let ports = rig
         .failpoints
         .as_ref()
@@ -986,7 +1003,7 @@ async fn crash_at_failpoint(
     }
     let name = cluster.members[target].name.clone();
     if !matches!(armed, Ok((204, _))) {
-        return format!("{point} on {name}: not armed ({armed:?})");
+        return (format!("{point} on {name}: not armed ({armed:?})"), false);
     }
     if point.starts_with("defrag") {
         defragment(cluster, target).await;
@@ -999,7 +1016,17 @@ async fn crash_at_failpoint(
     }
     if cluster.members[target].is_running() {
         let _ = support::http::request("DELETE", &endpoint, &format!("/{point}"), "").await;
-        return format!("{point} on {name}: not reached in 10 s");
+        // it may have fired just before the DELETE
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if cluster.members[target].is_running() {
+            return (format!("{point} on {name}: not reached in 10 s"), false);
+        }
+    }
+    let mut lost = String::new();
+    if let Some(disk) = rig.disks.get(target) {
+        let cut = disk.lock().unwrap().power_cut().expect("power cut");
+        let bytes: u64 = cut.iter().map(|f| f.1).sum();
+        lost = format!(" and the power cut ({bytes} unsynced bytes lost)");
     }
     let tail = cluster.members[target].log_tail();
     if !tail.contains(point) {
@@ -1012,7 +1039,10 @@ async fn crash_at_failpoint(
         .wait_serving(Duration::from_secs(30))
         .await
         .expect("a member restarted after a crash serves");
-    format!("{point} on {name}: crashed there, restarted")
+    (
+        format!("{point} on {name}: crashed there{lost}, restarted"),
+        true,
+    )
 }
 
 /// Removes member `target` (MemberRemove through another member, retried
@@ -1155,6 +1185,7 @@ async fn run(
         Cluster::start_behind_proxies_with(flavor, members, &args, |i, m| {
             if !disks.is_empty() {
                 m.data_dir = disk_dir.path().join(format!("mnt{i}")).join(&m.name);
+                m.log_dir = Some(disk_dir.path().to_path_buf());
             }
             if let Some((binary, ports)) = &failpoints {
                 m.binary = Some(binary.clone());
@@ -1226,8 +1257,11 @@ async fn run(
     while Instant::now() + Duration::from_secs(3) < deadline && !faults.is_empty() {
         tokio::time::sleep(Duration::from_millis(500 + rng.below(1500) as u64)).await;
         let fault = faults[rng.below(faults.len())].clone();
-        injected.push(fault.clone());
-        let window = inject(&mut cluster, &rig, &fault, &mut rng, &mut fault_log, began).await;
+        let (window, happened) =
+            inject(&mut cluster, &rig, &fault, &mut rng, &mut fault_log, began).await;
+        if happened {
+            injected.push(fault.clone());
+        }
         fault_windows.push(window);
     }
     tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await;

@@ -208,6 +208,7 @@ impl Cluster {
         m.listen_peer_port = old.listen_peer_port;
         m.binary = old.binary.clone();
         m.extra_env = old.extra_env.clone();
+        m.log_dir = old.log_dir.clone();
         let initial: Vec<String> = self
             .members
             .iter()

@@ -43,6 +43,17 @@ impl Server {
         data_dir: &Path,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::start_logging_to(flavor, data_dir, None, extra_args).await
+    }
+
+    /// As `start`, with its logs in `log_dir` (default: beside the data
+    /// dir).
+    pub async fn start_logging_to(
+        flavor: Flavor,
+        data_dir: &Path,
+        log_dir: Option<&Path>,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         // A port found free can be taken by someone else before the server
         // binds it; try again on new ports a few times.
@@ -57,6 +68,7 @@ impl Server {
             )
             .inherit_env(&[]);
             let mut server = Server { member };
+            server.member.log_dir = log_dir.map(Path::to_path_buf);
             server.member.args = server.args(&extra_args);
             match server.spawn_and_wait().await {
                 Ok(()) => return Ok(server),

@@ -39,6 +39,9 @@ pub struct Member {
     pub binary: Option<String>,
     /// Variables set on every start, in either environment.
     pub extra_env: Vec<(String, String)>,
+    /// Where its logs go (default: beside the data dir), e.g. off a disk
+    /// that loses unsynced writes.
+    pub log_dir: Option<PathBuf>,
     /// `None`: a clean environment (PATH only, see `clean_command`);
     /// `Some(vars)`: the test process's environment plus `vars`.
     env: Option<Vec<(String, String)>>,
@@ -72,6 +75,7 @@ impl Member {
             args: Vec::new(),
             binary: None,
             extra_env: Vec::new(),
+            log_dir: None,
             env: None,
             proc: None,
             logs: Vec::new(),
@@ -164,7 +168,10 @@ impl Member {
             bail!("{}: still running (pid {})", self.name, self.pid());
         }
         let seq = LOG_SEQ.fetch_add(1, Ordering::Relaxed);
-        let log_path = self.data_dir.with_extension(format!("{seq}.log"));
+        let log_path = match &self.log_dir {
+            Some(dir) => dir.join(format!("{}.{seq}.log", self.name)),
+            None => self.data_dir.with_extension(format!("{seq}.log")),
+        };
         let binary = self.binary.as_deref().unwrap_or(self.flavor.binary());
         let mut cmd = match &self.env {
             None => clean_command(binary),

@@ -98,6 +98,13 @@ impl PeerProxy {
             while let Ok((inbound, from)) = listener.accept().await {
                 // the sender's socket: local = its port, remote = ours
                 let inode = sender_inode(from.port(), port);
+                if inode == 0 {
+                    // rules naming a sender do not reach this connection
+                    eprintln!(
+                        "peer proxy {port}: the sender of a connection from port {} is unknown",
+                        from.port()
+                    );
+                }
                 let mut rules = r.lock().expect("proxy rules");
                 let link = rules.link_of(inode);
                 if link == Link::Cut {
@@ -192,11 +199,21 @@ async fn forward(inbound: TcpStream, target: u16, link: Arc<Mutex<Link>>) {
     ));
     let up = pipe(ir, ow, link.clone(), seed.clone());
     let down = pipe(or, iw, link, seed);
-    // either direction ending ends the connection (dropping both halves)
+    tokio::pin!(up, down);
+    // A direction that ended at its EOF waits for the other (a half
+    // close, as copy_bidirectional); one cut or reset ends both.
     tokio::select! {
-        _ = up => {}
-        _ = down => {}
+        end = &mut up => if end == End::Eof { down.await; },
+        end = &mut down => if end == End::Eof { up.await; },
     }
+}
+
+#[derive(PartialEq)]
+enum End {
+    /// The sender closed its side: everything queued was delivered.
+    Eof,
+    /// Cut, reset, or the receiver gone: the connection ends now.
+    Kill,
 }
 
 /// Copies one direction, each chunk held back as the link says, in order.
@@ -205,32 +222,35 @@ async fn pipe(
     mut to: tokio::net::tcp::OwnedWriteHalf,
     link: Arc<Mutex<Link>>,
     seed: Arc<AtomicU64>,
-) {
+) -> End {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let writer = async move {
         while let Some((due, chunk)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
             if to.write_all(&chunk).await.is_err() {
-                return;
+                return false;
             }
         }
+        // every chunk delivered: pass the close on
+        to.shutdown().await.is_ok()
     };
+    // (the reader's end drops `tx`, so the writer drains and finishes)
     let reader = async move {
         let mut buf = vec![0u8; 64 * 1024];
         let mut last_due = Instant::now();
         loop {
             let n = match from.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return End::Eof,
                 Ok(n) => n,
             };
             let now = Instant::now();
             let link = *link.lock().expect("link");
             let due = match link {
                 Link::Up => now,
-                Link::Cut => return,
+                Link::Cut => return End::Kill,
                 Link::Delay(d) => now + d,
                 Link::Lossy => match coin(&seed) % 100 {
-                    0 => return, // reset
+                    0 => return End::Kill, // reset
                     1..=10 => now + Duration::from_millis(200),
                     _ => now,
                 },
@@ -238,14 +258,19 @@ async fn pipe(
             // TCP delivers in order: nothing overtakes a held-back chunk
             last_due = last_due.max(due);
             if tx.send((last_due, buf[..n].to_vec())).is_err() {
-                return;
+                return End::Kill;
             }
         }
     };
-    tokio::select! {
-        _ = writer => {}
-        _ = reader => {}
+    tokio::pin!(reader, writer);
+    let end = tokio::select! {
+        end = &mut reader => end,
+        _ = &mut writer => return End::Kill, // the receiver went away
+    };
+    if end == End::Eof && !writer.await {
+        return End::Kill;
     }
+    end
 }
 
 /// The inode of the socket whose local port is `local` and remote port
