@@ -1388,11 +1388,17 @@ async fn run(
     for (i, url) in urls.iter().enumerate() {
         match rewatch(url, 1, final_rev).await {
             Ok((from, events)) => {
+                // From a compaction revision on, its own revision is left
+                // out: etcd's compaction drops a key's tombstone at exactly
+                // that revision (keyIndex.compact), once the member has
+                // deleted its records, which each member does in its own
+                // time (and our watch ring may still hold the event).
+                let first = if from > 1 { from + 1 } else { from };
                 let seen: Vec<&Event> = histories[0]
                     .iter()
-                    .filter(|e| e.rev >= from && e.rev <= final_rev)
+                    .filter(|e| e.rev >= first && e.rev <= final_rev)
                     .collect();
-                let again: Vec<&Event> = events.iter().collect();
+                let again: Vec<&Event> = events.iter().filter(|e| e.rev >= first).collect();
                 if seen != again {
                     let at = seen
                         .iter()
