@@ -15,7 +15,8 @@
 //! ROBUSTNESS_FAULTS=kill,partition-two-way,failpoint ROBUSTNESS_PER_FAULT=1
 //! ROBUSTNESS_SEED=7 cargo test --test integration robustness::kv_history_stays -- --nocapture`
 //! (PER_FAULT: that many runs of each fault alone; a table per fault at
-//! the end). `ROBUSTNESS_SERVER=etcd` runs it against etcd 3.4.
+//! the end; `ROBUSTNESS_FAILPOINTS=a,b` narrows the crash points).
+//! `ROBUSTNESS_SERVER=etcd` runs it against etcd 3.4.
 //! A failing run keeps its history, watches and member logs in a directory
 //! it names, with the seed that replays its choices.
 
@@ -974,7 +975,17 @@ async fn crash_at_failpoint(
         .as_ref()
         .expect("failpoint faults run on the failpoints build");
     let n = cluster.members.len();
-    let point = FAILPOINTS[rng.below(FAILPOINTS.len())];
+    // ROBUSTNESS_FAILPOINTS narrows the choice (a comma-separated list)
+    let chosen: Vec<&str> = match std::env::var("ROBUSTNESS_FAILPOINTS") {
+        Ok(list) => FAILPOINTS
+            .iter()
+            .copied()
+            .filter(|p| list.split(',').any(|l| l == *p))
+            .collect(),
+        Err(_) => FAILPOINTS.to_vec(),
+    };
+    assert!(!chosen.is_empty(), "ROBUSTNESS_FAILPOINTS names no point of {FAILPOINTS:?}");
+    let point = chosen[rng.below(chosen.len())];
     let snapshot = point.contains("Snap");
     // the leader sends snapshots, a follower receives them
     let sender = point == "raftMidSnapshotSend";
