@@ -312,19 +312,7 @@ async fn watcher(
             return;
         }
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let create = WatchRequest {
-            request_union: Some(watch_request::RequestUnion::CreateRequest(
-                WatchCreateRequest {
-                    // the leased keys and the KV keys
-                    key: LEASE_PREFIX.as_bytes().to_vec(),
-                    range_end: WATCH_END.to_vec(),
-                    start_revision: next,
-                    progress_notify: true,
-                    ..Default::default()
-                },
-            )),
-        };
-        let _ = tx.send(create).await;
+        let _ = tx.send(watch_everything(next, true)).await;
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
         let mut client = WatchClient::new(channel(&url));
         let Ok(answers) = client.watch(stream).await else {
@@ -374,6 +362,22 @@ async fn watcher(
     }
 }
 
+/// A watch on every key a run writes (leased, KV and lock keys) from
+/// revision `from`.
+fn watch_everything(from: i64, progress_notify: bool) -> WatchRequest {
+    WatchRequest {
+        request_union: Some(watch_request::RequestUnion::CreateRequest(
+            WatchCreateRequest {
+                key: LEASE_PREFIX.as_bytes().to_vec(),
+                range_end: WATCH_END.to_vec(),
+                start_revision: from,
+                progress_notify,
+                ..Default::default()
+            },
+        )),
+    }
+}
+
 /// A new watch through `url` from revision `from` (or, below a compaction,
 /// from the compaction revision) until revision `until`: where it started
 /// and its events up to `until`.
@@ -381,17 +385,7 @@ async fn rewatch(url: &str, mut from: i64, until: i64) -> Result<(i64, Vec<Event
     let deadline = Instant::now() + Duration::from_secs(30);
     'attempt: while Instant::now() < deadline {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let create = WatchRequest {
-            request_union: Some(watch_request::RequestUnion::CreateRequest(
-                WatchCreateRequest {
-                    key: LEASE_PREFIX.as_bytes().to_vec(),
-                    range_end: WATCH_END.to_vec(),
-                    start_revision: from,
-                    ..Default::default()
-                },
-            )),
-        };
-        let _ = tx.send(create).await;
+        let _ = tx.send(watch_everything(from, false)).await;
         let mut client = WatchClient::new(channel(url));
         let Ok(answers) = client
             .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -984,7 +978,10 @@ async fn crash_at_failpoint(
             .collect(),
         Err(_) => FAILPOINTS.to_vec(),
     };
-    assert!(!chosen.is_empty(), "ROBUSTNESS_FAILPOINTS names no point of {FAILPOINTS:?}");
+    assert!(
+        !chosen.is_empty(),
+        "ROBUSTNESS_FAILPOINTS names no point of {FAILPOINTS:?}"
+    );
     let point = chosen[rng.below(chosen.len())];
     let snapshot = point.contains("Snap");
     // the leader sends snapshots, a follower receives them

@@ -178,16 +178,15 @@ impl Cluster {
             .map(|x| format!("{}={}", x.name, x.peer_url()))
             .collect();
         initial.push(format!("{}={}", m.name, m.peer_url()));
-        m.args = member_args(
-            &m,
-            &initial.join(","),
-            &self.token,
-            "existing",
-            &self.common,
-        );
-        m.start()?;
+        self.start_joining(&mut m, &initial)?;
         self.members.push(m);
         Ok(self.members.len() - 1)
+    }
+
+    /// Starts `m` with --initial-cluster `initial` and state existing.
+    fn start_joining(&self, m: &mut Member, initial: &[String]) -> anyhow::Result<()> {
+        m.args = member_args(m, &initial.join(","), &self.token, "existing", &self.common);
+        m.start()
     }
 
     /// Puts a new member `name` in place of member `i` (removed from the
@@ -218,14 +217,7 @@ impl Cluster {
                 false => format!("{}={}", x.name, x.peer_url()),
             })
             .collect();
-        m.args = member_args(
-            &m,
-            &initial.join(","),
-            &self.token,
-            "existing",
-            &self.common,
-        );
-        m.start()?;
+        self.start_joining(&mut m, &initial)?;
         self.members[i] = m;
         Ok(())
     }
