@@ -78,6 +78,11 @@ pub enum Error {
     NoPasswordUser,
     #[error("auth: token signing attempted with verify-only key")]
     VerifyOnly,
+    /// Go's bcrypt refuses to hash more than 72 bytes (x/crypto since
+    /// 2022; etcd 3.5 returns its error as is, code Unknown); the bcrypt
+    /// crate's `hash` would drop the rest silently.
+    #[error("bcrypt: password length exceeds 72 bytes")]
+    PasswordTooLong,
     #[error("etcdserver: {0}")]
     Internal(String),
     /// The backend failed while applying: the member cannot go on.
@@ -116,7 +121,7 @@ impl Error {
             | AuthOldRevision | NameTooLong(_) | TooLarge(_) => Code::InvalidArgument,
             PermissionDenied => Code::PermissionDenied,
             InvalidAuthToken => Code::Unauthenticated,
-            NoPasswordUser | VerifyOnly => Code::Unknown,
+            NoPasswordUser | VerifyOnly | PasswordTooLong => Code::Unknown,
             Internal(_) | Storage(_) => Code::Internal,
         }
     }
@@ -134,6 +139,7 @@ impl Error {
             Error::AuthOldRevision => "auth: revision in header is old".into(),
             Error::NoPasswordUser
             | Error::VerifyOnly
+            | Error::PasswordTooLong
             | Error::Internal(_)
             | Error::Storage(_)
             | Error::TooLarge(_)
@@ -373,6 +379,12 @@ impl AuthStore {
     /// bcrypt hash of a new password, at --bcrypt-cost (slow: call off the
     /// async runtime).
     pub fn hash_password(&self, password: &str) -> Result<Vec<u8>, Error> {
+        // Go counts the password alone; the crate's non-truncating hash
+        // counts its NUL terminator too and would refuse 72 bytes, which Go
+        // takes (hashing them without the NUL, as the crate's `hash` does).
+        if password.len() > 72 {
+            return Err(Error::PasswordTooLong);
+        }
         bcrypt::hash(password, self.bcrypt_cost)
             .map(String::into_bytes)
             .map_err(|e| Error::Internal(format!("hash password: {e}")))

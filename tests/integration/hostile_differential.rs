@@ -56,6 +56,16 @@ fn explained(path: &str, what: &str, etcd: &str, ours: &str) -> Option<&'static 
     {
         return Some("a huge password: 3.4 proposes it whole, 3.5 and we propose its hash");
     }
+    // A password over 72 bytes: etcd 3.5 hashes with an x/crypto whose
+    // bcrypt refuses it (since 2022) and returns that error; 3.4 as Debian
+    // builds it hashes the first 72 bytes and drops the rest.
+    if (path == "/etcdserverpb.Auth/UserAdd" || path == "/etcdserverpb.Auth/UserChangePassword")
+        && ours == "Unknown: bcrypt: password length exceeds 72 bytes"
+    {
+        return Some(
+            "a password over 72 bytes: refused as etcd 3.5's bcrypt does (3.4 truncates it)",
+        );
+    }
     // A message cut short inside a nested message or a field of the wrong
     // type: both refuse to decode, in their own words.
     let etcd_undecodable =
