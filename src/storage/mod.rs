@@ -3,6 +3,7 @@
 //! (the MVCC state in LMDB). A lock file keeps a second process out.
 
 pub mod backend;
+pub mod bbolt;
 pub mod hash;
 pub mod lmdb_check;
 pub mod private;

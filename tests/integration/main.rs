@@ -48,6 +48,7 @@ mod read_load;
 mod restart;
 mod robustness;
 mod serving;
+mod snapshot_format;
 mod tls;
 mod tls_peer;
 mod tls_peer_versions;
