@@ -1,6 +1,7 @@
-//! The Maintenance service. Status and alarm listing are served; the rest
-//! (defragment, hashes, snapshots, leader moves, alarm changes) arrive with
-//! the maintenance work and answer Unimplemented until then.
+//! The Maintenance service: status, alarms, defragment, hashes, leader
+//! moves, and snapshots streamed in etcd's own format (a bbolt file in
+//! etcd's schema with its SHA-256 trailer), which etcd's tools read.
+//! Downgrade is not served yet.
 
 use std::sync::Arc;
 
@@ -38,28 +39,32 @@ impl MaintenanceService {
 /// etcd's snapshotSendBufferSize.
 const SNAPSHOT_CHUNK: usize = 32 * 1024;
 
-/// A point-in-time copy of the backend for one Snapshot stream: LMDB's
-/// compacting copy (consistent: it runs inside a read txn, writers go on),
-/// unlinked at once so that nothing is left behind however the stream ends.
-fn snapshot_copy(store: &crate::mvcc::Store) -> anyhow::Result<(std::fs::File, u64)> {
+/// A point-in-time copy of the backend for one Snapshot stream, in
+/// etcd's format (a bbolt file in etcd's schema, `mvcc::etcd_format`),
+/// made from one LMDB read txn (writers go on) and unlinked at once so
+/// that nothing is left behind however the stream ends. `None` while a
+/// compaction's deletions are under way (the copy would carry them).
+fn snapshot_copy(store: &crate::mvcc::Store) -> anyhow::Result<Option<(std::fs::File, u64)>> {
     use anyhow::Context as _;
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let Some((backend, txn)) = store.compacted_read()? else {
+        return Ok(None);
+    };
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = store.db_path().with_file_name(format!(
         "client-snapshot-{}-{n}.snap.db.tmp",
         std::process::id()
     ));
-    let file = store
-        .backend()
-        .env
-        .copy_to_path(&path, heed::CompactionOption::Enabled)
-        .with_context(|| format!("copy the backend to {}", path.display()))?;
+    let made = crate::mvcc::etcd_format::export(&backend, &txn, &path)
+        .and_then(|size| {
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("open {}", path.display()))?;
+            Ok((file, size))
+        })
+        .with_context(|| format!("write the snapshot {}", path.display()));
+    drop(txn);
     let _ = std::fs::remove_file(&path);
-    let size = file.metadata()?.len();
-    use std::io::Seek as _;
-    let mut file = file;
-    file.seek(std::io::SeekFrom::Start(0))?;
-    Ok((file, size))
+    made.map(Some)
 }
 
 /// Streams the copy in etcd's shape: chunks with the bytes remaining after
@@ -261,10 +266,30 @@ impl Maintenance for MaintenanceService {
         })?;
         self.server.serializable_read().await?;
         let store = self.server.store().clone();
-        let file = tokio::task::spawn_blocking(move || snapshot_copy(&store))
-            .await
-            .map_err(|e| Status::unknown(format!("snapshot: {e}")))?
-            .map_err(|e| Status::unknown(format!("{e:#}")))?;
+        let mut waits = 0;
+        let file = loop {
+            let s = store.clone();
+            let made = tokio::task::spawn_blocking(move || snapshot_copy(&s))
+                .await
+                .map_err(|e| Status::unknown(format!("snapshot: {e}")))?
+                .map_err(|e| Status::unknown(format!("{e:#}")))?;
+            if let Some(file) = made {
+                break file;
+            }
+            // a compaction is deleting records: the snapshot waits for it,
+            // as etcd's waits for its backend's batch to commit
+            waits += 1;
+            if waits > 10 {
+                return Err(Status::unavailable(
+                    "etcdserver: compactions keep running; try the snapshot again later",
+                ));
+            }
+            let compacted = store
+                .read()
+                .map_err(|e| Status::unknown(e.to_string()))?
+                .compacted_rev();
+            store.physically_compacted(compacted).await;
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             send_snapshot(file, tx).await;

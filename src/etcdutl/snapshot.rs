@@ -1,12 +1,19 @@
 //! Backend snapshot files: what `etcdctl snapshot save` writes and
 //! `snapshot status` / `snapshot restore` read.
 //!
-//! A snapshot is a backend file (an LMDB copy, as `storage::snapshot`
-//! makes) optionally followed by etcd's integrity trailer, the SHA-256 of
-//! everything before it. As etcd, a file carries the trailer when its size
-//! is 32 more than a multiple of 512 (backend files are whole pages); a
-//! backend copied straight out of a data dir has none and is restored only
-//! with --skip-hash-check.
+//! A snapshot is a backend file optionally followed by etcd's integrity
+//! trailer, the SHA-256 of everything before it. The backend file is in
+//! one of two formats:
+//! - etcd's: a bbolt database in etcd's schema, what Maintenance.Snapshot
+//!   sends (from rsetcd or etcd) and what an etcd member keeps in
+//!   `member/snap/db`; restored through `mvcc::etcd_format::import`;
+//! - rsetcd's own before it spoke etcd's (an LMDB copy of the backend),
+//!   still restored so that older backups keep working.
+//!
+//! As etcd, a file carries the trailer when its size is 32 more than a
+//! multiple of 512 (backend files are whole pages); a backend copied
+//! straight out of a data dir has none and is restored only with
+//! --skip-hash-check.
 //!
 //! Restore writes a new data dir whose member belongs to a new cluster: the
 //! ids `etcd --initial-cluster-state new` would derive from the same
@@ -35,6 +42,7 @@ use crate::mvcc::revision::Revision;
 use crate::mvcc::store::{META_CONSISTENT_INDEX, META_TERM};
 use crate::mvcc::{Applied, Store};
 use crate::storage::backend::{self, Backend, DEFAULT_MAP_SIZE};
+use crate::storage::bbolt::{Invalid, Reader};
 use crate::storage::hash;
 use crate::storage::wal::Wal;
 
@@ -57,15 +65,47 @@ pub fn checksum(backend_bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(backend_bytes).into()
 }
 
+/// The two formats a snapshot file may be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// etcd's: bbolt in etcd's schema.
+    Etcd,
+    /// rsetcd's before it spoke etcd's: an LMDB backend.
+    Lmdb,
+}
+
+/// Which format the file at `path` is in, by its first meta page: bbolt's
+/// magic, or anything else (the LMDB check then says what it is).
+pub fn format_of(path: &Path) -> anyhow::Result<Format> {
+    let f = File::open(path).map_err(|e| anyhow!("open {}: {}", path.display(), io_text(&e)))?;
+    let mut head = [0u8; 20];
+    use std::os::unix::fs::FileExt as _;
+    let is_bbolt = f.read_exact_at(&mut head, 0).is_ok()
+        && u32::from_le_bytes(head[16..20].try_into().expect("4 bytes")) == BBOLT_MAGIC;
+    Ok(if is_bbolt { Format::Etcd } else { Format::Lmdb })
+}
+
+const BBOLT_MAGIC: u32 = 0xED0C_DAED;
+
 /// `snapshot status`: the hash, revision, record count and size of a
-/// snapshot file (etcd's `v3Manager.Status`). The hash covers every table,
-/// as `storage::hash` defines it.
+/// snapshot file (etcd's `v3Manager.Status`). For etcd's format these are
+/// etcd's numbers exactly (after bbolt's integrity check, as etcd runs
+/// it); for the LMDB format the hash covers every table, as
+/// `storage::hash` defines it.
 pub fn status(path: &Path) -> Result<SnapshotStatus> {
     let md =
         std::fs::metadata(path).map_err(|e| anyhow!("stat {}: {}", path.display(), io_text(&e)))?;
     if md.is_dir() {
         return Err(anyhow!("{} is a directory, not a snapshot file", path.display()).into());
     }
+    if format_of(path)? == Format::Etcd {
+        return Ok(etcd_status(path)?);
+    }
+    eprintln!(
+        "{} is in rsetcd's earlier snapshot format (LMDB), which etcd's tools do not read; \
+         rsetcd restores it as before",
+        path.display()
+    );
     let env = open_backend_file(path, path)?;
     let result = (|| -> anyhow::Result<SnapshotStatus> {
         let tables = hash::tables(&env)?;
@@ -100,6 +140,49 @@ pub fn status(path: &Path) -> Result<SnapshotStatus> {
     })();
     env.prepare_for_closing().wait();
     Ok(result?)
+}
+
+/// `snapshot status` of a file in etcd's format, as etcd computes it:
+/// bbolt's `tx.Check` first, then a CRC-32C over every bucket's name and
+/// its keys and values in order, the entries of every bucket, the main
+/// revision of the last key in `key`, and the database's size (the
+/// trailer not counted).
+fn etcd_status(path: &Path) -> anyhow::Result<SnapshotStatus> {
+    let file = File::open(path).map_err(|e| anyhow!("open {}: {}", path.display(), io_text(&e)))?;
+    let db = Reader::open(file, None)?;
+    let errors = db.check();
+    if !errors.is_empty() {
+        bail!(
+            "snapshot file integrity check failed. {} errors found.\n{}",
+            errors.len(),
+            errors.join("\n")
+        );
+    }
+    let mut hash = 0u32;
+    let mut total_key = 0u64;
+    let mut revision = 0i64;
+    for (name, root) in db.buckets()? {
+        hash = crc32c::crc32c_append(hash, &name);
+        let is_key = name == b"key";
+        db.for_each(&root, &mut |k, v| {
+            hash = crc32c::crc32c_append(hash, k);
+            hash = crc32c::crc32c_append(hash, v);
+            total_key += 1;
+            if is_key {
+                if k.len() < 17 {
+                    return Err(Invalid(format!("bucket key holds a {}-byte key", k.len())));
+                }
+                revision = i64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+            }
+            Ok(())
+        })?;
+    }
+    Ok(SnapshotStatus {
+        hash,
+        revision,
+        total_key,
+        total_size: i64::try_from(db.size()).unwrap_or(i64::MAX),
+    })
 }
 
 /// How `restore` moves the revision: etcd's --bump-revision and
@@ -230,23 +313,75 @@ fn write_member(
     let snap_dir = super::snap_dir(data_dir);
     create_private_dir_all(&snap_dir)?;
     let db = snap_dir.join("db");
-    let started = Instant::now();
-    let size = copy_verified(&cfg.snapshot_path, &db, cfg.skip_hash_check)?;
-    tracing::info!(
-        path = %db.display(),
-        size = %crate::gofmt::humanize_bytes(size),
-        took = ?started.elapsed(),
-        "copied the snapshot's backend"
-    );
-    // Refuse anything but a backend before opening it for writing (which
-    // would create the tables in any LMDB file).
-    open_backend_file(&db, &cfg.snapshot_path)?
-        .prepare_for_closing()
-        .wait();
+    if format_of(&cfg.snapshot_path)? == Format::Etcd {
+        // etcd's format: verified into a copy (the source may change),
+        // checked whole, then loaded into a new backend
+        let copy = snap_dir.join("db.bbolt.tmp");
+        let size = copy_verified(&cfg.snapshot_path, &copy, cfg.skip_hash_check)?;
+        let started = Instant::now();
+        let imported = import_etcd(&copy, &db, &cfg.snapshot_path);
+        let _ = std::fs::remove_file(&copy);
+        let imported = imported?;
+        tracing::info!(
+            path = %db.display(),
+            size = %crate::gofmt::humanize_bytes(size),
+            revision = imported.revision,
+            "compact-revision" = imported.compacted,
+            records = imported.records,
+            leases = imported.leases,
+            took = ?started.elapsed(),
+            "loaded etcd's snapshot into the backend"
+        );
+    } else {
+        let started = Instant::now();
+        let size = copy_verified(&cfg.snapshot_path, &db, cfg.skip_hash_check)?;
+        tracing::info!(
+            path = %db.display(),
+            size = %crate::gofmt::humanize_bytes(size),
+            took = ?started.elapsed(),
+            "copied the snapshot's backend"
+        );
+        // Refuse anything but a backend before opening it for writing
+        // (which would create the tables in any LMDB file).
+        open_backend_file(&db, &cfg.snapshot_path)?
+            .prepare_for_closing()
+            .wait();
+    }
     rewrite_backend(&db, identity, cfg.revision)?;
     write_bootstrap_wal(wal_dir, &identity.members)?;
     sync_dir(data_dir)?;
     Ok(())
+}
+
+/// Loads the bbolt file `copy` (etcd's format, from `shown`) into a new
+/// backend at `db`, after bbolt's integrity check.
+fn import_etcd(
+    copy: &Path,
+    db: &Path,
+    shown: &Path,
+) -> anyhow::Result<crate::mvcc::etcd_format::Imported> {
+    let in_shown = |e: Invalid| anyhow!("{}: {e}", shown.display());
+    let file = File::open(copy).map_err(|e| anyhow!("open {}: {}", copy.display(), io_text(&e)))?;
+    let reader = Reader::open(file, None).map_err(in_shown)?;
+    let errors = reader.check();
+    if !errors.is_empty() {
+        bail!(
+            "{}: snapshot file integrity check failed. {} errors found.\n{}",
+            shown.display(),
+            errors.len(),
+            errors.join("\n")
+        );
+    }
+    let backend = Backend::open(db, DEFAULT_MAP_SIZE)?;
+    let imported = crate::mvcc::etcd_format::import(&reader, &backend)
+        .map_err(|e| anyhow!("{}: {e:#}", shown.display()));
+    let synced = backend
+        .env
+        .force_sync()
+        .with_context(|| format!("fsync {}", db.display()));
+    backend.env.prepare_for_closing().wait();
+    synced?;
+    imported
 }
 
 /// Makes the restored backend a member of the new cluster, as if the
@@ -410,7 +545,7 @@ pub(crate) fn open_backend_file(path: &Path, shown: &Path) -> anyhow::Result<Env
         Ok(None) => return Err(not_backend("the file is empty".into())),
         Err(damage) if damage.bbolt => {
             return Err(anyhow!(
-                "{} is an etcd (bbolt) database: this etcdutl reads rsetcd (LMDB) backends and snapshots only (etcd's format is not supported yet)",
+                "{} is an etcd (bbolt) database: `etcdutl snapshot status` and `snapshot restore` read it; this command reads rsetcd's data dirs (LMDB)",
                 shown.display()
             ))
         }

@@ -5,6 +5,7 @@
 //! answers ranges. Request semantics (txn, put options) live in `apply`.
 
 pub mod defrag;
+pub mod etcd_format;
 pub mod key_index;
 pub mod revision;
 pub mod store;

@@ -27,8 +27,8 @@ use crate::proto::internal::LeaseRecord;
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 use crate::storage::backend::Backend;
 
-const RECORD_PUT: u8 = 0;
-const RECORD_DELETE: u8 = 1;
+pub(super) const RECORD_PUT: u8 = 0;
+pub(super) const RECORD_DELETE: u8 = 1;
 
 pub use crate::storage::schema::{
     META_COMPACT_REV, META_CONSISTENT_INDEX, META_CURRENT_REV, META_INDEX_GENERATION, META_TERM,
@@ -339,6 +339,21 @@ impl Store {
                 compacted,
             });
         }
+    }
+
+    /// A read transaction on the current backend in which no record a
+    /// compaction dropped is left (what etcd's backend holds after its
+    /// compaction); `None` while a compaction's deletions are still under
+    /// way: wait for `physically_compacted(compacted_rev())` and ask again.
+    pub fn compacted_read(
+        &self,
+    ) -> Result<Option<(Arc<Backend>, RoTxn<'static, WithoutTls>)>, Error> {
+        // read before the txn begins: deletions it counts are in the txn
+        let deleted_through = *self.physically_compacted.borrow();
+        let backend = self.backend.load_full();
+        let txn = backend.env.clone().static_read_txn()?;
+        let compacted = meta_i64(&backend, &txn, META_COMPACT_REV, -1)?;
+        Ok((deleted_through >= compacted).then_some((backend, txn)))
     }
 
     /// Starts the only write transaction. Call from the apply thread only:
@@ -672,7 +687,7 @@ fn scan(
     Ok((index, leases.into_iter().collect()))
 }
 
-fn decode_record(v: &[u8]) -> Result<(bool, KeyValue), Error> {
+pub(super) fn decode_record(v: &[u8]) -> Result<(bool, KeyValue), Error> {
     let (&kind, body) = v
         .split_first()
         .ok_or_else(|| Error::Corrupt("empty record".into()))?;
@@ -684,7 +699,7 @@ fn decode_record(v: &[u8]) -> Result<(bool, KeyValue), Error> {
     }
 }
 
-fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
+pub(super) fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
     let mut buf = Vec::with_capacity(1 + kv.encoded_len());
     buf.push(kind);
     kv.encode(&mut buf).expect("Vec grows as needed");

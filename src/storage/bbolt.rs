@@ -1,8 +1,17 @@
-//! Writing bbolt files, the format of etcd's backend and snapshots (issue
-//! 16; docs/design/etcd-snapshot-format.md is the spec): buckets of sorted
-//! keys bulk-loaded bottom-up into B+tree pages, a root bucket naming
-//! them, an empty freelist and two meta pages, as `bolt.Open` and
-//! `tx.Check` (what `etcdctl snapshot status` runs) accept.
+//! bbolt files, the format of etcd's backend and snapshots
+//! (docs/design/etcd-snapshot-format.md is the spec).
+//!
+//! The `Writer` bulk-loads buckets of sorted keys bottom-up into B+tree
+//! pages, a root bucket naming them, an empty freelist and two meta pages,
+//! as `bolt.Open` and `tx.Check` (what `etcdctl snapshot status` runs)
+//! accept. The `Reader` walks any bbolt file read-only with plain reads,
+//! every offset bounds-checked (a damaged or hostile file is an error,
+//! never a crash); `check` is bbolt's `tx.Check`.
+//!
+//! Our own code rather than a port of bbolt (bbolt-rs): snapshots need a
+//! bulk writer and a read-only walker, a few hundred lines; a full
+//! transactional engine maps the file and trusts its page numbers (SIGBUS
+//! on a truncated file), which is what a reader of foreign files must not.
 //!
 //! Every integer bbolt stores is little-endian (the host order of every
 //! platform etcd runs on); pages are 4096 bytes, a multiple of 512 as
@@ -72,11 +81,12 @@ impl Writer {
     }
 
     /// A bucket of `entries`, which must come in strictly increasing key
-    /// order (bytewise), keys non-empty. Buckets must come in name order.
+    /// order (bytewise), keys non-empty; the first error among them ends
+    /// the write. Buckets must come in name order.
     pub fn bucket(
         &mut self,
         name: &[u8],
-        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+        entries: impl IntoIterator<Item = io::Result<(Vec<u8>, Vec<u8>)>>,
     ) -> io::Result<()> {
         if let Some((last, _)) = self.buckets.last() {
             if last.as_slice() >= name {
@@ -87,7 +97,12 @@ impl Writer {
                 )));
             }
         }
-        let root = self.tree(0, entries.into_iter().map(|(k, v)| (k, Payload::Value(v))))?;
+        let root = self.tree(
+            0,
+            entries
+                .into_iter()
+                .map(|e| e.map(|(k, v)| (k, Payload::Value(v)))),
+        )?;
         self.buckets.push((name.to_vec(), root));
         Ok(())
     }
@@ -102,7 +117,7 @@ impl Writer {
                 let mut header = Vec::with_capacity(16);
                 header.extend_from_slice(&root.to_le_bytes());
                 header.extend_from_slice(&0u64.to_le_bytes()); // sequence
-                (name, Payload::Value(header))
+                Ok((name, Payload::Value(header)))
             }),
         )?;
         let mut freelist = vec![0u8; PAGE_SIZE];
@@ -123,11 +138,12 @@ impl Writer {
     fn tree(
         &mut self,
         leaf_flags: u32,
-        entries: impl Iterator<Item = (Vec<u8>, Payload)>,
+        entries: impl Iterator<Item = io::Result<(Vec<u8>, Payload)>>,
     ) -> io::Result<u64> {
         let mut levels: Vec<Node> = vec![Node::default()];
         let mut last: Option<Vec<u8>> = None;
-        for (key, payload) in entries {
+        for entry in entries {
+            let (key, payload) = entry?;
             if key.is_empty() || last.as_ref().is_some_and(|l| *l >= key) {
                 return Err(invalid(
                     "keys must be non-empty and strictly increasing".into(),
@@ -286,6 +302,688 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     h
 }
 
+// ---------------------------------------------------------------- reading
+
+/// Why a file cannot be read as a bbolt database: bbolt's own words where
+/// it has them ("invalid database", "version mismatch", "checksum error").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+fn bad<T>(msg: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid(msg.into()))
+}
+
+/// bbolt's marker for "no freelist page" (etcd syncs none on Linux).
+const NO_FREELIST: u64 = u64::MAX;
+/// Deeper than any real tree (a 4 KiB page holds at least two branch
+/// elements, so 64 levels address more pages than a file can hold).
+const MAX_DEPTH: usize = 64;
+
+/// Where the bytes come from: a file (read page by page, never mapped)
+/// or memory (tests, fuzzing).
+enum Source {
+    File(File),
+    Bytes(Vec<u8>),
+}
+
+/// A meta page's fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta {
+    pub page_size: u32,
+    pub root: u64,
+    pub freelist: u64,
+    /// Pages in use: the database is `high_water * page_size` bytes.
+    pub high_water: u64,
+    pub txid: u64,
+}
+
+/// A bucket's contents: a tree of pages, or a leaf page stored inline in
+/// its parent's value.
+#[derive(Debug, Clone)]
+pub enum BucketRoot {
+    Tree(u64),
+    Inline(Vec<u8>),
+}
+
+/// One node: its bytes (the page and its overflow pages, or an inline
+/// page) and its kind and element count.
+struct Page {
+    buf: Vec<u8>,
+    pgid: u64,
+    leaf: bool,
+    count: usize,
+}
+
+/// An element of a node.
+enum Element<'a> {
+    Leaf {
+        flags: u32,
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    Branch {
+        key: &'a [u8],
+        child: u64,
+    },
+}
+
+pub struct Reader {
+    source: Source,
+    /// Bytes of the database (a snapshot's trailer excluded).
+    len: u64,
+    meta: Meta,
+}
+
+impl Reader {
+    /// Opens the database in the first `len` bytes of `file` (all of it
+    /// when `None`), as `bolt.Open` would.
+    pub fn open(file: File, len: Option<u64>) -> Result<Reader, Invalid> {
+        let len = match len {
+            Some(n) => n,
+            None => file
+                .metadata()
+                .map_err(|e| Invalid(format!("stat: {e}")))?
+                .len(),
+        };
+        Reader::with_source(Source::File(file), len)
+    }
+
+    /// A database held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Reader, Invalid> {
+        let len = bytes.len() as u64;
+        Reader::with_source(Source::Bytes(bytes), len)
+    }
+
+    fn with_source(source: Source, len: u64) -> Result<Reader, Invalid> {
+        let mut r = Reader {
+            source,
+            len,
+            meta: Meta {
+                page_size: 0,
+                root: 0,
+                freelist: 0,
+                high_water: 0,
+                txid: 0,
+            },
+        };
+        r.meta = r.pick_meta()?;
+        Ok(r)
+    }
+
+    pub fn meta(&self) -> Meta {
+        self.meta
+    }
+
+    /// The database's size, as bbolt's `tx.Size()`.
+    pub fn size(&self) -> u64 {
+        self.meta.high_water * u64::from(self.meta.page_size)
+    }
+
+    fn read_at(&self, buf: &mut [u8], at: u64) -> Result<(), Invalid> {
+        let end = at.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.len) {
+            return bad(format!(
+                "read of {} bytes at {at} past the end of the file ({} bytes)",
+                buf.len(),
+                self.len
+            ));
+        }
+        match &self.source {
+            Source::File(f) => f
+                .read_exact_at(buf, at)
+                .map_err(|e| Invalid(format!("read at {at}: {e}"))),
+            Source::Bytes(b) => {
+                buf.copy_from_slice(&b[at as usize..at as usize + buf.len()]);
+                Ok(())
+            }
+        }
+    }
+
+    /// bbolt's `db.meta()`: the valid meta with the higher txid. The page
+    /// size comes from meta 0, or, when that is damaged, from a meta 1
+    /// found at one of the page sizes bbolt probes.
+    fn pick_meta(&self) -> Result<Meta, Invalid> {
+        if self.len < 1024 {
+            return bad("invalid database");
+        }
+        let mut page_size = match self.meta_at(0) {
+            Ok(m) => Some(m.page_size),
+            Err(_) => None,
+        };
+        if page_size.is_none() {
+            for i in 0..15 {
+                let off = 1024u64 << i;
+                if let Ok(m) = self.meta_at(off) {
+                    if u64::from(m.page_size) == off {
+                        page_size = Some(m.page_size);
+                        break;
+                    }
+                }
+            }
+        }
+        // Neither meta is readable: report meta 0's fault, as bbolt does.
+        let Some(page_size) = page_size else {
+            return Err(self.meta_at(0).err().unwrap_or(Invalid("invalid database".into())));
+        };
+        let ps = u64::from(page_size);
+        if self.len < 2 * ps {
+            return bad(format!("file size too small {}", self.len));
+        }
+        let (a, b) = (self.meta_at(0), self.meta_at(ps));
+        let meta = match (a, b) {
+            (Ok(a), Ok(b)) => {
+                if b.txid > a.txid {
+                    b
+                } else {
+                    a
+                }
+            }
+            (Ok(m), Err(_)) | (Err(_), Ok(m)) => m,
+            (Err(e), Err(_)) => return Err(e),
+        };
+        if meta.page_size != page_size {
+            return bad(format!(
+                "the metas disagree on the page size ({} and {page_size})",
+                meta.page_size
+            ));
+        }
+        let size = meta.high_water.checked_mul(ps);
+        if size.is_none_or(|s| s > self.len) {
+            return bad(format!(
+                "the database claims {} pages of {page_size} bytes, the file has {} bytes (truncated?)",
+                meta.high_water, self.len
+            ));
+        }
+        if meta.root < 2 || meta.root >= meta.high_water {
+            return bad(format!(
+                "root bucket page {} outside the database ({} pages)",
+                meta.root, meta.high_water
+            ));
+        }
+        Ok(meta)
+    }
+
+    /// The meta of the page at byte `at`, validated as bbolt's
+    /// `meta.validate`: magic, then version, then checksum.
+    fn meta_at(&self, at: u64) -> Result<Meta, Invalid> {
+        let mut b = [0u8; HEADER + 64];
+        self.read_at(&mut b, at)?;
+        let m = &b[HEADER..];
+        let u32_at = |o: usize| u32::from_le_bytes(m[o..o + 4].try_into().expect("4 bytes"));
+        let u64_at = |o: usize| u64::from_le_bytes(m[o..o + 8].try_into().expect("8 bytes"));
+        if u32_at(0) != MAGIC {
+            return bad("invalid database");
+        }
+        if u32_at(4) != VERSION {
+            return bad("version mismatch");
+        }
+        if u64_at(56) != fnv1a64(&m[..56]) {
+            return bad("checksum error");
+        }
+        let page_size = u32_at(8);
+        if !page_size.is_power_of_two() || !(512..=1 << 20).contains(&page_size) {
+            return bad(format!("invalid page size {page_size}"));
+        }
+        Ok(Meta {
+            page_size,
+            root: u64_at(16),
+            freelist: u64_at(32),
+            high_water: u64_at(40),
+            txid: u64_at(48),
+        })
+    }
+
+    /// The node at `pgid` with its overflow pages, checked to lie inside
+    /// the database.
+    fn node(&self, pgid: u64) -> Result<Page, Invalid> {
+        let ps = u64::from(self.meta.page_size);
+        if pgid >= self.meta.high_water {
+            return bad(format!(
+                "page {pgid}: out of bounds: {}",
+                self.meta.high_water
+            ));
+        }
+        let mut header = [0u8; HEADER];
+        self.read_at(&mut header, pgid * ps)?;
+        let (id, flags, count, overflow) = parse_header(&header);
+        if id != pgid {
+            return bad(format!("page {pgid}: holds page id {id}"));
+        }
+        let last = pgid + u64::from(overflow);
+        if last >= self.meta.high_water {
+            return bad(format!(
+                "page {pgid}: {overflow} overflow pages run past the database ({} pages)",
+                self.meta.high_water
+            ));
+        }
+        let leaf = match flags {
+            LEAF_PAGE => true,
+            BRANCH_PAGE => false,
+            other => return bad(format!("page {pgid}: invalid type: {}", page_type(other))),
+        };
+        let mut buf = vec![0u8; ((last - pgid + 1) * ps) as usize];
+        self.read_at(&mut buf, pgid * ps)?;
+        let node = Page {
+            buf,
+            pgid,
+            leaf,
+            count: usize::from(count),
+        };
+        if HEADER + ELEMENT * node.count > node.buf.len() {
+            return bad(format!("page {pgid}: {count} elements do not fit"));
+        }
+        Ok(node)
+    }
+
+    /// The root-level buckets, in name order. Anything but a bucket at
+    /// the root is an error (etcd's status: "cannot get hash of bucket").
+    pub fn buckets(&self) -> Result<Vec<(Vec<u8>, BucketRoot)>, Invalid> {
+        let mut out = Vec::new();
+        self.walk(&BucketRoot::Tree(self.meta.root), &mut |flags, k, v| {
+            if flags & BUCKET_LEAF == 0 {
+                return bad(format!(
+                    "cannot get hash of bucket {}",
+                    String::from_utf8_lossy(k)
+                ));
+            }
+            out.push((k.to_vec(), bucket_root(k, v)?));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Every key and value of a bucket, in key order. A sub-bucket inside
+    /// it is an error: etcd's buckets hold none.
+    pub fn for_each(
+        &self,
+        bucket: &BucketRoot,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), Invalid>,
+    ) -> Result<(), Invalid> {
+        self.walk(bucket, &mut |flags, k, v| {
+            if flags & BUCKET_LEAF != 0 {
+                return bad(format!(
+                    "unexpected nested bucket {}",
+                    String::from_utf8_lossy(k)
+                ));
+            }
+            f(k, v)
+        })
+    }
+
+    /// Visits a bucket's leaf elements in order, checking that keys
+    /// increase and that no page is visited twice.
+    fn walk(
+        &self,
+        bucket: &BucketRoot,
+        f: &mut dyn FnMut(u32, &[u8], &[u8]) -> Result<(), Invalid>,
+    ) -> Result<(), Invalid> {
+        let mut seen = PageSet::new(self.meta.high_water);
+        let mut last: Option<Vec<u8>> = None;
+        let mut visit = |flags: u32, k: &[u8], v: &[u8]| -> Result<(), Invalid> {
+            if last.as_deref().is_some_and(|l| l >= k) {
+                return bad(format!(
+                    "key {:?} out of order",
+                    String::from_utf8_lossy(k)
+                ));
+            }
+            last = Some(k.to_vec());
+            f(flags, k, v)
+        };
+        match bucket {
+            BucketRoot::Inline(page) => {
+                let node = inline_node(page)?;
+                for i in 0..node.count {
+                    match node.element(i)? {
+                        Element::Leaf { flags, key, value } => visit(flags, key, value)?,
+                        Element::Branch { .. } => unreachable!("inline nodes are leaves"),
+                    }
+                }
+                Ok(())
+            }
+            BucketRoot::Tree(root) => self.walk_tree(*root, 0, &mut seen, &mut visit),
+        }
+    }
+
+    fn walk_tree(
+        &self,
+        pgid: u64,
+        depth: usize,
+        seen: &mut PageSet,
+        visit: &mut dyn FnMut(u32, &[u8], &[u8]) -> Result<(), Invalid>,
+    ) -> Result<(), Invalid> {
+        if depth > MAX_DEPTH {
+            return bad(format!("page {pgid}: tree deeper than {MAX_DEPTH} levels"));
+        }
+        let node = self.node(pgid)?;
+        let last = pgid + (node.buf.len() as u64 / u64::from(self.meta.page_size)) - 1;
+        for p in pgid..=last {
+            if !seen.insert(p) {
+                return bad(format!("page {p}: multiple references"));
+            }
+        }
+        for i in 0..node.count {
+            match node.element(i)? {
+                Element::Leaf { flags, key, value } => visit(flags, key, value)?,
+                Element::Branch { child, .. } => self.walk_tree(child, depth + 1, seen, visit)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// bbolt's `tx.Check`: every page of every bucket inside the database
+    /// and referenced once, of the right type, keys in order (within
+    /// pages and against the branch keys above them), and, when the file
+    /// has a freelist, every page either in use or free. Returns the
+    /// errors found, in bbolt's words.
+    pub fn check(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut reachable = PageSet::new(self.meta.high_water);
+        reachable.insert(0);
+        reachable.insert(1);
+        let mut freed = PageSet::new(self.meta.high_water);
+        let has_freelist = self.meta.freelist != NO_FREELIST;
+        if has_freelist {
+            match self.freelist() {
+                Ok((ids, last)) => {
+                    for p in self.meta.freelist..=last {
+                        reachable.insert(p);
+                    }
+                    for id in ids {
+                        if id >= self.meta.high_water || !freed.insert(id) {
+                            errors.push(format!("page {id}: already freed"));
+                        }
+                    }
+                }
+                Err(e) => errors.push(e.0),
+            }
+        }
+        self.check_bucket(
+            &BucketRoot::Tree(self.meta.root),
+            true,
+            &mut reachable,
+            &freed,
+            &mut errors,
+        );
+        if has_freelist && errors.is_empty() {
+            for p in 0..self.meta.high_water {
+                if !reachable.contains(p) && !freed.contains(p) {
+                    errors.push(format!("page {p}: unreachable unfreed"));
+                    if errors.len() > 100 {
+                        break;
+                    }
+                }
+            }
+        }
+        errors
+    }
+
+    /// The freelist's page ids and the last page it occupies.
+    fn freelist(&self) -> Result<(Vec<u64>, u64), Invalid> {
+        let pgid = self.meta.freelist;
+        let ps = u64::from(self.meta.page_size);
+        if pgid < 2 || pgid >= self.meta.high_water {
+            return bad(format!(
+                "page {pgid}: out of bounds: {}",
+                self.meta.high_water
+            ));
+        }
+        let mut header = [0u8; HEADER];
+        self.read_at(&mut header, pgid * ps)?;
+        let (id, flags, count, overflow) = parse_header(&header);
+        if id != pgid || flags != FREELIST_PAGE {
+            return bad(format!(
+                "page {pgid}: invalid freelist page: {}, page type is {}",
+                id,
+                page_type(flags)
+            ));
+        }
+        let last = pgid + u64::from(overflow);
+        if last >= self.meta.high_water {
+            return bad(format!(
+                "page {pgid}: out of bounds: {}",
+                self.meta.high_water
+            ));
+        }
+        let mut buf = vec![0u8; ((last - pgid + 1) * ps) as usize];
+        self.read_at(&mut buf, pgid * ps)?;
+        let (n, start) = if count == 0xFFFF {
+            (u64_le(&buf, HEADER) as usize, HEADER + 8)
+        } else {
+            (usize::from(count), HEADER)
+        };
+        if n > (buf.len() - start) / 8 {
+            return bad(format!("page {pgid}: {n} free pages do not fit"));
+        }
+        Ok(((0..n).map(|i| u64_le(&buf, start + 8 * i)).collect(), last))
+    }
+
+    fn check_bucket(
+        &self,
+        bucket: &BucketRoot,
+        root_level: bool,
+        reachable: &mut PageSet,
+        freed: &PageSet,
+        errors: &mut Vec<String>,
+    ) {
+        let mut buckets = Vec::new();
+        let mut visit = |flags: u32, k: &[u8], v: &[u8]| -> Result<(), Invalid> {
+            if flags & BUCKET_LEAF != 0 {
+                buckets.push(bucket_root(k, v)?);
+            } else if root_level {
+                return bad(format!(
+                    "cannot get hash of bucket {}",
+                    String::from_utf8_lossy(k)
+                ));
+            }
+            Ok(())
+        };
+        let walked = match bucket {
+            BucketRoot::Inline(page) => inline_node(page).and_then(|node| {
+                (0..node.count).try_for_each(|i| match node.element(i)? {
+                    Element::Leaf { flags, key, value } => visit(flags, key, value),
+                    Element::Branch { .. } => bad("an inline bucket holds a branch"),
+                })
+            }),
+            BucketRoot::Tree(root) => {
+                self.check_tree(*root, None, None, 0, reachable, freed, &mut visit)
+            }
+        };
+        if let Err(e) = walked {
+            errors.push(e.0);
+            return;
+        }
+        for b in buckets {
+            if errors.len() > 100 {
+                return;
+            }
+            self.check_bucket(&b, false, reachable, freed, errors);
+        }
+    }
+
+    /// One subtree: every key within [min, max) of the branch above.
+    #[allow(clippy::too_many_arguments)]
+    fn check_tree(
+        &self,
+        pgid: u64,
+        min: Option<&[u8]>,
+        max: Option<&[u8]>,
+        depth: usize,
+        reachable: &mut PageSet,
+        freed: &PageSet,
+        visit: &mut dyn FnMut(u32, &[u8], &[u8]) -> Result<(), Invalid>,
+    ) -> Result<(), Invalid> {
+        if depth > MAX_DEPTH {
+            return bad(format!("page {pgid}: tree deeper than {MAX_DEPTH} levels"));
+        }
+        let node = self.node(pgid)?;
+        let last = pgid + (node.buf.len() as u64 / u64::from(self.meta.page_size)) - 1;
+        for p in pgid..=last {
+            if !reachable.insert(p) {
+                return bad(format!("page {p}: multiple references"));
+            }
+            if freed.contains(p) {
+                return bad(format!("page {p}: reachable freed"));
+            }
+        }
+        let keys: Vec<&[u8]> = (0..node.count)
+            .map(|i| node.element(i).map(|e| e.key()))
+            .collect::<Result<_, _>>()?;
+        for (i, k) in keys.iter().enumerate() {
+            let below_min = min.is_some_and(|m| *k < m);
+            let at_or_above_max = max.is_some_and(|m| *k >= m);
+            let unordered = i > 0 && keys[i - 1] >= *k;
+            if below_min || at_or_above_max || unordered {
+                return bad(format!(
+                    "page {pgid}: key {:?} out of order",
+                    String::from_utf8_lossy(k)
+                ));
+            }
+        }
+        for i in 0..node.count {
+            match node.element(i)? {
+                Element::Leaf { flags, key, value } => visit(flags, key, value)?,
+                Element::Branch { key, child } => {
+                    let upper = keys.get(i + 1).copied().or(max);
+                    self.check_tree(child, Some(key), upper, depth + 1, reachable, freed, visit)?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Page {
+    fn element(&self, i: usize) -> Result<Element<'_>, Invalid> {
+        let at = HEADER + ELEMENT * i;
+        let e = &self.buf[at..at + ELEMENT];
+        let word = |o: usize| u32::from_le_bytes(e[o..o + 4].try_into().expect("4 bytes")) as usize;
+        let slice = |from: usize, len: usize| -> Result<&[u8], Invalid> {
+            from.checked_add(len)
+                .and_then(|end| self.buf.get(from..end))
+                .ok_or_else(|| {
+                    Invalid(format!(
+                        "page {}: element {i} points past its page",
+                        self.pgid
+                    ))
+                })
+        };
+        if self.leaf {
+            let (flags, pos, ksize, vsize) = (word(0) as u32, word(4), word(8), word(12));
+            let key = slice(at + pos, ksize)?;
+            let value = slice(at + pos + ksize, vsize)?;
+            if key.is_empty() {
+                return bad(format!("page {}: element {i} has an empty key", self.pgid));
+            }
+            Ok(Element::Leaf { flags, key, value })
+        } else {
+            let (pos, ksize) = (word(0), word(4));
+            let child = u64::from_le_bytes(e[8..16].try_into().expect("8 bytes"));
+            let key = slice(at + pos, ksize)?;
+            Ok(Element::Branch { key, child })
+        }
+    }
+}
+
+impl<'a> Element<'a> {
+    fn key(&self) -> &'a [u8] {
+        match self {
+            Element::Leaf { key, .. } | Element::Branch { key, .. } => key,
+        }
+    }
+}
+
+/// A bucket's root from its value in the parent: a page id, or (root 0)
+/// the leaf page stored inline after the header.
+fn bucket_root(name: &[u8], value: &[u8]) -> Result<BucketRoot, Invalid> {
+    if value.len() < 16 {
+        return bad(format!(
+            "bucket {}: a {}-byte header",
+            String::from_utf8_lossy(name),
+            value.len()
+        ));
+    }
+    match u64_le(value, 0) {
+        0 => Ok(BucketRoot::Inline(value[16..].to_vec())),
+        root => Ok(BucketRoot::Tree(root)),
+    }
+}
+
+fn inline_node(page: &[u8]) -> Result<Page, Invalid> {
+    if page.len() < HEADER {
+        return bad("an inline bucket shorter than a page header");
+    }
+    let (_, flags, count, _) = parse_header(page);
+    if flags != LEAF_PAGE {
+        return bad(format!("an inline bucket of type {}", page_type(flags)));
+    }
+    let node = Page {
+        buf: page.to_vec(),
+        pgid: 0,
+        leaf: true,
+        count: usize::from(count),
+    };
+    if HEADER + ELEMENT * node.count > node.buf.len() {
+        return bad(format!("an inline bucket's {count} elements do not fit"));
+    }
+    Ok(node)
+}
+
+fn parse_header(b: &[u8]) -> (u64, u16, u16, u32) {
+    (
+        u64_le(b, 0),
+        u16::from_le_bytes([b[8], b[9]]),
+        u16::from_le_bytes([b[10], b[11]]),
+        u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")),
+    )
+}
+
+fn u64_le(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// bbolt's `page.typ()`.
+fn page_type(flags: u16) -> String {
+    match flags {
+        BRANCH_PAGE => "branch".into(),
+        LEAF_PAGE => "leaf".into(),
+        META_PAGE => "meta".into(),
+        FREELIST_PAGE => "freelist".into(),
+        other => format!("unknown<{other:02x}>"),
+    }
+}
+
+/// A set of page ids below the database's high-water mark.
+struct PageSet(Vec<u64>);
+
+impl PageSet {
+    fn new(pages: u64) -> PageSet {
+        PageSet(vec![0; pages.div_ceil(64) as usize])
+    }
+    /// False when already present or out of range.
+    fn insert(&mut self, p: u64) -> bool {
+        let Some(word) = self.0.get_mut((p / 64) as usize) else {
+            return false;
+        };
+        let bit = 1u64 << (p % 64);
+        let fresh = *word & bit == 0;
+        *word |= bit;
+        fresh
+    }
+    fn contains(&self, p: u64) -> bool {
+        self.0
+            .get((p / 64) as usize)
+            .is_some_and(|w| w & (1 << (p % 64)) != 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,7 +1004,10 @@ mod tests {
     fn keys_out_of_order_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Writer::create(&dir.path().join("db")).unwrap();
-        let e = w.bucket(b"b", [(b"2".to_vec(), vec![]), (b"1".to_vec(), vec![])]);
+        let e = w.bucket(
+            b"b",
+            [Ok((b"2".to_vec(), vec![])), Ok((b"1".to_vec(), vec![]))],
+        );
         assert!(e.is_err());
     }
 }
