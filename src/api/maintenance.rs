@@ -57,8 +57,8 @@ fn snapshot_copy(store: &crate::mvcc::Store) -> anyhow::Result<Option<(std::fs::
     ));
     let made = crate::mvcc::etcd_format::export(&backend, &txn, &path)
         .and_then(|size| {
-            let file = std::fs::File::open(&path)
-                .with_context(|| format!("open {}", path.display()))?;
+            let file =
+                std::fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
             Ok((file, size))
         })
         .with_context(|| format!("write the snapshot {}", path.display()));

@@ -213,6 +213,9 @@ fn snapshot_command(command: SnapshotCommand, write_out: &str) -> Result<(), Err
             let format: OutputFormat = write_out.parse()?;
             let status = snapshot::status(path)?;
             print!("{}", printer::snapshot_status(format, &status)?);
+            if let Some(note) = snapshot::format_note(path) {
+                eprint!("{note}");
+            }
             Ok(())
         }
         SnapshotCommand::Restore {

@@ -87,6 +87,18 @@ pub fn format_of(path: &Path) -> anyhow::Result<Format> {
 
 const BBOLT_MAGIC: u32 = 0xED0C_DAED;
 
+/// What `snapshot status` adds on stderr after its output for a file in
+/// rsetcd's earlier format (etcd's format needs no word: etcd's output
+/// stays exactly etcd's).
+pub fn format_note(path: &Path) -> Option<String> {
+    (format_of(path).ok()? == Format::Lmdb).then(|| {
+        format!(
+            "{} is in rsetcd's earlier snapshot format (LMDB), which etcd's tools do not read; rsetcd restores it as before\n",
+            path.display()
+        )
+    })
+}
+
 /// `snapshot status`: the hash, revision, record count and size of a
 /// snapshot file (etcd's `v3Manager.Status`). For etcd's format these are
 /// etcd's numbers exactly (after bbolt's integrity check, as etcd runs
@@ -101,11 +113,6 @@ pub fn status(path: &Path) -> Result<SnapshotStatus> {
     if format_of(path)? == Format::Etcd {
         return Ok(etcd_status(path)?);
     }
-    eprintln!(
-        "{} is in rsetcd's earlier snapshot format (LMDB), which etcd's tools do not read; \
-         rsetcd restores it as before",
-        path.display()
-    );
     let env = open_backend_file(path, path)?;
     let result = (|| -> anyhow::Result<SnapshotStatus> {
         let tables = hash::tables(&env)?;

@@ -66,7 +66,8 @@ fn etcd_reads_a_bbolt_file_we_write() {
             hash = crc32c::crc32c_append(hash, k);
             hash = crc32c::crc32c_append(hash, v);
         }
-        w.bucket(name.as_bytes(), entries.iter().cloned().map(Ok)).unwrap();
+        w.bucket(name.as_bytes(), entries.iter().cloned().map(Ok))
+            .unwrap();
     }
     let size = w.finish().unwrap();
     assert_eq!(size % PAGE_SIZE as u64, 0);

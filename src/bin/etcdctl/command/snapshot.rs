@@ -62,9 +62,13 @@ pub fn status(inv: Invocation) -> CtlResult {
         .string("write-out")
         .parse()
         .map_err(etcdutl_error)?;
-    let status = etcdutl_snapshot::status(&PathBuf::from(&inv.args[0])).map_err(etcdutl_error)?;
+    let path = PathBuf::from(&inv.args[0]);
+    let status = etcdutl_snapshot::status(&path).map_err(etcdutl_error)?;
     let text = etcdutl_printer::snapshot_status(format, &status).map_err(etcdutl_error)?;
     print!("{text}");
+    if let Some(note) = etcdutl_snapshot::format_note(&path) {
+        eprint!("{note}");
+    }
     Ok(())
 }
 
