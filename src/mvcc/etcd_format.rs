@@ -275,8 +275,11 @@ pub fn import(from: &Reader, to: &Backend) -> anyhow::Result<Imported> {
             let (rev, tombstone) =
                 parse_etcd_revision(k).ok_or_else(|| bad("not a revision".into()))?;
             let mut kv = KeyValue::decode(v).map_err(|e| bad(format!("not a KeyValue: {e}")))?;
+            last_rev = Some(rev);
             if kv.key.is_empty() {
-                return Err(bad("a record without a key".into()));
+                // etcd's restore with --bump-revision marks the new
+                // revision with an empty record; it names no key
+                return Ok(());
             }
             let record = if tombstone {
                 kv = KeyValue {
@@ -288,7 +291,6 @@ pub fn import(from: &Reader, to: &Backend) -> anyhow::Result<Imported> {
             } else {
                 encode_record(RECORD_PUT, &kv)
             };
-            last_rev = Some(rev);
             imported.records += 1;
             batch
                 .put(Table::Kv, &rev.to_bytes(), &record)
@@ -674,5 +676,47 @@ mod tests {
             store.read().unwrap().hash_kv(0).unwrap().hash,
             copy.read().unwrap().hash_kv(0).unwrap().hash
         );
+    }
+
+    #[test]
+    fn the_revision_mark_of_a_bumped_restore_is_no_key() {
+        // etcd's restore --bump-revision 100 --mark-compacted of a store
+        // at revision 2: an empty record at 102, compacted there
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bumped.bbolt");
+        let put = KeyValue {
+            key: b"a".to_vec(),
+            value: b"1".to_vec(),
+            create_revision: 2,
+            mod_revision: 2,
+            version: 1,
+            lease: 0,
+        };
+        let mark = etcd_revision(Revision::new(102, 0), false);
+        let mut w = Writer::create(&path).unwrap();
+        w.bucket(
+            KEY,
+            [
+                Ok((
+                    etcd_revision(Revision::new(2, 0), false),
+                    put.encode_to_vec(),
+                )),
+                Ok((mark.clone(), Vec::new())),
+            ],
+        )
+        .unwrap();
+        w.bucket(META, [Ok((ETCD_SCHEDULED_COMPACT.to_vec(), mark))])
+            .unwrap();
+        w.finish().unwrap();
+        let reader = Reader::open(std::fs::File::open(&path).unwrap(), None).unwrap();
+        let b = backend(dir.path(), "db");
+        let imported = import(&reader, &b).unwrap();
+        assert_eq!(
+            (imported.revision, imported.compacted, imported.records),
+            (102, 102, 1)
+        );
+        drop(b);
+        let store = Store::open(backend(dir.path(), "db")).unwrap();
+        assert_eq!(at(&store, 0), [("a".into(), "1".into(), 2, 2, 1, 0)]);
     }
 }

@@ -572,7 +572,7 @@ impl Reader {
             BRANCH_PAGE => false,
             other => return bad(format!("page {pgid}: invalid type: {}", page_type(other))),
         };
-        let mut buf = vec![0u8; ((last - pgid + 1) * ps) as usize];
+        let mut buf = alloc(((last - pgid + 1) * ps) as usize, pgid)?;
         self.read_at(&mut buf, pgid * ps)?;
         let node = Page {
             buf,
@@ -697,7 +697,8 @@ impl Reader {
                         reachable.insert(p);
                     }
                     for id in ids {
-                        if id >= self.meta.high_water || !freed.insert(id) {
+                        // ids past the high-water mark: bbolt ignores them
+                        if id < self.meta.high_water && !freed.insert(id) {
                             errors.push(format!("page {id}: already freed"));
                         }
                     }
@@ -705,13 +706,7 @@ impl Reader {
                 Err(e) => errors.push(e.0),
             }
         }
-        self.check_bucket(
-            &BucketRoot::Tree(self.meta.root),
-            true,
-            &mut reachable,
-            &freed,
-            &mut errors,
-        );
+        self.check_buckets(&mut reachable, &freed, &mut errors);
         if has_freelist && errors.is_empty() {
             for p in 0..self.meta.high_water {
                 if !reachable.contains(p) && !freed.contains(p) {
@@ -752,7 +747,7 @@ impl Reader {
                 self.meta.high_water
             ));
         }
-        let mut buf = vec![0u8; ((last - pgid + 1) * ps) as usize];
+        let mut buf = alloc(((last - pgid + 1) * ps) as usize, pgid)?;
         self.read_at(&mut buf, pgid * ps)?;
         let (n, start) = if count == 0xFFFF {
             (u64_le(&buf, HEADER) as usize, HEADER + 8)
@@ -765,46 +760,52 @@ impl Reader {
         Ok(((0..n).map(|i| u64_le(&buf, start + 8 * i)).collect(), last))
     }
 
-    fn check_bucket(
-        &self,
-        bucket: &BucketRoot,
-        root_level: bool,
-        reachable: &mut PageSet,
-        freed: &PageSet,
-        errors: &mut Vec<String>,
-    ) {
+    /// The root bucket's tree, then each bucket's. Inline buckets have no
+    /// pages of their own (bbolt's check skips them; `for_each` checks
+    /// their contents); a bucket inside a bucket is an error: etcd's
+    /// schema has none.
+    fn check_buckets(&self, reachable: &mut PageSet, freed: &PageSet, errors: &mut Vec<String>) {
         let mut buckets = Vec::new();
-        let mut visit = |flags: u32, k: &[u8], v: &[u8]| -> Result<(), Invalid> {
-            if flags & BUCKET_LEAF != 0 {
-                buckets.push(bucket_root(k, v)?);
-            } else if root_level {
-                return bad(format!(
-                    "cannot get hash of bucket {}",
-                    String::from_utf8_lossy(k)
-                ));
-            }
-            Ok(())
-        };
-        let walked = match bucket {
-            BucketRoot::Inline(page) => inline_node(page).and_then(|node| {
-                (0..node.count).try_for_each(|i| match node.element(i)? {
-                    Element::Leaf { flags, key, value } => visit(flags, key, value),
-                    Element::Branch { .. } => bad("an inline bucket holds a branch"),
-                })
-            }),
-            BucketRoot::Tree(root) => {
-                self.check_tree(*root, None, None, 0, reachable, freed, &mut visit)
-            }
-        };
+        let walked = self.check_tree(
+            self.meta.root,
+            None,
+            None,
+            0,
+            reachable,
+            freed,
+            &mut |flags, k, v| {
+                if flags & BUCKET_LEAF == 0 {
+                    return bad(format!(
+                        "cannot get hash of bucket {}",
+                        String::from_utf8_lossy(k)
+                    ));
+                }
+                buckets.push((k.to_vec(), bucket_root(k, v)?));
+                Ok(())
+            },
+        );
         if let Err(e) = walked {
             errors.push(e.0);
             return;
         }
-        for b in buckets {
-            if errors.len() > 100 {
-                return;
+        for (name, bucket) in buckets {
+            let BucketRoot::Tree(root) = bucket else {
+                continue;
+            };
+            let walked =
+                self.check_tree(root, None, None, 0, reachable, freed, &mut |flags, k, _| {
+                    if flags & BUCKET_LEAF != 0 {
+                        return bad(format!(
+                            "bucket {}: unexpected nested bucket {}",
+                            String::from_utf8_lossy(&name),
+                            String::from_utf8_lossy(k)
+                        ));
+                    }
+                    Ok(())
+                });
+            if let Err(e) = walked {
+                errors.push(e.0);
             }
-            self.check_bucket(&b, false, reachable, freed, errors);
         }
     }
 
@@ -898,6 +899,25 @@ impl<'a> Element<'a> {
             Element::Leaf { key, .. } | Element::Branch { key, .. } => key,
         }
     }
+}
+
+/// The largest node read (a page and its overflow): far above any value
+/// etcd accepts, and a hostile header cannot make the reader ask for more.
+const MAX_NODE_BYTES: usize = 512 << 20;
+
+/// A zeroed buffer for a node of `len` bytes, or an error when it is
+/// larger than any real one or memory is short (never an abort).
+fn alloc(len: usize, pgid: u64) -> Result<Vec<u8>, Invalid> {
+    if len > MAX_NODE_BYTES {
+        return bad(format!(
+            "page {pgid}: a node of {len} bytes (at most {MAX_NODE_BYTES})"
+        ));
+    }
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len)
+        .map_err(|e| Invalid(format!("page {pgid}: {e}")))?;
+    buf.resize(len, 0);
+    Ok(buf)
 }
 
 /// A bucket's root from its value in the parent: a page id, or (root 0)
