@@ -244,6 +244,9 @@ user_flow() {
     snapshot=$(in_ct sh -c 'ls -1t /var/backups/etcd/*.db | head -n1')
     status=$(in_ct etcdutl snapshot status "$snapshot" -w json) || fail "etcdutl snapshot status $snapshot failed"
     expect_contains "snapshot status" "$status" '"totalKey":'
+    # etcd's format (a bbolt file: its meta magic 0xED0CDAED at byte 16)
+    [ "$(in_ct od -An -tx1 -j16 -N4 "$snapshot" | tr -d ' \n')" = edda0ced ] ||
+        fail "the backup $snapshot is not in etcd's snapshot format"
     echo "snapshot $snapshot: $status"
     in_ct etcdctl put pkgtest-after-backup yes >/dev/null
 

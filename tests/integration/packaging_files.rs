@@ -322,7 +322,50 @@ fn backup_script_saves_verifies_and_keeps_the_newest() -> anyhow::Result<()> {
             .output()?;
         assert!(status.status.success());
         assert!(String::from_utf8_lossy(&status.stdout).contains("\"totalKey\""));
+        // etcd's format: etcd's own etcdctl reads it, with the same numbers
+        if common::reference_available() {
+            let etcds = Command::new(common::REFERENCE_ETCDCTL)
+                .env("ETCDCTL_API", "3")
+                .args(["snapshot", "status", "-w", "json"])
+                .arg(backups.join(name))
+                .output()?;
+            assert!(etcds.status.success(), "{etcds:?}");
+            assert_eq!(etcds.stdout, status.stdout);
+        }
     }
+
+    // A snapshot whose bytes do not match its SHA-256 trailer (an etcdctl
+    // that damages the last byte of what it saves): refused, removed.
+    let wrapper_dir = work.path().join("damaging-etcdctl");
+    std::fs::create_dir(&wrapper_dir)?;
+    let wrapper = wrapper_dir.join("etcdctl");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{} \"$@\" || exit $?\ncase \"$*\" in *'snapshot save'*)\n  for f; do :; done\n  \
+             b=$(tail -c1 \"$f\" | od -An -tu1 | tr -d ' '); n=$(( (b + 1) % 256 ))\n  \
+             printf \"$(printf '\\\\%03o' \"$n\")\" | dd of=\"$f\" bs=1 seek=$(( $(stat -c %s \"$f\") - 1 )) conv=notrunc 2>/dev/null\nesac\n",
+            env!("CARGO_BIN_EXE_etcdctl")
+        ),
+    )?;
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    let damaged = format!(
+        "ETCD_BACKUP_ENDPOINTS=\"{}\"\nETCD_BACKUP_DIR=\"{}\"\nPATH=\"{}:$PATH\"\n",
+        member.client_url,
+        backups.display(),
+        wrapper_dir.display()
+    );
+    let out = run_backup(work.path(), &damaged)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("does not end with the SHA-256 of its contents; removed it"),
+        "{stderr}"
+    );
+    assert_eq!(snapshots(&backups)?, kept);
 
     // No member reachable: non-zero exit, a message, no file left behind.
     let unreachable = format!(
