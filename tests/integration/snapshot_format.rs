@@ -595,3 +595,50 @@ fn snapshots_in_our_earlier_format_still_restore_and_say_so() {
     );
     assert_eq!(got, "v\n");
 }
+
+/// etcd's own etcd-dump-db (built from Debian's etcd source by
+/// ../shared/tools/etcd-benchmark/build.sh with BUILD_EXTRAS=1; not a
+/// package, so CI does not build it: give its path in ETCD_DUMP_DB or
+/// leave it at the script's output path) lists our snapshot's buckets
+/// and decodes its records.
+#[test]
+fn etcds_dump_tool_reads_our_snapshot() {
+    let tool = std::env::var("ETCD_DUMP_DB")
+        .unwrap_or_else(|_| "/tmp/etcd-bench-build/bin/etcd-dump-db".into());
+    if !Path::new(&tool).is_file() || !support::common::reference_available() {
+        eprintln!("skipped: no etcd-dump-db at {tool} (build it with BUILD_EXTRAS=1 ../shared/tools/etcd-benchmark/build.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let snap = our_snapshot(dir.path());
+    let buckets = ok(run(&tool, ["list-bucket", s(&snap)], "", []), "list-bucket");
+    assert_eq!(
+        buckets.lines().collect::<Vec<_>>(),
+        [
+            "alarm",
+            "auth",
+            "authRoles",
+            "authUsers",
+            "cluster",
+            "key",
+            "lease",
+            "members",
+            "members_removed",
+            "meta"
+        ]
+    );
+    let keys = ok(
+        run(
+            &tool,
+            ["iterate-bucket", s(&snap), "key", "--decode"],
+            "",
+            [],
+        ),
+        "iterate-bucket",
+    );
+    assert_eq!(keys.lines().count(), 100, "{keys}");
+    assert!(
+        keys.contains(r#"value=[key "key/099" | val "value" | created 101 | mod 101 | ver 1]"#),
+        "{keys}"
+    );
+}
