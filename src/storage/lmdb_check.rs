@@ -47,9 +47,9 @@ impl std::error::Error for Damage {}
 const BBOLT_MAGIC: u32 = 0xED0C_DAED;
 /// What an operator reads when that happens.
 const BBOLT_REASON: &str = "is an etcd (bbolt) backend, not an rsetcd (LMDB) one: rsetcd \
-    cannot open etcd's data dir in place. Start rsetcd with a new data dir and copy the keys \
-    from the running etcd with `etcdctl make-mirror` (restoring etcd's own snapshot files is \
-    not supported yet)";
+    cannot open etcd's data dir in place. Restore it into a new data dir with `etcdutl \
+    snapshot restore <etcd data dir>/member/snap/db --skip-hash-check` (or an etcd snapshot \
+    file), see docs/migration.md";
 
 const MAGIC: u32 = 0xBEEF_C0DE;
 const DATA_VERSION: u32 = 1;

@@ -642,3 +642,63 @@ fn etcds_dump_tool_reads_our_snapshot() {
         "{keys}"
     );
 }
+
+/// docs/migration.md's short cut-over: etcd 3.4's etcdctl make-mirror
+/// copies an etcd's keys into ours and follows new writes until the
+/// clients move (keys only: new revisions, no leases, users or roles —
+/// what the snapshot path keeps).
+#[test]
+fn make_mirror_carries_etcds_keys_to_ours_for_a_cut_over() {
+    if !support::common::reference_available() {
+        eprintln!(
+            "skipped: /usr/bin/etcd and /usr/bin/etcdctl (Debian's etcd 3.4) are not installed"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = start(
+        Flavor::Reference,
+        &dir.path().join("etcd"),
+        free_port().unwrap(),
+    );
+    let ours = start(Flavor::Ours, &dir.path().join("ours"), free_port().unwrap());
+    for i in 0..20 {
+        let key = format!("app/{i:02}");
+        ok(
+            ctl(&etcd.client_url(), None, &["put", &key, "before"]),
+            "put",
+        );
+    }
+    let mut cmd = std::process::Command::new(REFERENCE_ETCDCTL);
+    cmd.env("ETCDCTL_API", "3").args([
+        "make-mirror",
+        &format!("--endpoints={}", etcd.client_url()),
+        &ours.client_url(),
+    ]);
+    let _mirror =
+        crate::support::process::Proc::spawn("make-mirror", cmd, &dir.path().join("mirror.log"))
+            .unwrap();
+    ok(
+        ctl(&etcd.client_url(), None, &["put", "app/new", "after"]),
+        "put",
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = ok(
+            ctl(
+                &ours.client_url(),
+                None,
+                &["get", "app/", "--prefix", "--print-value-only"],
+            ),
+            "get",
+        );
+        let values: Vec<&str> = got.lines().collect();
+        if values.len() == 21 {
+            assert_eq!(values.iter().filter(|v| **v == "before").count(), 20);
+            assert!(values.contains(&"after"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "mirror incomplete: {values:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
