@@ -442,7 +442,7 @@ impl<'b> Batch<'b> {
         };
         db.put(txn, k, v)?;
         self.puts += 1;
-        if self.puts.is_multiple_of(IMPORT_BATCH) {
+        if self.puts % IMPORT_BATCH == 0 {
             if let Some(t) = self.txn.take() {
                 t.commit()?;
             }

@@ -34,6 +34,9 @@ pub use crate::storage::schema::{
     META_COMPACT_REV, META_CONSISTENT_INDEX, META_CURRENT_REV, META_INDEX_GENERATION, META_TERM,
 };
 
+/// A backend and a read txn on it (the txn keeps the backend's
+/// environment open; keep the `Arc` alongside).
+pub type BackendView = (Arc<Backend>, RoTxn<'static, WithoutTls>);
 /// A meta key and its value.
 pub type MetaEntry = (Vec<u8>, Vec<u8>);
 /// A live key and the lease it is attached to.
@@ -345,9 +348,7 @@ impl Store {
     /// compaction dropped is left (what etcd's backend holds after its
     /// compaction); `None` while a compaction's deletions are still under
     /// way: wait for `physically_compacted(compacted_rev())` and ask again.
-    pub fn compacted_read(
-        &self,
-    ) -> Result<Option<(Arc<Backend>, RoTxn<'static, WithoutTls>)>, Error> {
+    pub fn compacted_read(&self) -> Result<Option<BackendView>, Error> {
         // read before the txn begins: deletions it counts are in the txn
         let deleted_through = *self.physically_compacted.borrow();
         let backend = self.backend.load_full();

@@ -317,6 +317,11 @@ impl std::fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+/// Called with each key and value of a bucket.
+pub type EntryFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), Invalid> + 'a;
+/// Called with each leaf element's flags, key and value.
+type ElementFn<'a> = dyn FnMut(u32, &[u8], &[u8]) -> Result<(), Invalid> + 'a;
+
 fn bad<T>(msg: impl Into<String>) -> Result<T, Invalid> {
     Err(Invalid(msg.into()))
 }
@@ -605,11 +610,7 @@ impl Reader {
 
     /// Every key and value of a bucket, in key order. A sub-bucket inside
     /// it is an error: etcd's buckets hold none.
-    pub fn for_each(
-        &self,
-        bucket: &BucketRoot,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), Invalid>,
-    ) -> Result<(), Invalid> {
+    pub fn for_each(&self, bucket: &BucketRoot, f: &mut EntryFn<'_>) -> Result<(), Invalid> {
         self.walk(bucket, &mut |flags, k, v| {
             if flags & BUCKET_LEAF != 0 {
                 return bad(format!(
@@ -623,11 +624,7 @@ impl Reader {
 
     /// Visits a bucket's leaf elements in order, checking that keys
     /// increase and that no page is visited twice.
-    fn walk(
-        &self,
-        bucket: &BucketRoot,
-        f: &mut dyn FnMut(u32, &[u8], &[u8]) -> Result<(), Invalid>,
-    ) -> Result<(), Invalid> {
+    fn walk(&self, bucket: &BucketRoot, f: &mut ElementFn<'_>) -> Result<(), Invalid> {
         let mut seen = PageSet::new(self.meta.high_water);
         let mut last: Option<Vec<u8>> = None;
         let mut visit = |flags: u32, k: &[u8], v: &[u8]| -> Result<(), Invalid> {
@@ -657,7 +654,7 @@ impl Reader {
         pgid: u64,
         depth: usize,
         seen: &mut PageSet,
-        visit: &mut dyn FnMut(u32, &[u8], &[u8]) -> Result<(), Invalid>,
+        visit: &mut ElementFn<'_>,
     ) -> Result<(), Invalid> {
         if depth > MAX_DEPTH {
             return bad(format!("page {pgid}: tree deeper than {MAX_DEPTH} levels"));
@@ -819,7 +816,7 @@ impl Reader {
         depth: usize,
         reachable: &mut PageSet,
         freed: &PageSet,
-        visit: &mut dyn FnMut(u32, &[u8], &[u8]) -> Result<(), Invalid>,
+        visit: &mut ElementFn<'_>,
     ) -> Result<(), Invalid> {
         if depth > MAX_DEPTH {
             return bad(format!("page {pgid}: tree deeper than {MAX_DEPTH} levels"));
