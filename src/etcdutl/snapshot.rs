@@ -108,16 +108,63 @@ pub fn format_note(path: &Path) -> Option<String> {
 /// snapshot file (etcd's `v3Manager.Status`). For etcd's format these are
 /// etcd's numbers exactly (after bbolt's integrity check, as etcd runs
 /// it); for the LMDB format the hash covers every table, as
-/// `storage::hash` defines it.
+/// `storage::hash` defines it. Unlike etcd's, it also checks the SHA-256
+/// trailer when the file has one: a file restore would refuse fails here.
 pub fn status(path: &Path) -> Result<SnapshotStatus> {
     let md =
         std::fs::metadata(path).map_err(|e| anyhow!("stat {}: {}", path.display(), io_text(&e)))?;
     if md.is_dir() {
         return Err(anyhow!("{} is a directory, not a snapshot file", path.display()).into());
     }
-    if format_of(path)? == Format::Etcd {
-        return Ok(etcd_status(path)?);
+    let status = if format_of(path)? == Format::Etcd {
+        etcd_status(path)?
+    } else {
+        lmdb_status(path)?
+    };
+    // Stricter than etcd's status, which never reads the trailer: a
+    // snapshot that restore would refuse is not reported sound.
+    verify_trailer(path)?;
+    Ok(status)
+}
+
+/// When the file carries etcd's trailer, checks it against the bytes
+/// before it (restore's first check, with its words).
+fn verify_trailer(path: &Path) -> anyhow::Result<()> {
+    let mut f =
+        File::open(path).map_err(|e| anyhow!("open {}: {}", path.display(), io_text(&e)))?;
+    let size = f
+        .metadata()
+        .map_err(|e| anyhow!("stat {}: {}", path.display(), io_text(&e)))?
+        .len();
+    if !has_checksum(size) {
+        return Ok(());
     }
+    let mut sha = Sha256::new();
+    let mut left = size - CHECKSUM_LEN;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        f.read_exact(&mut buf[..want])
+            .map_err(|e| anyhow!("read {}: {}", path.display(), io_text(&e)))?;
+        sha.update(&buf[..want]);
+        left -= want as u64;
+    }
+    let mut expected = [0u8; CHECKSUM_LEN as usize];
+    f.read_exact(&mut expected)
+        .map_err(|e| anyhow!("read {}: {}", path.display(), io_text(&e)))?;
+    let got: [u8; 32] = sha.finalize().into();
+    if got != expected {
+        bail!(
+            "expected sha256 {}, got {}",
+            go_bytes(&expected),
+            go_bytes(&got)
+        );
+    }
+    Ok(())
+}
+
+/// `snapshot status` of a file in our earlier (LMDB) format.
+fn lmdb_status(path: &Path) -> anyhow::Result<SnapshotStatus> {
     let env = open_backend_file(path, path)?;
     let result = (|| -> anyhow::Result<SnapshotStatus> {
         let tables = hash::tables(&env)?;

@@ -679,7 +679,7 @@ mod tests {
     }
 
     #[test]
-    fn the_revision_mark_of_a_bumped_restore_is_no_key() {
+    fn a_bumped_restore_in_35s_schema_imports() {
         // etcd's restore --bump-revision 100 --mark-compacted of a store
         // at revision 2: an empty record at 102, compacted there
         let dir = tempfile::tempdir().unwrap();
@@ -694,6 +694,19 @@ mod tests {
         };
         let mark = etcd_revision(Revision::new(102, 0), false);
         let mut w = Writer::create(&path).unwrap();
+        // etcd 3.5's schema: term and confState in meta, downgrade in
+        // cluster (ignored: a restore writes its own)
+        w.bucket(
+            CLUSTER,
+            [
+                Ok((b"clusterVersion".to_vec(), b"3.5.0".to_vec())),
+                Ok((
+                    b"downgrade".to_vec(),
+                    br#"{"target-version":"","enabled":false}"#.to_vec(),
+                )),
+            ],
+        )
+        .unwrap();
         w.bucket(
             KEY,
             [
@@ -705,8 +718,18 @@ mod tests {
             ],
         )
         .unwrap();
-        w.bucket(META, [Ok((ETCD_SCHEDULED_COMPACT.to_vec(), mark))])
-            .unwrap();
+        w.bucket(
+            META,
+            [
+                Ok((
+                    b"confState".to_vec(),
+                    br#"{"voters":[1],"auto_leave":false}"#.to_vec(),
+                )),
+                Ok((ETCD_SCHEDULED_COMPACT.to_vec(), mark)),
+                Ok((b"term".to_vec(), 4u64.to_be_bytes().to_vec())),
+            ],
+        )
+        .unwrap();
         w.finish().unwrap();
         let reader = Reader::open(std::fs::File::open(&path).unwrap(), None).unwrap();
         let b = backend(dir.path(), "db");

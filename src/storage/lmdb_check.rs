@@ -499,7 +499,7 @@ mod tests {
         std::fs::write(&path, &page).unwrap();
         let err = check_file(&path).unwrap_err().to_string();
         assert!(err.contains("is an etcd (bbolt) backend"), "{err}");
-        assert!(err.contains("make-mirror"), "{err}");
+        assert!(err.contains("etcdutl snapshot restore"), "{err}");
         assert!(!err.contains("damaged"), "{err}");
     }
 

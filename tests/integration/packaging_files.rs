@@ -361,8 +361,9 @@ fn backup_script_saves_verifies_and_keeps_the_newest() -> anyhow::Result<()> {
     let out = run_backup(work.path(), &damaged)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("Error: expected sha256 ["), "{stderr}");
     assert!(
-        stderr.contains("does not end with the SHA-256 of its contents; removed it"),
+        stderr.contains("does not pass 'etcdutl snapshot status'; removed it"),
         "{stderr}"
     );
     assert_eq!(snapshots(&backups)?, kept);
