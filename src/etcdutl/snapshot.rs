@@ -198,7 +198,7 @@ fn lmdb_status(path: &Path) -> anyhow::Result<SnapshotStatus> {
         })
     })();
     env.prepare_for_closing().wait();
-    Ok(result?)
+    result
 }
 
 /// `snapshot status` of a file in etcd's format, as etcd computes it:
