@@ -267,12 +267,16 @@ impl Maintenance for MaintenanceService {
         self.server.serializable_read().await?;
         let store = self.server.store().clone();
         let mut waits = 0;
+        let mut permit = permit;
         let file = loop {
             let s = store.clone();
-            let made = tokio::task::spawn_blocking(move || snapshot_copy(&s))
+            // The permit travels with the copy: a client that goes away
+            // while it is made still counts until the copy is done.
+            let (made, back) = tokio::task::spawn_blocking(move || (snapshot_copy(&s), permit))
                 .await
-                .map_err(|e| Status::unknown(format!("snapshot: {e}")))?
-                .map_err(|e| Status::unknown(format!("{e:#}")))?;
+                .map_err(|e| Status::unknown(format!("snapshot: {e}")))?;
+            permit = back;
+            let made = made.map_err(|e| Status::unknown(format!("{e:#}")))?;
             if let Some(file) = made {
                 break file;
             }

@@ -263,6 +263,18 @@ const IMPORT_BATCH: usize = 10_000;
 pub fn import(from: &Reader, to: &Backend) -> anyhow::Result<Imported> {
     let buckets = from.buckets()?;
     let find = |name: &[u8]| buckets.iter().find(|(n, _)| n == name).map(|(_, r)| r);
+    // etcd creates missing buckets, but a file with neither of these is
+    // some other program's bbolt database, not an etcd backend
+    if find(KEY).is_none() && find(META).is_none() {
+        let names: Vec<String> = buckets
+            .iter()
+            .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        bail!(
+            "not an etcd backend: no key or meta bucket (buckets: {})",
+            names.join(", ")
+        );
+    }
     let mut imported = Imported::default();
     let mut batch = Batch::new(to)?;
 
@@ -671,7 +683,7 @@ mod tests {
                 copy.meta_with_prefix(prefix).unwrap()
             );
         }
-        // the same history: HashKV agrees at every revision
+        // the same history: HashKV at the current revision agrees
         assert_eq!(
             store.read().unwrap().hash_kv(0).unwrap().hash,
             copy.read().unwrap().hash_kv(0).unwrap().hash

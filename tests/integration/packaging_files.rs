@@ -322,7 +322,10 @@ fn backup_script_saves_verifies_and_keeps_the_newest() -> anyhow::Result<()> {
             .output()?;
         assert!(status.status.success());
         assert!(String::from_utf8_lossy(&status.stdout).contains("\"totalKey\""));
-        // etcd's format: etcd's own etcdctl reads it, with the same numbers
+        // etcd's format: a bbolt file (its meta magic at byte 16), which
+        // etcd's own etcdctl reads with the same numbers
+        let bytes = std::fs::read(backups.join(name))?;
+        assert_eq!(bytes.get(16..20), Some(&[0xed, 0xda, 0x0c, 0xed][..]));
         if common::reference_available() {
             let etcds = Command::new(common::REFERENCE_ETCDCTL)
                 .env("ETCDCTL_API", "3")

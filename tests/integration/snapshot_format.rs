@@ -105,6 +105,7 @@ fn etcd_reads_a_bbolt_file_we_write() {
 use crate::support::cluster::free_port;
 use crate::support::etcdctl::{run, Run};
 use crate::support::member::{Flavor, Member};
+use sha2::Digest as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -202,6 +203,11 @@ fn write_history(endpoint: &str) {
     c(&["user", "grant-role", "u1", "r1"]);
     c(&["auth", "enable"]);
 }
+
+/// Entries over every bucket of a snapshot after `write_history`: 8
+/// revisions, 1 lease, 3 meta, 2 auth, 2 users, 2 roles, 1 member, the
+/// cluster version.
+const HISTORY_ENTRIES: i64 = 20;
 
 /// What a user reads from a member after `write_history`: ranges at
 /// several revisions (headers without the ids, which belong to the
@@ -348,7 +354,10 @@ fn etcd_restores_and_serves_what_our_snapshot_holds() {
         "snapshot save",
     );
     let status = status_both(&snap);
+    // what etcd's snapshot of the same history reports (checked on etcd's
+    // own in the next test): the revision, and 20 entries over all buckets
     assert_eq!(status["revision"], 10, "{status}");
+    assert_eq!(status["totalKey"], HISTORY_ENTRIES, "{status}");
     ours.terminate().unwrap();
 
     let restored = dir.path().join("etcd");
@@ -383,7 +392,9 @@ fn we_restore_and_serve_what_etcds_snapshot_and_data_dir_hold() {
         ),
         "snapshot save",
     );
-    status_both(&snap);
+    let status = status_both(&snap);
+    assert_eq!(status["revision"], 10, "{status}");
+    assert_eq!(status["totalKey"], HISTORY_ENTRIES, "{status}");
     etcd.terminate().unwrap();
 
     // etcd's snapshot, restored with the revisions kept (etcd's default)
@@ -540,7 +551,7 @@ fn damaged_snapshots_get_a_clear_error_and_nothing_half_restored() {
     let status = etcdutl(&["snapshot", "status", s(&noisy)]);
     assert_eq!(status.code, Some(1), "{}", status.stdout_text());
     assert!(
-        status.stderr_text().contains(&format!("page {page}")),
+        status.stderr_text().contains(&format!("page {page}:")),
         "{}",
         status.stderr_text()
     );
@@ -550,7 +561,7 @@ fn damaged_snapshots_get_a_clear_error_and_nothing_half_restored() {
         &noisy,
         dir.path(),
         &["--skip-hash-check"],
-        &format!("page {page}"),
+        &format!("page {page}:"),
     );
 
     // a sound bbolt file whose key bucket holds no revisions: etcd's
@@ -560,15 +571,50 @@ fn damaged_snapshots_get_a_clear_error_and_nothing_half_restored() {
     w.bucket(b"key", [Ok((b"not-a-revision".to_vec(), b"x".to_vec()))])
         .unwrap();
     w.finish().unwrap();
+    let status = etcdutl(&["snapshot", "status", s(&wrong)]);
+    assert_eq!(status.code, Some(1));
+    assert_eq!(
+        status.stderr_text(),
+        "Error: bucket key holds a 14-byte key\n"
+    );
     restore_fails(&wrong, dir.path(), &["--skip-hash-check"], "bucket key");
+
+    // some other program's bbolt database: none of etcd's buckets
+    let other = dir.path().join("other.db");
+    let mut w = Writer::create(&other).unwrap();
+    w.bucket(b"settings", [Ok((b"theme".to_vec(), b"dark".to_vec()))])
+        .unwrap();
+    w.finish().unwrap();
+    restore_fails(
+        &other,
+        dir.path(),
+        &["--skip-hash-check"],
+        "not an etcd backend: no key or meta bucket (buckets: settings)",
+    );
 
     // not a database at all
     let text = write("notes.txt", &[b'x'; 5000]);
-    restore_fails(&text, dir.path(), &["--skip-hash-check"], "notes.txt");
+    let status = etcdutl(&["snapshot", "status", s(&text)]);
+    assert_eq!(status.code, Some(1));
+    assert!(
+        status.stderr_text().contains("is not an etcd backend"),
+        "{}",
+        status.stderr_text()
+    );
+    restore_fails(
+        &text,
+        dir.path(),
+        &["--skip-hash-check"],
+        "is not an etcd backend",
+    );
 }
 
 #[test]
 fn snapshots_in_our_earlier_format_still_restore_and_say_so() {
+    if !support::common::reference_available() {
+        eprintln!("skipped: /usr/bin/etcdctl (Debian's etcd-client 3.4) is not installed");
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut ours = start(Flavor::Ours, &dir.path().join("ours"), free_port().unwrap());
     ok(ctl(&ours.client_url(), None, &["put", "k", "v"]), "put");
@@ -585,16 +631,21 @@ fn snapshots_in_our_earlier_format_still_restore_and_say_so() {
         "{}",
         status.stderr_text()
     );
+    // and as our earlier Maintenance.Snapshot sent it: with the trailer
+    let mut bytes = std::fs::read(&db).unwrap();
+    let trailer = sha2::Sha256::digest(&bytes);
+    bytes.extend_from_slice(&trailer);
+    let old = dir.path().join("old-backup.db");
+    std::fs::write(&old, &bytes).unwrap();
+    let status = etcdutl(&["snapshot", "status", s(&old), "-w", "json"]);
+    assert_eq!(status.code, Some(0), "{}", status.stderr_text());
+    assert!(status
+        .stderr_text()
+        .contains("earlier snapshot format (LMDB)"));
     let to = dir.path().join("restored");
     let peer = free_port().unwrap();
     ok(
-        restore(
-            OUR_ETCDUTL,
-            &db,
-            &to,
-            peer,
-            &["--skip-hash-check", "--bump-revision", "0"],
-        ),
+        restore(OUR_ETCDUTL, &old, &to, peer, &["--bump-revision", "0"]),
         "restore",
     );
     let restored = start(Flavor::Ours, &to, peer);
