@@ -22,6 +22,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let fds = protox::compile(protos, ["proto"])?;
+    // The same descriptors at run time, for the JSON gateway's mapping.
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.include_imports(true).open_files(protos)?;
+    std::fs::write(
+        out.join("rsetcd_descriptors.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -35,3 +35,8 @@ pub mod rsetcd {
 }
 
 pub use self::rsetcd::{internal, peer};
+
+/// The descriptors of every message and service above (a protobuf
+/// `FileDescriptorSet`), for the JSON gateway's mapping.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/rsetcd_descriptors.bin"));

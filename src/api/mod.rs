@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cluster;
 pub mod concurrency;
 pub mod election;
+pub mod gateway;
 pub mod health;
 pub mod http;
 pub mod kv;
@@ -40,7 +41,9 @@ use crate::server::EtcdServer;
 
 use crate::server::GRPC_OVERHEAD_BYTES;
 
-pub fn routes(server: Arc<EtcdServer>) -> Routes {
+/// The client port's services: gRPC, the plain-HTTP endpoints, and (with
+/// `json_gateway`, etcd's --enable-grpc-gateway) the JSON gateway.
+pub fn routes(server: Arc<EtcdServer>, json_gateway: bool) -> Routes {
     let max_recv = server.limits().max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
     let kv = KvServer::new(kv::KvService::new(server.clone()))
         .max_decoding_message_size(max_recv)
@@ -62,7 +65,7 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
     let election = ElectionServer::new(election::ElectionService::new(server.clone()))
         .max_decoding_message_size(max_recv)
         .max_encoding_message_size(usize::MAX);
-    let router = Routes::new(kv)
+    let grpc = Routes::new(kv)
         .add_service(watch)
         .add_service(lease)
         .add_service(maintenance)
@@ -73,8 +76,11 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
         .prepare()
         .into_axum_router()
         // grpc_server_* metrics for every gRPC service above.
-        .layer(axum::middleware::from_fn(crate::metrics::grpc::record))
-        .merge(http::routes(server));
+        .layer(axum::middleware::from_fn(crate::metrics::grpc::record));
+    let mut router = grpc.clone().merge(http::routes(server));
+    if json_gateway {
+        router = router.merge(gateway::routes(grpc, max_recv));
+    }
     Routes::from(router)
 }
 

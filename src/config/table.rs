@@ -286,7 +286,9 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "'math.MaxUint32'",
         "Maximum concurrent streams that each client can open at a time.",
     ),
-    Setting::new("enable-grpc-gateway", Bool, "true").help(Member, "", "Enable GRPC gateway."),
+    Setting::new("enable-grpc-gateway", Bool, "true")
+        .supported()
+        .help(Member, "", "Enable GRPC gateway."),
     Setting::new("grpc-keepalive-min-time", Duration, "5s")
         .supported()
         .help(

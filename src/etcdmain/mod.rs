@@ -62,6 +62,8 @@ pub struct ServeOptions {
     pub max_txn_ops: u64,
     pub pre_vote: bool,
     pub grpc: crate::api::GrpcOptions,
+    /// Serve etcd's JSON gateway (/v3/...) on the client listeners.
+    pub enable_grpc_gateway: bool,
     /// `--metrics`: basic or extensive.
     pub metrics: crate::metrics::Level,
     /// Extra listeners for /metrics and the health endpoints.
@@ -112,6 +114,7 @@ impl From<&crate::config::Config> for ServeOptions {
             initial_cluster_state_new: c.initial_cluster_state == crate::config::ClusterState::New,
             max_request_bytes: c.max_request_bytes,
             max_txn_ops: c.max_txn_ops,
+            enable_grpc_gateway: c.enable_grpc_gateway,
             pre_vote: c.pre_vote,
             metrics: crate::metrics::Level::from_flag(&c.metrics),
             listen_metrics_urls: c.listen_metrics_urls.clone(),
@@ -454,7 +457,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     register_scrape_hooks(&server);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let routes = crate::api::routes(server.clone());
+    let routes = crate::api::routes(server.clone(), opts.enable_grpc_gateway);
     let mut serving = Vec::new();
     let mut client_addrs = Vec::new();
     tracing::info!("ready to serve client requests");
