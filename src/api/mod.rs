@@ -78,9 +78,11 @@ pub fn routes(server: Arc<EtcdServer>, json_gateway: bool) -> Routes {
         // grpc_server_* metrics for every gRPC service above.
         .layer(axum::middleware::from_fn(crate::metrics::grpc::record));
     let mut router = grpc.clone().merge(http::routes(server));
-    if json_gateway {
-        router = router.merge(gateway::routes(grpc, max_recv));
-    }
+    router = router.merge(if json_gateway {
+        gateway::routes(grpc, max_recv)
+    } else {
+        gateway::disabled_routes()
+    });
     Routes::from(router)
 }
 

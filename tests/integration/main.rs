@@ -29,6 +29,7 @@ mod etcdctl_member;
 mod etcdctl_tls;
 mod etcdctl_watch_lock;
 mod etcdutl;
+mod gateway;
 mod health;
 mod hostile_apply;
 mod hostile_differential;

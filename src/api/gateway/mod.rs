@@ -149,6 +149,17 @@ pub fn routes(grpc: Router, max_request: usize) -> Router {
         .with_state(gateway)
 }
 
+/// With the gateway turned off (--enable-grpc-gateway=false), its paths
+/// answer as etcd's then do: Go's plain 404.
+pub fn disabled_routes() -> Router {
+    async fn not_found() -> Response {
+        plain(StatusCode::NOT_FOUND, "404 page not found\n")
+    }
+    Router::new()
+        .route("/v3/{*path}", any(not_found))
+        .route("/v3beta/{*path}", any(not_found))
+}
+
 fn find(path: &str) -> Option<MethodDescriptor> {
     let (_, service, method) = PATHS.iter().find(|(p, _, _)| *p == path)?;
     json::pool()

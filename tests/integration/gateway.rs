@@ -1,0 +1,477 @@
+//! etcd's JSON gateway (issue 17): the same JSON requests, good and bad,
+//! against etcd 3.4 and against ours (twins: the same member and cluster
+//! ids), compared whole after masking what differs by nature (raft term,
+//! versions, sizes, client URLs, tokens, remaining TTLs); a watch over
+//! HTTP receiving puts made over gRPC; keep-alive and snapshot streams;
+//! the Authorization header; --enable-grpc-gateway=false.
+
+use crate::support;
+use crate::support::common::{twin_options, ServerOptions, TestServer};
+use crate::support::http::{exchange, Answer};
+
+use serde_json::Value;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Fields whose values differ between two servers holding the same data.
+const MASKED: &[&str] = &[
+    "raft_term",
+    "raftTerm",
+    "version",
+    "dbSize",
+    "dbSizeInUse",
+    "raftIndex",
+    "raftAppliedIndex",
+    "clientURLs",
+    "token",
+    "hash",
+];
+
+fn mask(v: &mut Value, remaining_ttl: bool) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if MASKED.contains(&k.as_str()) || (remaining_ttl && k == "TTL") {
+                    *x = Value::String("<masked>".into());
+                } else {
+                    mask(x, remaining_ttl);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| mask(x, remaining_ttl)),
+        _ => {}
+    }
+}
+
+/// What a request's answer is compared by: the status, the content type
+/// and the body (JSON masked; other text as it is).
+fn comparable(a: &Answer, remaining_ttl: bool) -> String {
+    let body = match serde_json::from_str::<Value>(&a.body) {
+        Ok(mut v) => {
+            mask(&mut v, remaining_ttl);
+            v.to_string()
+        }
+        Err(_) => a.body.clone(),
+    };
+    format!(
+        "{} {} {}",
+        a.status,
+        a.header("content-type").unwrap_or("-"),
+        body
+    )
+}
+
+/// One request of the differential sequence.
+struct Step {
+    method: &'static str,
+    path: &'static str,
+    body: &'static str,
+    /// A lease's remaining TTL may differ by a second.
+    remaining_ttl: bool,
+    /// Messages that differ in wording only (decoder errors): compare
+    /// status and code.
+    code_only: bool,
+    /// etcd 3.5 answers with a header where 3.4 sends none (Alarm:
+    /// v3.5's maintenanceServer.Alarm fills it); we follow 3.5.
+    header_since_35: bool,
+}
+
+const fn post(path: &'static str, body: &'static str) -> Step {
+    Step {
+        method: "POST",
+        path,
+        body,
+        remaining_ttl: false,
+        code_only: false,
+        header_since_35: false,
+    }
+}
+
+const fn post_ttl(path: &'static str, body: &'static str) -> Step {
+    Step {
+        remaining_ttl: true,
+        ..post(path, body)
+    }
+}
+
+const fn post_code(path: &'static str, body: &'static str) -> Step {
+    Step {
+        code_only: true,
+        ..post(path, body)
+    }
+}
+
+const fn post_35(path: &'static str, body: &'static str) -> Step {
+    Step {
+        header_since_35: true,
+        ..post(path, body)
+    }
+}
+
+const fn other(method: &'static str, path: &'static str) -> Step {
+    Step {
+        method,
+        ..post(path, "")
+    }
+}
+
+/// Keys and values in base64: foo=Zm9v bar=YmFy baz=YmF6 fop=Zm9w k2=azI=
+/// fo=Zm8= (prefix end Zm9w is "fop").
+const STEPS: &[Step] = &[
+    post("/v3/kv/put", r#"{"key":"Zm9v","value":"YmFy"}"#),
+    post(
+        "/v3/kv/put",
+        r#"{"key":"Zm9v","value":"YmF6","prev_kv":true}"#,
+    ),
+    post("/v3/kv/range", r#"{"key":"Zm9v"}"#),
+    post("/v3/kv/range", r#"{"key":"bm9wZQ=="}"#),
+    post("/v3/kv/put", r#"{"key":"Zm8=","value":"","lease":"0"}"#),
+    post(
+        "/v3/kv/range",
+        r#"{"key":"Zm8=","range_end":"Zm9w","limit":1}"#,
+    ),
+    post(
+        "/v3/kv/range",
+        r#"{"key":"Zm8=","rangeEnd":"Zm9w","count_only":true}"#,
+    ),
+    post(
+        "/v3/kv/range",
+        r#"{"key":"Zm8=","range_end":"Zm9w","sort_order":"DESCEND","sort_target":"KEY"}"#,
+    ),
+    post("/v3/kv/range", "{}"),
+    post("/v3/kv/range", ""),
+    post("/v3/kv/deleterange", r#"{"key":"bm9wZQ=="}"#),
+    post("/v3/kv/put", r#"{"key":"azI=","value":"dg=="}"#),
+    post("/v3/kv/deleterange", r#"{"key":"azI=","prev_kv":true}"#),
+    post(
+        "/v3/kv/txn",
+        r#"{"compare":[{"key":"Zm9v","result":"EQUAL","target":"VALUE","value":"YmF6"}],"success":[{"request_put":{"key":"Zm9v","value":"YmFy","prev_kv":true}}],"failure":[{"request_range":{"key":"Zm9v"}}]}"#,
+    ),
+    post(
+        "/v3/kv/txn",
+        r#"{"compare":[{"key":"Zm9v","result":"EQUAL","target":"VALUE","value":"bm8="}],"success":[{"request_put":{"key":"Zm9v","value":"YmFy"}}],"failure":[{"request_range":{"key":"Zm9v"}},{"request_txn":{}}]}"#,
+    ),
+    post("/v3/kv/compaction", r#"{"revision":"3"}"#),
+    post("/v3/kv/range", r#"{"key":"Zm9v","revision":"2"}"#),
+    post("/v3/kv/range", r#"{"key":"Zm9v","revision":1000}"#),
+    post("/v3/lease/grant", r#"{"TTL":60,"ID":1000}"#),
+    post("/v3/lease/grant", r#"{"TTL":60,"ID":1000}"#),
+    post(
+        "/v3/kv/put",
+        r#"{"key":"bGs=","value":"dg==","lease":1000}"#,
+    ),
+    post("/v3/kv/put", r#"{"key":"bGs=","value":"dg==","lease":999}"#),
+    post_ttl("/v3/lease/timetolive", r#"{"ID":1000,"keys":true}"#),
+    post_ttl("/v3/kv/lease/timetolive", r#"{"ID":999}"#),
+    post("/v3/lease/leases", "{}"),
+    post("/v3/lease/revoke", r#"{"ID":999}"#),
+    post("/v3/kv/lease/revoke", r#"{"ID":1000}"#),
+    post("/v3/cluster/member/list", "{}"),
+    post_35("/v3/maintenance/alarm", r#"{"action":"GET"}"#),
+    post("/v3/maintenance/status", "{}"),
+    post("/v3/maintenance/hash", "{}"),
+    post("/v3beta/kv/range", r#"{"key":"Zm9v"}"#),
+    // refused before the call
+    post("/v3/kv/range", "hello"),
+    post("/v3/kv/range", "[1,2]"),
+    post("/v3/kv/range", r#"{"key":"Zm9vMg"}"#),
+    post("/v3/kv/range", r#"{"key":"-_8="}"#),
+    post("/v3/kv/range", r#"{"key":"Zm9v","sort_order":"SIDEWAYS"}"#),
+    post_code("/v3/kv/range", r#"{"key":"Zm9v","limit":1.5}"#),
+    post_code("/v3/kv/range", r#"{"key":"Zm9v"#),
+    post(
+        "/v3/kv/range",
+        r#"{"key":"Zm9v","nope":{"a":[1]}} trailing"#,
+    ),
+    other("GET", "/v3/kv/range"),
+    other("PUT", "/v3/kv/put"),
+    post("/v3/kv/nope", "{}"),
+    post("/v3/kv/range/", "{}"),
+    post("/v3/auth/status", "{}"),
+    // auth: users, roles, enable; then requests with and without tokens
+    post("/v3/auth/user/add", r#"{"name":"root","password":"pw"}"#),
+    post("/v3/auth/user/add", r#"{"name":"u1","password":"pw1"}"#),
+    post("/v3/auth/role/add", r#"{"name":"r1"}"#),
+    post(
+        "/v3/auth/role/grant",
+        r#"{"name":"r1","perm":{"key":"Zm9v","range_end":"Zm9w","permType":"READWRITE"}}"#,
+    ),
+    post("/v3/auth/user/grant", r#"{"user":"u1","role":"r1"}"#),
+    post("/v3/auth/user/grant", r#"{"user":"root","role":"root"}"#),
+    post("/v3/auth/role/get", r#"{"role":"r1"}"#),
+    post("/v3/auth/user/list", "{}"),
+    post("/v3/auth/enable", "{}"),
+    post("/v3/kv/range", r#"{"key":"Zm9v"}"#),
+    post("/v3/maintenance/status", "{}"),
+    post(
+        "/v3/auth/authenticate",
+        r#"{"name":"u1","password":"nope"}"#,
+    ),
+    post("/v3/auth/authenticate", r#"{"name":"u1","password":"pw1"}"#),
+];
+
+async fn run_steps(url: &str, ours: bool) -> Vec<(Answer, bool, bool)> {
+    let mut out = Vec::new();
+    for s in STEPS {
+        let mut a = exchange(s.method, url, s.path, &[], s.body)
+            .await
+            .unwrap_or_else(|e| panic!("{} {}: {e}", s.method, s.path));
+        if ours && s.header_since_35 {
+            let mut v: Value = serde_json::from_str(&a.body).unwrap();
+            let header = v.as_object_mut().and_then(|o| o.remove("header"));
+            assert!(header.is_some(), "{} answered without 3.5's header", s.path);
+            a.body = v.to_string();
+        }
+        out.push((a, s.remaining_ttl, s.code_only));
+    }
+    out
+}
+
+/// status, then the error code when the body is an error object.
+fn code_of(a: &Answer) -> String {
+    let code = serde_json::from_str::<Value>(&a.body)
+        .ok()
+        .and_then(|v| v.get("code").cloned());
+    format!("{} {code:?}", a.status)
+}
+
+#[test]
+fn json_requests_get_etcds_answers() {
+    if support::common::skip_without_reference() {
+        return;
+    }
+    let options = twin_options();
+    let etcd = TestServer::start_reference(&options).unwrap();
+    let ours = TestServer::start_ours(&options).unwrap();
+    runtime().block_on(async {
+        let theirs = run_steps(&etcd.client_url, false).await;
+        let mine = run_steps(&ours.client_url, true).await;
+        let mut differences = Vec::new();
+        for ((step, (e, ttl, code_only)), (o, _, _)) in STEPS.iter().zip(&theirs).zip(&mine) {
+            let (want, got) = if *code_only {
+                (code_of(e), code_of(o))
+            } else {
+                (comparable(e, *ttl), comparable(o, *ttl))
+            };
+            if want != got {
+                differences.push(format!(
+                    "{} {} {}\n  etcd: {want}\n  ours: {got}",
+                    step.method, step.path, step.body
+                ));
+            }
+        }
+        assert!(
+            differences.is_empty(),
+            "{} of {} answers differ:\n{}",
+            differences.len(),
+            STEPS.len(),
+            differences.join("\n")
+        );
+        // auth is on now: a token that is not one is refused by both
+        let put = r#"{"key":"Zm9v","value":"YmFy"}"#;
+        for url in [&etcd.client_url, &ours.client_url] {
+            let a = exchange("POST", url, "/v3/kv/range", &[("Authorization", "x")], put).await;
+            assert_eq!(a.unwrap().status, 401);
+        }
+    });
+}
+
+/// The token from /v3/auth/authenticate in the Authorization header, as
+/// etcd reads it (as-is: "Bearer <token>" is refused).
+#[test]
+fn the_authorization_header_carries_the_token() {
+    let ours = TestServer::start_ours(&ServerOptions::default()).unwrap();
+    let url = ours.client_url.clone();
+    runtime().block_on(async move {
+        let post = |path: &'static str, headers: Vec<(&'static str, String)>, body: &'static str| {
+            let url = url.clone();
+            async move {
+                let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                exchange("POST", &url, path, &h, body).await.unwrap()
+            }
+        };
+        for (path, body) in [
+            ("/v3/auth/user/add", r#"{"name":"root","password":"pw"}"#),
+            ("/v3/auth/user/grant", r#"{"user":"root","role":"root"}"#),
+            ("/v3/auth/enable", "{}"),
+        ] {
+            assert_eq!(post(path, vec![], body).await.status, 200, "{path}");
+        }
+        let auth = post("/v3/auth/authenticate", vec![], r#"{"name":"root","password":"pw"}"#).await;
+        let token = serde_json::from_str::<Value>(&auth.body).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let put = r#"{"key":"Zm9v","value":"YmFy"}"#;
+        let none = post("/v3/kv/put", vec![], put).await;
+        assert_eq!(
+            (none.status, none.body.as_str()),
+            (
+                400,
+                r#"{"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":3}"#
+            )
+        );
+        let ok = post("/v3/kv/put", vec![("Authorization", token.clone())], put).await;
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        let metadata = post("/v3/kv/range", vec![("Grpc-Metadata-Token", token.clone())], r#"{"key":"Zm9v"}"#).await;
+        assert!(metadata.body.contains(r#""value":"YmFy""#), "{}", metadata.body);
+        let bearer = post("/v3/kv/put", vec![("Authorization", format!("Bearer {token}"))], put).await;
+        assert_eq!(bearer.status, 401, "{}", bearer.body);
+        assert!(bearer.body.contains("etcdserver: invalid auth token"));
+    });
+}
+
+/// A watch over HTTP gets the puts made over gRPC, one `{"result":...}`
+/// line each; keep-alive answers a line per request; a snapshot over HTTP
+/// is etcd's format with its trailer.
+#[test]
+fn streams_answer_result_lines() {
+    use rsetcd::proto::etcdserverpb::kv_client::KvClient;
+    use rsetcd::proto::etcdserverpb::PutRequest;
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let ours = TestServer::start_ours(&ServerOptions::default()).unwrap();
+    let url = ours.client_url.clone();
+    runtime().block_on(async move {
+        let addr = url.trim_start_matches("http://").to_string();
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let body = r#"{"create_request":{"key":"Zm9v","range_end":"Zm9w","prev_kv":true}}"#;
+        let req = format!(
+            "POST /v3/watch HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut reader = tokio::io::BufReader::new(s);
+        // headers, then chunk-size lines and data lines
+        let mut lines = Vec::new();
+        let mut kv = KvClient::connect(url.clone()).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut put_done = false;
+        while lines
+            .iter()
+            .filter(|l: &&String| l.starts_with("{\"result\""))
+            .count()
+            < 3
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "lines so far: {lines:?}"
+            );
+            let mut line = String::new();
+            let n = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                reader.read_line(&mut line),
+            )
+            .await
+            .expect("a line within 10 s")
+            .unwrap();
+            assert!(n > 0, "the watch stream ended: {lines:?}");
+            lines.push(line.trim_end().to_string());
+            if !put_done && line.contains(r#""created":true"#) {
+                for v in ["bar", "baz"] {
+                    kv.put(PutRequest {
+                        key: b"foo".to_vec(),
+                        value: v.as_bytes().to_vec(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                }
+                put_done = true;
+            }
+        }
+        assert!(lines.iter().any(|l| l == "HTTP/1.1 200 OK"), "{lines:?}");
+        let results: Vec<Value> = lines
+            .iter()
+            .filter(|l| l.starts_with("{\"result\""))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(results[0]["result"]["created"], true);
+        let second = &results[2]["result"]["events"][0];
+        assert_eq!(second["kv"]["value"], "YmF6", "{second}");
+        assert_eq!(second["prev_kv"]["value"], "YmFy", "{second}");
+        assert_eq!(second["kv"]["version"], "2", "{second}");
+
+        // keep-alive: one line per request object, then the end
+        let grant = exchange(
+            "POST",
+            &url,
+            "/v3/lease/grant",
+            &[],
+            r#"{"TTL":30,"ID":77}"#,
+        )
+        .await
+        .unwrap();
+        assert_eq!(grant.status, 200, "{}", grant.body);
+        let ka = exchange(
+            "POST",
+            &url,
+            "/v3/lease/keepalive",
+            &[],
+            r#"{"ID":77} {"ID":77}"#,
+        )
+        .await
+        .unwrap();
+        let ka_lines: Vec<&str> = ka.body.lines().collect();
+        assert_eq!(ka_lines.len(), 2, "{}", ka.body);
+        assert!(
+            ka_lines[0].starts_with(r#"{"result":{"header":"#)
+                && ka_lines[0].ends_with(r#""ID":"77","TTL":"30"}}"#),
+            "{}",
+            ka.body
+        );
+
+        // snapshot: base64 blobs, the last one the SHA-256 of the rest
+        let snap = exchange("POST", &url, "/v3/maintenance/snapshot", &[], "{}")
+            .await
+            .unwrap();
+        assert_eq!(snap.status, 200);
+        use base64::Engine as _;
+        let mut bytes = Vec::new();
+        for l in snap.body.lines() {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let blob = v["result"]["blob"].as_str().unwrap_or_default();
+            bytes.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(blob)
+                    .unwrap(),
+            );
+        }
+        let (db, trailer) = bytes.split_at(bytes.len() - 32);
+        use sha2::Digest as _;
+        assert_eq!(sha2::Sha256::digest(db).as_slice(), trailer);
+        let reader = rsetcd::storage::bbolt::Reader::from_bytes(db.to_vec()).unwrap();
+        assert_eq!(reader.check(), Vec::<String>::new());
+    });
+}
+
+#[test]
+fn the_gateway_can_be_turned_off() {
+    let options = ServerOptions {
+        extra_args: vec!["--enable-grpc-gateway=false".into()],
+        ..ServerOptions::default()
+    };
+    let ours = TestServer::start_ours(&options).unwrap();
+    runtime().block_on(async {
+        let a = exchange(
+            "POST",
+            &ours.client_url,
+            "/v3/kv/range",
+            &[],
+            r#"{"key":"Zm9v"}"#,
+        )
+        .await
+        .unwrap();
+        assert_eq!((a.status, a.body.as_str()), (404, "404 page not found\n"));
+        // the rest of the client port is unchanged
+        let h = exchange("GET", &ours.client_url, "/health", &[], "")
+            .await
+            .unwrap();
+        assert_eq!(h.status, 200);
+    });
+}
