@@ -496,6 +496,44 @@ fn etcd_snapshot_status_and_import() {
     });
 }
 
+/// The JSON gateway's request decoder: every request type of the API
+/// from JSON bodies (what curl and HTTP clients send to /v3/...), and the
+/// response encoder on what the decoder produced.
+#[test]
+fn gateway_json_requests() {
+    use rsetcd::api::gateway::json;
+    let pool = json::pool();
+    let inputs: Vec<_> = pool
+        .services()
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .map(|m| m.input())
+        .collect();
+    let seeds: Vec<Vec<u8>> = [
+        &br#"{"key":"Zm9v","range_end":"Zm9w","limit":"5","sort_order":"DESCEND"}"#[..],
+        br#"{"compare":[{"key":"Zm9v","result":"EQUAL","target":"VALUE","value":"YmFy"}],"success":[{"request_put":{"key":"Zm9v","value":"YmFy"}}],"failure":[{"request_txn":{"success":[{"request_range":{"key":"Zm9v"}}]}}]}"#,
+        br#"{"create_request":{"key":"Zm9v","filters":["NOPUT"],"prev_kv":true}}"#,
+        br#"{"TTL":60,"ID":1000}"#,
+        br#"{"name":"r1","perm":{"key":"Zm9v","range_end":"Zm9w","permType":"READWRITE"}}"#,
+        br#"{"peerURLs":["http://127.0.0.1:2380"],"isLearner":true}"#,
+        b"",
+    ]
+    .iter()
+    .map(|s| s.to_vec())
+    .collect();
+    let mut which = 0usize;
+    fuzz("gateway_json", seeds, |bytes| {
+        which = which.wrapping_add(1);
+        let desc = &inputs[which % inputs.len()];
+        match json::decode_request(desc, bytes) {
+            Ok(encoded) => {
+                let _ = json::encode_response(desc, &encoded);
+                true
+            }
+            Err(_) => false,
+        }
+    });
+}
+
 /// The daemon's command line, environment file (systemd's syntax, as a
 /// reload reads it) and YAML config file.
 #[test]

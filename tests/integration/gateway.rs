@@ -475,3 +475,46 @@ fn the_gateway_can_be_turned_off() {
         assert_eq!(h.status, 200);
     });
 }
+
+/// Bodies no client sends: a clear answer each, and the server serves on.
+#[test]
+fn hostile_bodies_get_an_answer_and_the_server_serves_on() {
+    let ours = TestServer::start_ours(&ServerOptions::default()).unwrap();
+    let url = ours.client_url.clone();
+    runtime().block_on(async move {
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        let nested = format!(
+            r#"{{"key":"Zm9v","request_txn":{}}}"#,
+            "{\"success\":[{\"request_txn\":".repeat(300) + &"}]}".repeat(300)
+        );
+        let huge_key = format!(r#"{{"key":"{}"}}"#, "QUFB".repeat(3 << 20));
+        for (path, body, status) in [
+            ("/v3/kv/range", deep.as_str(), 400),
+            ("/v3/kv/txn", nested.as_str(), 400),
+            ("/v3/kv/put", huge_key.as_str(), 429),
+            ("/v3/kv/range", "\u{0}\u{1}\u{2}", 400),
+            ("/v3/watch", "{\"create_request\":", 500),
+            ("/v3/lease/keepalive", "[[[[", 500),
+            ("/v3/election/observe", "nope", 400),
+        ] {
+            let a = exchange("POST", &url, path, &[], body).await.unwrap();
+            assert_eq!(
+                a.status,
+                status,
+                "{path} {}: {}",
+                &body[..body.len().min(40)],
+                a.body
+            );
+            let v: Value = serde_json::from_str(&a.body).unwrap_or_else(|_| panic!("{}", a.body));
+            assert!(
+                v["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{}",
+                a.body
+            );
+        }
+        let ok = exchange("POST", &url, "/v3/maintenance/status", &[], "{}")
+            .await
+            .unwrap();
+        assert_eq!(ok.status, 200);
+    });
+}
