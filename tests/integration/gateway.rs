@@ -518,3 +518,47 @@ fn hostile_bodies_get_an_answer_and_the_server_serves_on() {
         assert_eq!(ok.status, 200);
     });
 }
+
+/// etcd3-py (from PyPI; .ci/run installs it and names its python in
+/// RSETCD_ETCD3PY_PYTHON), a client that speaks only the JSON gateway,
+/// does a day of work (tests/clients/etcd3py_everyday.py: keys, a txn, a
+/// lease, a watch, a lock, a compaction, auth) against etcd 3.4 and
+/// against ours, twins: it sees the same answers, line for line.
+#[test]
+fn etcd3py_does_its_everyday_work_as_against_etcd() {
+    let Ok(python) = std::env::var("RSETCD_ETCD3PY_PYTHON") else {
+        eprintln!("skipped: RSETCD_ETCD3PY_PYTHON is not set (.ci/run installs etcd3-py from PyPI and sets it)");
+        return;
+    };
+    if support::common::skip_without_reference() {
+        return;
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/etcd3py_everyday.py"
+    );
+    let options = twin_options();
+    let run = |server: &TestServer| {
+        let port = server.client_url.rsplit(':').next().unwrap().to_string();
+        let out = std::process::Command::new(&python)
+            .args([script, "127.0.0.1", &port])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "etcd3-py script: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let etcd = TestServer::start_reference(&options).unwrap();
+    let theirs = run(&etcd);
+    drop(etcd);
+    let ours = TestServer::start_ours(&options).unwrap();
+    let mine = run(&ours);
+    assert!(theirs.lines().count() > 30, "{theirs}");
+    for (t, m) in theirs.lines().zip(mine.lines()) {
+        assert_eq!(m, t, "etcd3-py saw a different answer");
+    }
+    assert_eq!(theirs.lines().count(), mine.lines().count(), "{mine}");
+}
