@@ -77,9 +77,9 @@ pub fn routes(server: Arc<EtcdServer>, json_gateway: bool) -> Routes {
         .into_axum_router()
         // grpc_server_* metrics for every gRPC service above.
         .layer(axum::middleware::from_fn(crate::metrics::grpc::record));
-    let mut router = grpc.clone().merge(http::routes(server));
+    let mut router = grpc.clone().merge(http::routes(server.clone()));
     router = router.merge(if json_gateway {
-        gateway::routes(grpc, max_recv)
+        gateway::routes(server, grpc, max_recv)
     } else {
         gateway::disabled_routes()
     });

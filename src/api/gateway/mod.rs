@@ -131,6 +131,8 @@ const PATHS: &[(&str, &str, &str)] = &[
 struct Gateway {
     /// The gRPC services, called in-process.
     grpc: Router,
+    /// For etcd's refusal of certificate identities through the gateway.
+    server: Arc<crate::server::EtcdServer>,
     /// The largest request body read (JSON is larger than the protobuf it
     /// carries; the gRPC decoder enforces etcd's own limit after it).
     max_body: usize,
@@ -138,9 +140,10 @@ struct Gateway {
 
 /// The gateway's routes, calling into `grpc` (the client port's gRPC
 /// services); `max_request` is the gRPC receive limit.
-pub fn routes(grpc: Router, max_request: usize) -> Router {
+pub fn routes(server: Arc<crate::server::EtcdServer>, grpc: Router, max_request: usize) -> Router {
     let gateway = Arc::new(Gateway {
         grpc,
+        server,
         max_body: max_request.saturating_mul(4).max(1 << 20),
     });
     Router::new()
@@ -231,7 +234,42 @@ fn invalid_argument(message: String) -> Response {
     error_response(&GrpcStatus { code: 3, message })
 }
 
+/// etcd's answer to a client certificate with a Common Name on a /v3/
+/// request while certificate auth and auth are on: through the gateway
+/// the certificate is not the caller's identity (etcd's gateway is a
+/// client of its own gRPC server), so etcd refuses rather than ignore it
+/// silently (embed/serve.go, accessController; 3.4 and 3.5 alike).
+fn refuses_certificate_identity(gw: &Gateway, req: &Request) -> bool {
+    let auth = gw.server.auth();
+    if !auth.client_cert_auth() || !auth.is_enabled() {
+        return false;
+    }
+    type Tls = tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>;
+    req.extensions()
+        .get::<Tls>()
+        .and_then(|tls| tls.peer_certs())
+        .and_then(|certs| crate::tls::peer_common_name(&certs))
+        .is_some_and(|cn| !cn.is_empty())
+}
+
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    if refuses_certificate_identity(&gw, &req) {
+        let mut r = (
+            StatusCode::BAD_REQUEST,
+            "CommonName of client sending a request against gateway will be ignored and not used as expected\n",
+        )
+            .into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        return r;
+    }
     let path = req.uri().path();
     let rest = path
         .strip_prefix("/v3/")
