@@ -41,9 +41,31 @@ use crate::server::EtcdServer;
 
 use crate::server::GRPC_OVERHEAD_BYTES;
 
-/// The client port's services: gRPC, the plain-HTTP endpoints, and (with
-/// `json_gateway`, etcd's --enable-grpc-gateway) the JSON gateway.
-pub fn routes(server: Arc<EtcdServer>, json_gateway: bool) -> Routes {
+/// What a client listener serves: both kinds of traffic (etcd's default),
+/// or one of them (with --listen-client-http-urls, the client URLs serve
+/// gRPC and those URLs HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    GrpcAndHttp,
+    Grpc,
+    Http,
+}
+
+impl Traffic {
+    /// etcd's `traffic` field of its "serving client traffic" lines.
+    pub fn label(self) -> &'static str {
+        match self {
+            Traffic::GrpcAndHttp => "grpc+http",
+            Traffic::Grpc => "grpc",
+            Traffic::Http => "http",
+        }
+    }
+}
+
+/// The client port's services for `traffic`: gRPC; the plain-HTTP
+/// endpoints and (with `json_gateway`, etcd's --enable-grpc-gateway) the
+/// JSON gateway, which calls the gRPC services in-process.
+pub fn routes(server: Arc<EtcdServer>, json_gateway: bool, traffic: Traffic) -> Routes {
     let max_recv = server.limits().max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
     let kv = KvServer::new(kv::KvService::new(server.clone()))
         .max_decoding_message_size(max_recv)
@@ -77,13 +99,18 @@ pub fn routes(server: Arc<EtcdServer>, json_gateway: bool) -> Routes {
         .into_axum_router()
         // grpc_server_* metrics for every gRPC service above.
         .layer(axum::middleware::from_fn(crate::metrics::grpc::record));
-    let mut router = grpc.clone().merge(http::routes(server.clone()));
-    router = router.merge(if json_gateway {
-        gateway::routes(server, grpc, max_recv)
+    if traffic == Traffic::Grpc {
+        return Routes::from(grpc);
+    }
+    let web = http::routes(server.clone()).merge(if json_gateway {
+        gateway::routes(server, grpc.clone(), max_recv)
     } else {
         gateway::disabled_routes()
     });
-    Routes::from(router)
+    Routes::from(match traffic {
+        Traffic::Http => web,
+        _ => grpc.merge(web),
+    })
 }
 
 /// HTTP/2 settings of the client listeners (etcd's --grpc-keepalive-* and

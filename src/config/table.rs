@@ -234,7 +234,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
             "'http://localhost:2379'",
             "List of URLs to listen on for client grpc traffic and http as long as --listen-client-http-urls is not specified.",
         ),
-    Setting::new("listen-client-http-urls", Urls, "").help(
+    Setting::new("listen-client-http-urls", Urls, "").supported().help(
         Member,
         "''",
         "List of URLs to listen on for http only client traffic. Enabling this flag removes http services from --listen-client-urls.",

@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub heartbeat_interval: Duration,
     pub election_timeout: Duration,
     pub listen_client_urls: Vec<url::Url>,
+    /// HTTP-only client listeners (then `listen_client_urls` serve gRPC).
+    pub listen_client_http_urls: Vec<url::Url>,
     pub advertise_client_urls: Vec<url::Url>,
     pub listen_peer_urls: Vec<url::Url>,
     pub initial_advertise_peer_urls: Vec<url::Url>,
@@ -105,6 +107,7 @@ impl From<&crate::config::Config> for ServeOptions {
             heartbeat_interval: Duration::from_millis(c.heartbeat_interval_ms),
             election_timeout: Duration::from_millis(c.election_timeout_ms),
             listen_client_urls: c.listen_client_urls.clone(),
+            listen_client_http_urls: c.listen_client_http_urls.clone(),
             advertise_client_urls: c.advertise_client_urls.clone(),
             listen_peer_urls: c.listen_peer_urls.clone(),
             initial_advertise_peer_urls: c.initial_advertise_peer_urls.clone(),
@@ -192,8 +195,17 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let tls = SidesTls::load(&opts)?;
     // Bind before the (possibly long) replay, so a taken port fails at once.
     let mut listeners = Vec::new();
+    let split = !opts.listen_client_http_urls.is_empty();
+    let grpc_traffic = if split {
+        crate::api::Traffic::Grpc
+    } else {
+        crate::api::Traffic::GrpcAndHttp
+    };
     for u in &opts.listen_client_urls {
-        listeners.push(bind(u).await?);
+        listeners.push((u.clone(), grpc_traffic, bind(u).await?));
+    }
+    for u in &opts.listen_client_http_urls {
+        listeners.push((u.clone(), crate::api::Traffic::Http, bind(u).await?));
     }
     let mut peer_listeners = Vec::new();
     for u in &opts.listen_peer_urls {
@@ -457,21 +469,23 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     register_scrape_hooks(&server);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let routes = crate::api::routes(server.clone(), opts.enable_grpc_gateway);
     let mut serving = Vec::new();
     let mut client_addrs = Vec::new();
     tracing::info!("ready to serve client requests");
-    for (u, l) in opts.listen_client_urls.iter().zip(listeners) {
+    for (u, traffic, l) in listeners {
         let addr = l.local_addr()?;
         let secure = match (u.scheme(), &tls.client) {
             ("https", Some(client_tls)) => Some(client_tls.clone()),
             _ => None,
         };
-        client_addrs.push((addr, secure.is_some()));
+        if traffic != crate::api::Traffic::Http {
+            client_addrs.push((addr, secure.is_some()));
+        }
+        let routes = crate::api::routes(server.clone(), opts.enable_grpc_gateway, traffic);
         serving.push(match secure {
             Some(client_tls) => {
                 tracing::info!(
-                    traffic = "grpc+http",
+                    traffic = traffic.label(),
                     address = addr.to_string(),
                     "serving client traffic securely"
                 );
@@ -485,7 +499,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             }
             None => {
                 tracing::warn!(
-                    traffic = "grpc+http",
+                    traffic = traffic.label(),
                     address = addr.to_string(),
                     "serving client traffic insecurely; this is strongly discouraged!"
                 );

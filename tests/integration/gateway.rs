@@ -562,3 +562,59 @@ fn etcd3py_does_its_everyday_work_as_against_etcd() {
     }
     assert_eq!(theirs.lines().count(), mine.lines().count(), "{mine}");
 }
+
+/// With --listen-client-http-urls (etcd 3.5), HTTP traffic (the gateway,
+/// /health) moves to those URLs and the client URLs serve gRPC only.
+#[test]
+fn http_traffic_moves_to_the_listen_client_http_urls() {
+    let port = crate::support::cluster::free_port().unwrap();
+    let http_url = format!("http://127.0.0.1:{port}");
+    let options = ServerOptions {
+        extra_args: vec![format!("--listen-client-http-urls={http_url}")],
+        ..ServerOptions::default()
+    };
+    let ours = TestServer::start_ours(&options).unwrap();
+    let grpc_url = ours.client_url.clone();
+    runtime().block_on(async move {
+        use rsetcd::proto::etcdserverpb::kv_client::KvClient;
+        use rsetcd::proto::etcdserverpb::PutRequest;
+        let mut kv = KvClient::connect(grpc_url.clone()).await.unwrap();
+        kv.put(PutRequest {
+            key: b"a".to_vec(),
+            value: b"1".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let a = exchange("POST", &http_url, "/v3/kv/range", &[], r#"{"key":"YQ=="}"#)
+            .await
+            .unwrap();
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert!(a.body.contains(r#""value":"MQ==""#), "{}", a.body);
+        let health = exchange("GET", &http_url, "/health", &[], "")
+            .await
+            .unwrap();
+        assert_eq!(health.status, 200);
+        // the gRPC URL no longer answers JSON
+        let json_on_grpc = exchange("POST", &grpc_url, "/v3/kv/range", &[], r#"{"key":"YQ=="}"#)
+            .await
+            .unwrap();
+        assert!(!json_on_grpc.body.contains("MQ=="), "{}", json_on_grpc.body);
+        // and gRPC does not reach the HTTP URL
+        let refused = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            let mut kv = KvClient::connect(http_url.clone()).await?;
+            kv.put(PutRequest {
+                key: b"b".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .map_err(anyhow::Error::from)
+        })
+        .await;
+        assert!(!matches!(refused, Ok(Ok(_))), "gRPC served on the HTTP URL");
+    });
+    assert!(ours.log().contains(r#""traffic":"http""#), "{}", ours.log());
+    assert!(!ours
+        .log()
+        .contains("Running http and grpc server on single port"));
+}
