@@ -60,9 +60,10 @@ fn comparable(a: &Answer, remaining_ttl: bool) -> String {
         Err(_) => a.body.clone(),
     };
     format!(
-        "{} {} {}",
+        "{} {} cors={:?} {}",
         a.status,
         a.header("content-type").unwrap_or("-"),
+        a.header("access-control-allow-origin"),
         body
     )
 }
@@ -617,4 +618,75 @@ fn http_traffic_moves_to_the_listen_client_http_urls() {
     assert!(!ours
         .log()
         .contains("Running http and grpc server on single port"));
+}
+
+/// The result lines of a watch over HTTP on `foo`..`fop` while two puts
+/// and a delete are made over gRPC, the raft term masked.
+async fn watch_lines(url: &str) -> Vec<String> {
+    use rsetcd::proto::etcdserverpb::kv_client::KvClient;
+    use rsetcd::proto::etcdserverpb::{DeleteRangeRequest, PutRequest};
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let addr = url.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = r#"{"create_request":{"key":"Zm9v","range_end":"Zm9w","prev_kv":true}}"#;
+    let req = format!(
+        "POST /v3/watch HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut reader = tokio::io::BufReader::new(s);
+    let mut kv = KvClient::connect(url.to_string()).await.unwrap();
+    let mut results = Vec::new();
+    let mut changed = false;
+    while results.len() < 4 {
+        let mut line = String::new();
+        let n = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            reader.read_line(&mut line),
+        )
+        .await
+        .expect("a line within 10 s")
+        .unwrap();
+        assert!(n > 0, "the watch stream ended: {results:?}");
+        if !line.starts_with("{\"result\"") {
+            continue;
+        }
+        let mut v: Value = serde_json::from_str(line.trim_end()).unwrap();
+        mask(&mut v, false);
+        results.push(v.to_string());
+        if !changed {
+            for value in ["bar", "baz"] {
+                let put = PutRequest {
+                    key: b"foo".to_vec(),
+                    value: value.as_bytes().to_vec(),
+                    ..Default::default()
+                };
+                kv.put(put).await.unwrap();
+            }
+            kv.delete_range(DeleteRangeRequest {
+                key: b"foo".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            changed = true;
+        }
+    }
+    results
+}
+
+/// A watch over HTTP answers the same lines as etcd 3.4's (twins).
+#[test]
+fn a_watch_over_http_answers_as_etcds() {
+    if support::common::skip_without_reference() {
+        return;
+    }
+    let options = twin_options();
+    let etcd = TestServer::start_reference(&options).unwrap();
+    let theirs = runtime().block_on(watch_lines(&etcd.client_url));
+    drop(etcd);
+    let ours = TestServer::start_ours(&options).unwrap();
+    let mine = runtime().block_on(watch_lines(&ours.client_url));
+    assert_eq!(mine, theirs);
+    assert!(theirs[3].contains(r#""type":"DELETE""#), "{theirs:?}");
 }
