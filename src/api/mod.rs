@@ -62,10 +62,29 @@ impl Traffic {
     }
 }
 
-/// The client port's services for `traffic`: gRPC; the plain-HTTP
-/// endpoints and (with `json_gateway`, etcd's --enable-grpc-gateway) the
-/// JSON gateway, which calls the gRPC services in-process.
-pub fn routes(server: Arc<EtcdServer>, json_gateway: bool, traffic: Traffic) -> Routes {
+/// The client port's services, made once per member (their limits, such
+/// as concurrent snapshots and password checks, are the member's) and
+/// served by every client listener: gRPC, and the plain-HTTP endpoints
+/// with (given `json_gateway`, etcd's --enable-grpc-gateway) the JSON
+/// gateway, which calls the gRPC services in-process.
+#[derive(Clone)]
+pub struct ClientRoutes {
+    grpc: axum::Router,
+    web: axum::Router,
+}
+
+impl ClientRoutes {
+    /// What a listener serving `traffic` answers.
+    pub fn for_traffic(&self, traffic: Traffic) -> Routes {
+        Routes::from(match traffic {
+            Traffic::Grpc => self.grpc.clone(),
+            Traffic::Http => self.web.clone(),
+            Traffic::GrpcAndHttp => self.grpc.clone().merge(self.web.clone()),
+        })
+    }
+}
+
+pub fn routes(server: Arc<EtcdServer>, json_gateway: bool) -> ClientRoutes {
     let max_recv = server.limits().max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
     let kv = KvServer::new(kv::KvService::new(server.clone()))
         .max_decoding_message_size(max_recv)
@@ -99,18 +118,12 @@ pub fn routes(server: Arc<EtcdServer>, json_gateway: bool, traffic: Traffic) -> 
         .into_axum_router()
         // grpc_server_* metrics for every gRPC service above.
         .layer(axum::middleware::from_fn(crate::metrics::grpc::record));
-    if traffic == Traffic::Grpc {
-        return Routes::from(grpc);
-    }
     let web = http::routes(server.clone()).merge(if json_gateway {
         gateway::routes(server, grpc.clone(), max_recv)
     } else {
         gateway::disabled_routes()
     });
-    Routes::from(match traffic {
-        Traffic::Http => web,
-        _ => grpc.merge(web),
-    })
+    ClientRoutes { grpc, web }
 }
 
 /// HTTP/2 settings of the client listeners (etcd's --grpc-keepalive-* and

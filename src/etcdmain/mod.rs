@@ -469,6 +469,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     register_scrape_hooks(&server);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let client_routes = crate::api::routes(server.clone(), opts.enable_grpc_gateway);
     let mut serving = Vec::new();
     let mut client_addrs = Vec::new();
     tracing::info!("ready to serve client requests");
@@ -481,7 +482,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         if traffic != crate::api::Traffic::Http {
             client_addrs.push((addr, secure.is_some()));
         }
-        let routes = crate::api::routes(server.clone(), opts.enable_grpc_gateway, traffic);
+        let routes = client_routes.for_traffic(traffic);
         serving.push(match secure {
             Some(client_tls) => {
                 tracing::info!(

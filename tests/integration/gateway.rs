@@ -488,11 +488,9 @@ fn hostile_bodies_get_an_answer_and_the_server_serves_on() {
             r#"{{"key":"Zm9v","request_txn":{}}}"#,
             "{\"success\":[{\"request_txn\":".repeat(300) + &"}]}".repeat(300)
         );
-        let huge_key = format!(r#"{{"key":"{}"}}"#, "QUFB".repeat(3 << 20));
         for (path, body, status) in [
             ("/v3/kv/range", deep.as_str(), 400),
             ("/v3/kv/txn", nested.as_str(), 400),
-            ("/v3/kv/put", huge_key.as_str(), 429),
             ("/v3/kv/range", "\u{0}\u{1}\u{2}", 400),
             ("/v3/watch", "{\"create_request\":", 500),
             ("/v3/lease/keepalive", "[[[[", 500),
@@ -512,6 +510,24 @@ fn hostile_bodies_get_an_answer_and_the_server_serves_on() {
                 "{}",
                 a.body
             );
+        }
+        // a body announced far past the limit: refused before it is read
+        {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let addr = url.trim_start_matches("http://");
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST /v3/kv/put HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100000000\r\n\r\n{{\"key\":\""
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = vec![0u8; 4096];
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut answer))
+                .await
+                .expect("an answer within 10 s")
+                .unwrap();
+            let answer = String::from_utf8_lossy(&answer[..n]);
+            assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+            assert!(answer.contains("grpc: received message larger than max"), "{answer}");
         }
         let ok = exchange("POST", &url, "/v3/maintenance/status", &[], "{}")
             .await
@@ -689,4 +705,82 @@ fn a_watch_over_http_answers_as_etcds() {
     let mine = runtime().block_on(watch_lines(&ours.client_url));
     assert_eq!(mine, theirs);
     assert!(theirs[3].contains(r#""type":"DELETE""#), "{theirs:?}");
+}
+
+/// `Grpc-Timeout` is the call's deadline, as etcd's gateway makes it: a
+/// bad value is refused, a call still waiting at the deadline answers
+/// 504 (here an election observe with no leader, which waits).
+#[test]
+fn grpc_timeout_answers_as_etcds() {
+    if support::common::skip_without_reference() {
+        return;
+    }
+    let options = twin_options();
+    let run = |url: String| {
+        runtime().block_on(async move {
+            let mut out = Vec::new();
+            for (timeout, path, body) in [
+                ("xyz", "/v3/kv/range", r#"{"key":"Zm9v"}"#),
+                ("1S", "/v3/election/observe", r#"{"name":"ZWxl"}"#),
+                ("2S", "/v3/kv/range", r#"{"key":"Zm9v"}"#),
+            ] {
+                let a = exchange("POST", &url, path, &[("Grpc-Timeout", timeout)], body)
+                    .await
+                    .unwrap();
+                out.push(comparable(&a, false));
+            }
+            out
+        })
+    };
+    let etcd = TestServer::start_reference(&options).unwrap();
+    let theirs = run(etcd.client_url.clone());
+    drop(etcd);
+    let ours = TestServer::start_ours(&options).unwrap();
+    let mine = run(ours.client_url.clone());
+    assert_eq!(mine, theirs);
+    assert!(theirs[1].starts_with("504 "), "{theirs:?}");
+}
+
+/// A client that leaves a watch over HTTP takes its watcher with it (the
+/// server does not keep watching for nobody).
+#[test]
+fn a_client_that_leaves_takes_its_watch_along() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let ours = TestServer::start_ours(&ServerOptions::default()).unwrap();
+    let url = ours.client_url.clone();
+    runtime().block_on(async move {
+        let watchers = || async {
+            let m = exchange("GET", &url, "/metrics", &[], "").await.unwrap();
+            m.body
+                .lines()
+                .find_map(|l| l.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(-1.0)
+        };
+        let addr = url.trim_start_matches("http://").to_string();
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let body = r#"{"create_request":{"key":"cXVpZXQ="}}"#;
+        let req = format!(
+            "POST /v3/watch HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut reader = tokio::io::BufReader::new(s);
+        let mut line = String::new();
+        while !line.contains(r#""created":true"#) {
+            line.clear();
+            let n = reader.read_line(&mut line).await.unwrap();
+            assert!(n > 0, "the watch ended before it was created");
+        }
+        assert_eq!(watchers().await, 1.0);
+        drop(reader);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while watchers().await != 0.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the watcher outlived its client"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
 }

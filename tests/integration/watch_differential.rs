@@ -286,3 +286,48 @@ async fn fragmented_replay_matches_etcd() {
     );
     assert_eq!(mine, theirs);
 }
+
+/// A client that closes its sending side keeps its watchers: etcd's
+/// recvLoop returns on EOF and the stream lives until the client leaves
+/// (the JSON gateway's watch relies on it: its request body ends at once).
+#[tokio::test]
+async fn closing_the_sending_side_keeps_the_watch() {
+    if !reference_available() {
+        eprintln!("skipping: /usr/bin/etcd is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for flavor in [Flavor::Reference, Flavor::Ours] {
+        let server = Server::start(flavor, &dir.path().join(format!("{flavor:?}")), &[])
+            .await
+            .unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(server.client_url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let requests = tokio_stream::iter(vec![create("k", "", 0, false, vec![])]);
+        let mut stream = WatchClient::new(channel.clone())
+            .watch(requests)
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().expect("created");
+        assert!(first.created, "{flavor:?}: {first:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        KvClient::new(channel)
+            .put(PutRequest {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(5), stream.message())
+            .await
+            .unwrap_or_else(|_| panic!("{flavor:?}: no event after the sending side closed"))
+            .unwrap()
+            .expect("an event, not the end");
+        assert_eq!(event.events.len(), 1, "{flavor:?}: {event:?}");
+    }
+}

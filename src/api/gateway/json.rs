@@ -182,6 +182,20 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 /// Go's json.Decoder's words for a body that is not JSON.
 pub(super) fn go_json_error(body: &[u8], e: &serde_json::Error) -> String {
     use serde_json::error::Category;
+    // a body that cannot begin a value at all
+    if let Some(&c) = body.iter().find(|c| !c.is_ascii_whitespace()) {
+        if !matches!(
+            c,
+            b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'
+        ) {
+            let c =
+                String::from_utf8_lossy(&body[body.iter().position(|&b| b == c).unwrap_or(0)..])
+                    .chars()
+                    .next()
+                    .unwrap_or('?');
+            return format!("invalid character {c:?} looking for beginning of value");
+        }
+    }
     match e.classify() {
         Category::Eof => "unexpected EOF".into(),
         Category::Syntax if e.to_string().starts_with("expected value") => {

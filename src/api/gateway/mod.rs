@@ -5,18 +5,21 @@
 //! A request is translated, not reimplemented: its JSON body becomes the
 //! protobuf request (`json`), which is sent in-process to the same gRPC
 //! services the client port serves (the router, as a tower service: no
-//! second connection), with the `Authorization` header as the `token`
-//! metadata etcd reads and the connection's TLS identity; the gRPC answer
+//! second connection), with the `Authorization` header as the
+//! `authorization` metadata etcd reads its token from; the gRPC answer
 //! comes back as JSON, a gRPC error as grpc-gateway's error body and
 //! HTTP status. So every check (auth, limits, validation) is the gRPC
 //! path's own. Streams (watch, lease keep-alive, snapshot, election
-//! observe) answer `{"result":...}` lines as messages arrive.
+//! observe) answer `{"result":...}` lines as messages arrive. As in etcd,
+//! the caller's TLS certificate is not an identity here (see
+//! `refuses_certificate_identity`).
 //!
 //! The behaviour followed is Debian's etcd 3.4.23 (grpc-gateway runtime
 //! 1.6.4), captured in docs/design/json-gateway.md.
 
 pub mod grpc;
 pub mod json;
+mod values;
 
 use std::sync::Arc;
 
@@ -32,6 +35,7 @@ use prost_reflect::MethodDescriptor;
 use tower::ServiceExt as _;
 
 use grpc::{Deframer, GrpcStatus};
+use values::JsonValues;
 
 /// The gateway's paths (after `/v3/`) and the RPCs they call, as etcd
 /// 3.4's rpc.pb.gw.go, v3lock and v3election gateways route them.
@@ -144,10 +148,14 @@ pub fn routes(server: Arc<crate::server::EtcdServer>, grpc: Router, max_request:
     let gateway = Arc::new(Gateway {
         grpc,
         server,
-        max_body: max_request.saturating_mul(4).max(1 << 20),
+        // base64 is 4/3 of the bytes it carries; JSON's names and quotes
+        // are the rest
+        max_body: max_request.saturating_mul(2).saturating_add(1 << 20),
     });
     Router::new()
+        .route("/v3/", any(handle))
         .route("/v3/{*path}", any(handle))
+        .route("/v3beta/", any(handle))
         .route("/v3beta/{*path}", any(handle))
         .with_state(gateway)
 }
@@ -287,276 +295,348 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     if req.method() != Method::POST {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     }
-    if method.is_client_streaming() {
-        bidi(gw, method, req).await
-    } else if method.is_server_streaming() {
-        server_stream(gw, method, req).await
+    let (parts, body) = req.into_parts();
+    let deadline = match grpc_timeout(&parts.headers) {
+        Ok(d) => d.map(|d| tokio::time::Instant::now() + d),
+        Err(bad) => return invalid_argument(format!("invalid grpc-timeout: {bad}")),
+    };
+    let call = Call {
+        gw,
+        method,
+        parts,
+        deadline,
+    };
+    if call.method.is_client_streaming() {
+        call.bidi(body).await
+    } else if call.method.is_server_streaming() {
+        call.server_stream(body).await
     } else {
-        unary(gw, method, req).await
+        call.unary(body).await
     }
 }
 
-/// The in-process gRPC request for `method`: the metadata etcd's gateway
-/// forwards (the `Authorization` header as-is, `Grpc-Metadata-*`
-/// headers without the prefix, `Grpc-Timeout`) and the connection's
-/// identity (peer address, verified client certificates).
-fn grpc_request(method: &MethodDescriptor, outer: &Request, body: Body) -> Request {
-    let uri = format!("/{}/{}", method.parent_service().full_name(), method.name());
-    let mut inner = Request::new(body);
-    *inner.method_mut() = Method::POST;
-    *inner.uri_mut() = uri.parse().expect("a service path is a URI");
-    let h = inner.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
-    );
-    h.insert(header::TE, HeaderValue::from_static("trailers"));
-    for (name, value) in outer.headers() {
-        let name = name.as_str();
-        if name == "authorization" || name == "grpc-timeout" {
-            h.append(
-                axum::http::HeaderName::from_bytes(name.as_bytes()).expect("a valid name"),
-                value.clone(),
-            );
-        } else if let Some(key) = name.strip_prefix("grpc-metadata-") {
-            if let Ok(key) = axum::http::HeaderName::from_bytes(key.as_bytes()) {
-                h.append(key, value.clone());
+/// The `Grpc-Timeout` header (gRPC's format: up to 8 digits and a unit),
+/// which the gateway turns into the call's deadline; the bad value, when
+/// it is not one.
+fn grpc_timeout(headers: &HeaderMap) -> Result<Option<std::time::Duration>, String> {
+    use std::time::Duration;
+    let Some(v) = headers.get("grpc-timeout") else {
+        return Ok(None);
+    };
+    let text = v.to_str().map_err(|_| "(not text)".to_string())?;
+    let bad = || text.to_string();
+    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    Ok(Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return Err(bad()),
+    }))
+}
+
+/// Metadata names a caller may not set through `Grpc-Metadata-*`: the
+/// ones gRPC itself owns (grpc-go drops them too).
+fn reserved_metadata(name: &str) -> bool {
+    matches!(
+        name,
+        "content-type" | "te" | "user-agent" | "host" | "connection"
+    ) || name.starts_with("grpc-")
+        || name.starts_with(':')
+}
+
+fn deadline_exceeded() -> GrpcStatus {
+    GrpcStatus {
+        code: 4,
+        message: "context deadline exceeded".into(),
+    }
+}
+
+/// One gateway request on its way to the gRPC service.
+struct Call {
+    gw: Arc<Gateway>,
+    method: MethodDescriptor,
+    parts: axum::http::request::Parts,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Call {
+    /// The in-process gRPC request: the metadata etcd's gateway forwards
+    /// (the `Authorization` header as-is, `Grpc-Metadata-*` headers without
+    /// the prefix) and the peer's address. Not the TLS certificate: through
+    /// the gateway it is no identity (as in etcd).
+    fn grpc_request(&self, body: Body) -> Request {
+        let uri = format!(
+            "/{}/{}",
+            self.method.parent_service().full_name(),
+            self.method.name()
+        );
+        let mut inner = Request::new(body);
+        *inner.method_mut() = Method::POST;
+        *inner.uri_mut() = uri.parse().expect("a service path is a URI");
+        let h = inner.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        for (name, value) in &self.parts.headers {
+            if name == header::AUTHORIZATION {
+                h.append(header::AUTHORIZATION, value.clone());
+            } else if let Some(key) = name.as_str().strip_prefix("grpc-metadata-") {
+                if reserved_metadata(key) {
+                    continue;
+                }
+                if let Ok(key) = axum::http::HeaderName::from_bytes(key.as_bytes()) {
+                    h.append(key, value.clone());
+                }
             }
         }
+        if let Some(tcp) = self
+            .parts
+            .extensions
+            .get::<tonic::transport::server::TcpConnectInfo>()
+        {
+            inner.extensions_mut().insert(tcp.clone());
+        }
+        inner
     }
-    let ext = outer.extensions();
-    if let Some(tcp) = ext.get::<tonic::transport::server::TcpConnectInfo>() {
-        inner.extensions_mut().insert(tcp.clone());
-    }
-    if let Some(tls) = ext
-        .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
-    {
-        inner.extensions_mut().insert(tls.clone());
-    }
-    inner
-}
 
-/// Reads the whole request body, bounded.
-async fn read_body(gw: &Gateway, req: Request) -> Result<Bytes, Response> {
-    axum::body::to_bytes(req.into_body(), gw.max_body)
-        .await
-        .map_err(|_| {
+    /// Reads the whole request body, bounded (one announced past the
+    /// bound is refused before it is read).
+    async fn read_body(&self, body: Body) -> Result<Bytes, Response> {
+        let too_large = || {
             error_response(&GrpcStatus {
                 code: 8,
                 message: format!(
                     "grpc: received message larger than max (more than {} bytes of JSON)",
-                    gw.max_body
+                    self.gw.max_body
                 ),
             })
-        })
-}
-
-async fn call(gw: &Gateway, inner: Request) -> axum::http::Response<Body> {
-    match gw.grpc.clone().oneshot(inner).await {
-        Ok(r) => r,
-        Err(never) => match never {},
-    }
-}
-
-async fn unary(gw: Arc<Gateway>, method: MethodDescriptor, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let outer = Request::from_parts(parts, Body::empty());
-    let body = match read_body(&gw, Request::new(body)).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let message = match json::decode_request(&method.input(), &body) {
-        Ok(m) => m,
-        Err(e) => return invalid_argument(e.0),
-    };
-    let inner = grpc_request(&method, &outer, Body::from(grpc::frame(&message)));
-    let response = call(&gw, inner).await;
-    let (parts, mut body) = response.into_parts();
-    if let Some(status) = grpc::status_of(&parts.headers).filter(|s| s.code != 0) {
-        return error_response(&status);
-    }
-    let mut deframer = Deframer::default();
-    let mut status = None;
-    while let Some(frame) = body.frame().await {
-        let frame = match frame {
-            Ok(f) => f,
+        };
+        let announced = self
+            .parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > self.gw.max_body as u64) {
+            return Err(too_large());
+        }
+        match axum::body::to_bytes(body, self.gw.max_body).await {
+            Ok(b) => Ok(b),
             Err(e) => {
-                return error_response(&GrpcStatus {
-                    code: 13,
-                    message: e.to_string(),
+                let too_large_body = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                Err(if too_large_body {
+                    too_large()
+                } else {
+                    invalid_argument(format!("read the request body: {e}"))
                 })
             }
-        };
-        if let Some(data) = frame.data_ref() {
-            deframer.push(data);
-        } else if let Some(trailers) = frame.trailers_ref() {
-            status = grpc::status_of(trailers);
         }
     }
-    match status {
-        Some(s) if s.code != 0 => return error_response(&s),
-        _ => {}
+
+    /// Sends `inner` to the gRPC services; the answer's head.
+    async fn send(&self, inner: Request) -> axum::http::Response<Body> {
+        match self.gw.grpc.clone().oneshot(inner).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
     }
-    let message = match deframer.next_message() {
-        Ok(Some(m)) => m,
-        Ok(None) => Bytes::new(),
-        Err(e) => {
-            return error_response(&GrpcStatus {
+
+    /// `f` unless the deadline passes first.
+    async fn in_time<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
+        match self.deadline {
+            None => Some(f.await),
+            Some(at) => tokio::time::timeout_at(at, f).await.ok(),
+        }
+    }
+
+    async fn unary(self, body: Body) -> Response {
+        let body = match self.read_body(body).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let message = match json::decode_request(&self.method.input(), &body) {
+            Ok(m) => m,
+            Err(e) => return invalid_argument(e.0),
+        };
+        let inner = self.grpc_request(Body::from(grpc::frame(&message)));
+        let answer = async {
+            let (parts, mut body) = self.send(inner).await.into_parts();
+            if let Some(status) = grpc::status_of(&parts.headers).filter(|s| s.code != 0) {
+                return Err(status);
+            }
+            let mut deframer = Deframer::default();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| GrpcStatus {
+                    code: 13,
+                    message: e.to_string(),
+                })?;
+                if let Some(data) = frame.data_ref() {
+                    deframer.push(data);
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    if let Some(s) = grpc::status_of(trailers).filter(|s| s.code != 0) {
+                        return Err(s);
+                    }
+                }
+            }
+            Ok(deframer
+                .next_message()
+                .map_err(|e| GrpcStatus {
+                    code: 13,
+                    message: e,
+                })?
+                .unwrap_or_default())
+        };
+        let message = match self.in_time(answer).await {
+            None => return error_response(&deadline_exceeded()),
+            Some(Err(status)) => return error_response(&status),
+            Some(Ok(m)) => m,
+        };
+        match json::encode_response(&self.method.output(), &message) {
+            Ok(text) => json_response(StatusCode::OK, text, true),
+            Err(e) => error_response(&GrpcStatus {
                 code: 13,
                 message: e,
-            })
+            }),
         }
-    };
-    match json::encode_response(&method.output(), &message) {
-        Ok(text) => json_response(StatusCode::OK, text, true),
-        Err(e) => error_response(&GrpcStatus {
-            code: 13,
-            message: e,
-        }),
     }
-}
 
-/// Snapshot and election observe: one request object, a stream back.
-async fn server_stream(gw: Arc<Gateway>, method: MethodDescriptor, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let outer = Request::from_parts(parts, Body::empty());
-    let body = match read_body(&gw, Request::new(body)).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let message = match json::decode_request(&method.input(), &body) {
-        Ok(m) => m,
-        Err(e) => return invalid_argument(e.0),
-    };
-    let inner = grpc_request(&method, &outer, Body::from(grpc::frame(&message)));
-    stream_back(&gw, method, inner).await
-}
+    /// Snapshot and election observe: one request object, a stream back.
+    async fn server_stream(self, body: Body) -> Response {
+        let body = match self.read_body(body).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let message = match json::decode_request(&self.method.input(), &body) {
+            Ok(m) => m,
+            Err(e) => return invalid_argument(e.0),
+        };
+        let inner = self.grpc_request(Body::from(grpc::frame(&message)));
+        self.stream_back(inner).await
+    }
 
-/// Watch and lease keep-alive: request objects as they arrive in the
-/// body, a stream back. The watch keeps its stream open after the body
-/// ends (its watchers go on until the client leaves), keep-alive ends it,
-/// as etcd's servers do.
-async fn bidi(gw: Arc<Gateway>, method: MethodDescriptor, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let outer = Request::from_parts(parts, Body::empty());
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(16);
-    let mut reader = JsonValues::new(body, gw.max_body);
-    // The first object decides the answer: a body that is not JSON is
-    // refused before the call (etcd: 500, code Unknown).
-    let first = match reader.next().await {
-        Ok(Some(v)) => v,
-        Ok(None) => serde_json::Value::Null,
-        Err(e) => {
-            return error_response(&GrpcStatus {
-                code: 2,
-                message: e,
-            });
-        }
-    };
-    let keep_open = method.name() == "Watch";
-    let input = method.input();
-    let first_done = match first {
-        // an empty body sends nothing (the server then sends nothing)
-        serde_json::Value::Null => true,
-        v => match json::decode_value(&input, v) {
-            Ok(m) => {
-                let _ = tx.send(Ok(grpc::frame(&m))).await;
-                false
-            }
+    /// Watch and lease keep-alive: the request objects as they arrive in
+    /// the body, a stream back. When the body ends the request stream
+    /// ends: keep-alive then ends its answer, the watch goes on until the
+    /// client leaves (as etcd's servers do).
+    async fn bidi(self, body: Body) -> Response {
+        let mut reader = JsonValues::new(body, self.gw.max_body);
+        // The first object decides the answer: a body that is not JSON is
+        // refused before the call (etcd: 500, code Unknown).
+        let first = match reader.next().await {
+            Ok(v) => v,
             Err(e) => {
                 return error_response(&GrpcStatus {
                     code: 2,
-                    message: e.0,
+                    message: e,
                 })
             }
-        },
-    };
-    let feeder_tx = tx.clone();
-    tokio::spawn(async move {
-        if !first_done {
-            // later objects: sent as they come; a bad one ends the reading
-            while let Ok(Some(v)) = reader.next().await {
-                match json::decode_value(&input, v) {
-                    Ok(m) => {
-                        if feeder_tx.send(Ok(grpc::frame(&m))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => break,
+        };
+        let input = self.method.input();
+        let first = match first {
+            None => None, // an empty body: nothing to send
+            Some(v) => match json::decode_value(&input, v) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    return error_response(&GrpcStatus {
+                        code: 2,
+                        message: e.0,
+                    })
                 }
-            }
+            },
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(16);
+        if let Some(m) = first {
+            let _ = tx.send(Ok(grpc::frame(&m))).await;
+            // later objects as they come; a bad one ends the reading (etcd:
+            // the stream stays, nothing more is read); the task ends with
+            // the body or with the call
+            tokio::spawn(async move {
+                while let Ok(Some(v)) = reader.next().await {
+                    let Ok(m) = json::decode_value(&input, v) else {
+                        break;
+                    };
+                    if tx.send(Ok(grpc::frame(&m))).await.is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        if keep_open {
-            // the stream stays open until the response side lets go
-            feeder_tx.closed().await;
-        }
-    });
-    drop(tx);
-    let inner = grpc_request(
-        &method,
-        &outer,
-        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
-    );
-    stream_back(&gw, method, inner).await
-}
-
-/// Calls `inner` and answers with its messages as `{"result":...}` lines.
-/// Nothing is answered before the first message (as etcd's gateway): an
-/// error before it is an ordinary error answer; one after it is a last
-/// `{"error":{...}}` object.
-async fn stream_back(gw: &Gateway, method: MethodDescriptor, inner: Request) -> Response {
-    let response = call(gw, inner).await;
-    let (parts, body) = response.into_parts();
-    if let Some(status) = grpc::status_of(&parts.headers).filter(|s| s.code != 0) {
-        return error_response(&status);
+        let inner = self.grpc_request(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
+        self.stream_back(inner).await
     }
-    let mut lines = Lines {
-        body,
-        deframer: Deframer::default(),
-        output: method.output(),
-        done: false,
-    };
-    let first = match lines.next_line().await {
-        Some(Line::Result(text)) => text,
-        Some(Line::Error(status)) => return error_response(&status),
-        None => {
-            // ended without a message (keep-alive with an empty body)
-            let mut r = (StatusCode::OK, Body::empty()).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            cors(r.headers_mut());
-            return r;
+
+    /// Calls `inner` and answers with its messages as `{"result":...}`
+    /// lines. Nothing is answered before the first message (as etcd's
+    /// gateway): an error or the deadline before it is an ordinary error
+    /// answer; after it, a last `{"error":{...}}` object.
+    async fn stream_back(self, inner: Request) -> Response {
+        let head = match self.in_time(self.send(inner)).await {
+            Some(r) => r,
+            None => return error_response(&deadline_exceeded()),
+        };
+        let (parts, body) = head.into_parts();
+        if let Some(status) = grpc::status_of(&parts.headers).filter(|s| s.code != 0) {
+            return error_response(&status);
         }
-    };
-    let rest = futures::stream::unfold(lines, |mut lines| async move {
-        let line = lines.next_line().await?;
-        let text = match line {
-            Line::Result(text) => text,
-            Line::Error(s) => {
-                lines.done = true;
-                stream_error(&s)
+        let mut lines = Lines {
+            body,
+            deframer: Deframer::default(),
+            output: self.method.output(),
+            deadline: self.deadline,
+            done: false,
+        };
+        let first = match lines.next_line().await {
+            Some(Line::Result(text)) => text,
+            Some(Line::Error(status)) => return error_response(&status),
+            None => {
+                // ended without a message (keep-alive with an empty body)
+                let mut r = (StatusCode::OK, Body::empty()).into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                cors(r.headers_mut());
+                return r;
             }
         };
-        Some((Ok::<_, std::convert::Infallible>(Bytes::from(text)), lines))
-    });
-    let stream = futures::StreamExt::chain(
-        futures::stream::once(async move { Ok::<_, std::convert::Infallible>(Bytes::from(first)) }),
-        rest,
-    );
-    let mut r = (StatusCode::OK, Body::from_stream(stream)).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(
-        "grpc-metadata-content-type",
-        HeaderValue::from_static("application/grpc"),
-    );
-    cors(h);
-    r
+        let rest = futures::stream::unfold(lines, |mut lines| async move {
+            let text = match lines.next_line().await? {
+                Line::Result(text) => text,
+                Line::Error(s) => stream_error(&s),
+            };
+            Some((Ok::<_, std::convert::Infallible>(Bytes::from(text)), lines))
+        });
+        let stream = futures::StreamExt::chain(
+            futures::stream::once(
+                async move { Ok::<_, std::convert::Infallible>(Bytes::from(first)) },
+            ),
+            rest,
+        );
+        let mut r = (StatusCode::OK, Body::from_stream(stream)).into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(
+            "grpc-metadata-content-type",
+            HeaderValue::from_static("application/grpc"),
+        );
+        cors(h);
+        r
+    }
 }
 
 /// The last object of a stream that failed after it began.
@@ -578,128 +658,72 @@ enum Line {
     Error(GrpcStatus),
 }
 
-/// The messages of a streaming gRPC response, as gateway lines.
+/// The messages of a streaming gRPC response, as gateway lines. Dropping
+/// it (the client went away) drops the call's answer, which ends the
+/// call on the service's side.
 struct Lines {
     body: Body,
     deframer: Deframer,
     output: prost_reflect::MessageDescriptor,
+    deadline: Option<tokio::time::Instant>,
     done: bool,
 }
 
 impl Lines {
+    /// The next line; `None` once the stream ended (after an error line,
+    /// if it ended with an error or at the deadline).
     async fn next_line(&mut self) -> Option<Line> {
         if self.done {
             return None;
         }
+        let line = match self.deadline {
+            None => self.read_line().await,
+            Some(at) => match tokio::time::timeout_at(at, self.read_line()).await {
+                Ok(line) => line,
+                Err(_) => Some(Line::Error(deadline_exceeded())),
+            },
+        };
+        if !matches!(line, Some(Line::Result(_))) {
+            self.done = true;
+        }
+        line
+    }
+
+    async fn read_line(&mut self) -> Option<Line> {
         loop {
             match self.deframer.next_message() {
                 Ok(Some(m)) => {
                     return Some(match json::encode_response(&self.output, &m) {
                         Ok(text) => Line::Result(format!("{{\"result\":{text}}}\n")),
-                        Err(e) => {
-                            self.done = true;
-                            Line::Error(GrpcStatus {
-                                code: 13,
-                                message: e,
-                            })
-                        }
+                        Err(e) => Line::Error(GrpcStatus {
+                            code: 13,
+                            message: e,
+                        }),
                     });
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    self.done = true;
                     return Some(Line::Error(GrpcStatus {
                         code: 13,
                         message: e,
-                    }));
+                    }))
                 }
             }
             match self.body.frame().await {
-                None => {
-                    self.done = true;
-                    return None;
-                }
+                None => return None,
                 Some(Err(e)) => {
-                    self.done = true;
                     return Some(Line::Error(GrpcStatus {
                         code: 13,
                         message: e.to_string(),
-                    }));
+                    }))
                 }
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
                         self.deframer.push(data);
                     } else if let Some(trailers) = frame.trailers_ref() {
-                        self.done = true;
-                        return match grpc::status_of(trailers) {
-                            Some(s) if s.code != 0 => Some(Line::Error(s)),
-                            _ => None,
-                        };
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// JSON values read one by one from a request body as it arrives (the
-/// watch's and keep-alive's requests); bounded by `max` buffered bytes.
-struct JsonValues {
-    body: Body,
-    buf: Vec<u8>,
-    max: usize,
-    ended: bool,
-}
-
-impl JsonValues {
-    fn new(body: Body, max: usize) -> JsonValues {
-        JsonValues {
-            body,
-            buf: Vec::new(),
-            max,
-            ended: false,
-        }
-    }
-
-    /// The next value; `None` at the end of the body; an error for a body
-    /// that is not JSON (Go's words).
-    async fn next(&mut self) -> Result<Option<serde_json::Value>, String> {
-        loop {
-            let start = self.buf.iter().position(|b| !b.is_ascii_whitespace());
-            match start {
-                None if self.ended => return Ok(None),
-                None => {}
-                Some(start) => {
-                    let mut it = serde_json::Deserializer::from_slice(&self.buf[start..])
-                        .into_iter::<serde_json::Value>();
-                    match it.next() {
-                        Some(Ok(v)) => {
-                            let used = start + it.byte_offset();
-                            self.buf.drain(..used);
-                            return Ok(Some(v));
-                        }
-                        Some(Err(e)) if e.is_eof() && !self.ended => {}
-                        Some(Err(e)) if e.is_eof() => return Err("unexpected EOF".into()),
-                        Some(Err(e)) => return Err(json::go_json_error(&self.buf[start..], &e)),
-                        None => {}
-                    }
-                }
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            match self.body.frame().await {
-                None => self.ended = true,
-                Some(Err(e)) => return Err(e.to_string()),
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        self.buf.extend_from_slice(data);
-                        if self.buf.len() > self.max {
-                            return Err(format!(
-                                "a request object of more than {} bytes",
-                                self.max
-                            ));
-                        }
+                        return grpc::status_of(trailers)
+                            .filter(|s| s.code != 0)
+                            .map(Line::Error);
                     }
                 }
             }

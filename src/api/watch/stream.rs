@@ -99,7 +99,10 @@ impl WatchStream {
             .unwrap_or_else(|_| self.hub.current())
     }
 
-    /// Runs until the client closes its side or goes away.
+    /// Runs until the client goes away. A client that closes its sending
+    /// side keeps its watchers (etcd's recvLoop returns on EOF and the
+    /// stream lives on until its context ends), so the JSON gateway's
+    /// watch, whose request body ends at once, goes on too.
     pub async fn run(
         mut self,
         mut requests: tonic::Streaming<WatchRequest>,
@@ -108,6 +111,7 @@ impl WatchStream {
         let mut revs = self.hub.subscribe();
         let mut ticker = tokio::time::interval(progress_interval);
         ticker.tick().await;
+        let mut sending_side_open = true;
         loop {
             if self.catch_up().await.is_err() {
                 return; // the client is gone
@@ -117,9 +121,9 @@ impl WatchStream {
                 // more to send: take requests without waiting for a revision
                 tokio::select! {
                     biased;
-                    req = requests.message() => match req {
+                    req = requests.message(), if sending_side_open => match req {
                         Ok(Some(r)) => { if self.handle(r).await.is_err() { return; } }
-                        Ok(None) => return,
+                        Ok(None) => sending_side_open = false,
                         Err(undecodable) => return self.fail(undecodable).await,
                     },
                     _ = std::future::ready(()) => {}
@@ -130,15 +134,17 @@ impl WatchStream {
                 continue;
             }
             tokio::select! {
-                req = requests.message() => match req {
+                req = requests.message(), if sending_side_open => match req {
                     Ok(Some(r)) => { if self.handle(r).await.is_err() { return; } }
-                    Ok(None) => return,
+                    Ok(None) => sending_side_open = false,
                     Err(undecodable) => return self.fail(undecodable).await,
                 },
                 changed = revs.changed() => { if changed.is_err() { return; } }
                 _ = ticker.tick() => {
                     if self.progress_notify().await.is_err() { return; }
                 }
+                // the client went away: its receiving side is gone
+                _ = self.tx.closed() => return,
             }
         }
     }
