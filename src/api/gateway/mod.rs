@@ -296,8 +296,14 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     }
     let (parts, body) = req.into_parts();
+    // tonic's server applies the same header to the whole HTTP request
+    // (and would answer with a bare gRPC status): the gateway's deadline
+    // comes a little earlier, so that its answer is the one sent
     let deadline = match grpc_timeout(&parts.headers) {
-        Ok(d) => d.map(|d| tokio::time::Instant::now() + d),
+        Ok(d) => d.map(|d| {
+            let margin = (d / 2).min(std::time::Duration::from_millis(20));
+            tokio::time::Instant::now() + d - margin
+        }),
         Err(bad) => return invalid_argument(format!("invalid grpc-timeout: {bad}")),
     };
     let call = Call {
