@@ -192,7 +192,15 @@ fn cors(headers: &mut HeaderMap) {
     headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
 }
 
+/// Go's http.Error, with the CORS headers etcd has written by then.
 fn plain(status: StatusCode, text: &'static str) -> Response {
+    let mut r = plain_without_cors(status, text);
+    cors(r.headers_mut());
+    r
+}
+
+/// Go's http.Error: plain text, no sniffing.
+fn plain_without_cors(status: StatusCode, text: &'static str) -> Response {
     let mut r = (status, text).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -203,18 +211,17 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    cors(h);
     r
 }
 
-fn json_response(status: StatusCode, body: String, from_grpc: bool) -> Response {
+fn json_response(status: StatusCode, body: String, with_grpc_metadata: bool) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if from_grpc {
+    if with_grpc_metadata {
         h.insert(
             "grpc-metadata-content-type",
             HeaderValue::from_static("application/grpc"),
@@ -262,21 +269,11 @@ fn refuses_certificate_identity(gw: &Gateway, req: &Request) -> bool {
 
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     if refuses_certificate_identity(&gw, &req) {
-        let mut r = (
+        let refused = plain_without_cors(
             StatusCode::BAD_REQUEST,
             "CommonName of client sending a request against gateway will be ignored and not used as expected\n",
-        )
-            .into_response();
-        let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        h.insert(
-            "x-content-type-options",
-            HeaderValue::from_static("nosniff"),
-        );
-        return r;
+        return after_reading(req.into_body(), refused).await;
     }
     let path = req.uri().path();
     let rest = path
@@ -287,13 +284,15 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     if req.method() == Method::OPTIONS {
         let mut r = StatusCode::OK.into_response();
         cors(r.headers_mut());
-        return r;
+        return after_reading(req.into_body(), r).await;
     }
     let Some(method) = find(&rest) else {
-        return plain(StatusCode::NOT_FOUND, "Not Found\n");
+        let r = plain(StatusCode::NOT_FOUND, "Not Found\n");
+        return after_reading(req.into_body(), r).await;
     };
     if req.method() != Method::POST {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+        let r = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+        return after_reading(req.into_body(), r).await;
     }
     let (parts, body) = req.into_parts();
     // tonic's server applies the same header to the whole HTTP request
@@ -304,7 +303,10 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             let margin = (d / 2).min(std::time::Duration::from_millis(20));
             tokio::time::Instant::now() + d - margin
         }),
-        Err(bad) => return invalid_argument(format!("invalid grpc-timeout: {bad}")),
+        Err(bad) => {
+            let r = invalid_argument(format!("invalid grpc-timeout: {bad}"));
+            return after_reading(body, r).await;
+        }
     };
     let call = Call {
         gw,
@@ -319,6 +321,23 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     } else {
         call.unary(body).await
     }
+}
+
+/// `answer`, once what the client sent is read (up to 256 KiB, as Go's
+/// server reads an unread body): closing a connection with unread bytes
+/// resets it, and the client may lose the answer.
+async fn after_reading(mut body: Body, answer: Response) -> Response {
+    let read = async {
+        let mut n = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            n += frame.data_ref().map_or(0, |d| d.len());
+            if n > 256 << 10 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), read).await;
+    answer
 }
 
 /// The `Grpc-Timeout` header (gRPC's format: up to 8 digits and a unit),
