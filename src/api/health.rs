@@ -32,7 +32,7 @@ pub fn routes() -> Router<Arc<EtcdServer>> {
 }
 
 /// Go's `http.Error`: plain text, `nosniff`, the message and a newline.
-fn go_error(status: StatusCode, message: &str) -> Response {
+pub(super) fn go_error(status: StatusCode, message: &str) -> Response {
     let mut r = (status, format!("{message}\n")).into_response();
     let h = r.headers_mut();
     h.insert(

@@ -152,11 +152,16 @@ fn verify_trailer(path: &Path) -> anyhow::Result<()> {
     let mut expected = [0u8; CHECKSUM_LEN as usize];
     f.read_exact(&mut expected)
         .map_err(|e| anyhow!("read {}: {}", path.display(), io_text(&e)))?;
+    check_trailer(&expected, sha)
+}
+
+/// The trailer against the digest of the bytes before it (etcd's words).
+fn check_trailer(expected: &[u8; CHECKSUM_LEN as usize], sha: Sha256) -> anyhow::Result<()> {
     let got: [u8; 32] = sha.finalize().into();
-    if got != expected {
+    if got != *expected {
         bail!(
             "expected sha256 {}, got {}",
-            go_bytes(&expected),
+            go_bytes(expected),
             go_bytes(&got)
         );
     }
@@ -594,14 +599,7 @@ pub fn copy_verified(src: &Path, dst: &Path, skip_hash_check: bool) -> anyhow::R
         from.seek(SeekFrom::Start(body))
             .and_then(|_| from.read_exact(&mut expected))
             .map_err(|e| anyhow!("read {}: {}", src.display(), io_text(&e)))?;
-        let got: [u8; 32] = h.finalize().into();
-        if got != expected {
-            bail!(
-                "expected sha256 {}, got {}",
-                go_bytes(&expected),
-                go_bytes(&got)
-            );
-        }
+        check_trailer(&expected, h)?;
     }
     Ok(body)
 }

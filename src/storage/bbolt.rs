@@ -645,34 +645,11 @@ impl Reader {
                 }
                 Ok(())
             }
-            BucketRoot::Tree(root) => self.walk_tree(*root, 0, &mut seen, &mut visit),
-        }
-    }
-
-    fn walk_tree(
-        &self,
-        pgid: u64,
-        depth: usize,
-        seen: &mut PageSet,
-        visit: &mut ElementFn<'_>,
-    ) -> Result<(), Invalid> {
-        if depth > MAX_DEPTH {
-            return bad(format!("page {pgid}: tree deeper than {MAX_DEPTH} levels"));
-        }
-        let node = self.node(pgid)?;
-        let last = pgid + (node.buf.len() as u64 / u64::from(self.meta.page_size)) - 1;
-        for p in pgid..=last {
-            if !seen.insert(p) {
-                return bad(format!("page {p}: multiple references"));
+            BucketRoot::Tree(root) => {
+                let none_freed = PageSet::new(0);
+                self.check_tree(*root, None, None, 0, &mut seen, &none_freed, &mut visit)
             }
         }
-        for i in 0..node.count {
-            match node.element(i)? {
-                Element::Leaf { flags, key, value } => visit(flags, key, value)?,
-                Element::Branch { child, .. } => self.walk_tree(child, depth + 1, seen, visit)?,
-            }
-        }
-        Ok(())
     }
 
     /// bbolt's `tx.Check` (v1.3.11), reporting the first fault of each

@@ -34,6 +34,7 @@ use http_body_util::BodyExt as _;
 use prost_reflect::MethodDescriptor;
 use tower::ServiceExt as _;
 
+use super::health::go_error;
 use grpc::{Deframer, GrpcStatus};
 use values::JsonValues;
 
@@ -164,7 +165,7 @@ pub fn routes(server: Arc<crate::server::EtcdServer>, grpc: Router, max_request:
 /// answer as etcd's then do: Go's plain 404.
 pub fn disabled_routes() -> Router {
     async fn not_found() -> Response {
-        plain(StatusCode::NOT_FOUND, "404 page not found\n")
+        plain(StatusCode::NOT_FOUND, "404 page not found")
     }
     Router::new()
         .route("/v3/{*path}", any(not_found))
@@ -193,24 +194,9 @@ fn cors(headers: &mut HeaderMap) {
 }
 
 /// Go's http.Error, with the CORS headers etcd has written by then.
-fn plain(status: StatusCode, text: &'static str) -> Response {
-    let mut r = plain_without_cors(status, text);
+fn plain(status: StatusCode, text: &str) -> Response {
+    let mut r = go_error(status, text);
     cors(r.headers_mut());
-    r
-}
-
-/// Go's http.Error: plain text, no sniffing.
-fn plain_without_cors(status: StatusCode, text: &'static str) -> Response {
-    let mut r = (status, text).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
     r
 }
 
@@ -269,9 +255,9 @@ fn refuses_certificate_identity(gw: &Gateway, req: &Request) -> bool {
 
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     if refuses_certificate_identity(&gw, &req) {
-        let refused = plain_without_cors(
+        let refused = go_error(
             StatusCode::BAD_REQUEST,
-            "CommonName of client sending a request against gateway will be ignored and not used as expected\n",
+            "CommonName of client sending a request against gateway will be ignored and not used as expected",
         );
         return after_reading(req.into_body(), refused).await;
     }
@@ -287,11 +273,11 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         return after_reading(req.into_body(), r).await;
     }
     let Some(method) = find(&rest) else {
-        let r = plain(StatusCode::NOT_FOUND, "Not Found\n");
+        let r = plain(StatusCode::NOT_FOUND, "Not Found");
         return after_reading(req.into_body(), r).await;
     };
     if req.method() != Method::POST {
-        let r = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+        let r = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
         return after_reading(req.into_body(), r).await;
     }
     let (parts, body) = req.into_parts();
