@@ -28,6 +28,11 @@ pub fn metrics_listener_routes(server: Arc<EtcdServer>) -> Router {
         .with_state(server)
 }
 
+/// Go's ServeMux for a path nothing serves.
+pub async fn not_found() -> Response {
+    super::health::go_error(StatusCode::NOT_FOUND, "404 page not found")
+}
+
 async fn metrics() -> Response {
     (
         StatusCode::OK,

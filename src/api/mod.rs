@@ -7,6 +7,7 @@
 //! the peer port's service: it also hands received raft messages and
 //! snapshots to the raft thread.
 
+pub mod access;
 pub mod auth;
 pub mod cluster;
 pub mod concurrency;
@@ -74,17 +75,33 @@ pub struct ClientRoutes {
 }
 
 impl ClientRoutes {
-    /// What a listener serving `traffic` answers.
+    /// What a listener serving `traffic` answers. Serving both, a request
+    /// is gRPC when it is HTTP/2 with a gRPC content type, as etcd's
+    /// grpcHandlerFunc splits them; everything else is plain HTTP.
     pub fn for_traffic(&self, traffic: Traffic) -> Routes {
         Routes::from(match traffic {
             Traffic::Grpc => self.grpc.clone(),
             Traffic::Http => self.web.clone(),
-            Traffic::GrpcAndHttp => self.grpc.clone().merge(self.web.clone()),
+            Traffic::GrpcAndHttp => {
+                let (grpc, web) = (self.grpc.clone(), self.web.clone());
+                axum::Router::new().fallback_service(tower::service_fn(
+                    move |req: axum::extract::Request| {
+                        let is_grpc = req.version() == axum::http::Version::HTTP_2
+                            && req
+                                .headers()
+                                .get(axum::http::header::CONTENT_TYPE)
+                                .and_then(|v| v.to_str().ok())
+                                .is_some_and(|v| v.starts_with("application/grpc"));
+                        let to = if is_grpc { grpc.clone() } else { web.clone() };
+                        tower::ServiceExt::oneshot(to, req)
+                    },
+                ))
+            }
         })
     }
 }
 
-pub fn routes(server: Arc<EtcdServer>, json_gateway: bool) -> ClientRoutes {
+pub fn routes(server: Arc<EtcdServer>, access: access::AccessOptions) -> ClientRoutes {
     let max_recv = server.limits().max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
     let kv = KvServer::new(kv::KvService::new(server.clone()))
         .max_decoding_message_size(max_recv)
@@ -118,11 +135,11 @@ pub fn routes(server: Arc<EtcdServer>, json_gateway: bool) -> ClientRoutes {
         .into_axum_router()
         // grpc_server_* metrics for every gRPC service above.
         .layer(axum::middleware::from_fn(crate::metrics::grpc::record));
-    let web = http::routes(server.clone()).merge(if json_gateway {
-        gateway::routes(server, grpc.clone(), max_recv)
-    } else {
-        gateway::disabled_routes()
-    });
+    let mut web = http::routes(server.clone());
+    if access.json_gateway {
+        web = web.merge(gateway::routes(grpc.clone(), max_recv));
+    }
+    let web = access::guard(server, access, web.fallback(http::not_found));
     ClientRoutes { grpc, web }
 }
 

@@ -549,12 +549,12 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "''",
         "Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).",
     ),
-    Setting::new("cors", Cors, "*").help(
+    Setting::new("cors", Cors, "*").supported().help(
         Security,
         "'*'",
         "Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).",
     ),
-    Setting::new("host-whitelist", StringSet, "*").help(
+    Setting::new("host-whitelist", StringSet, "*").supported().help(
         Security,
         "'*'",
         "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all).",

@@ -66,6 +66,9 @@ pub struct ServeOptions {
     pub grpc: crate::api::GrpcOptions,
     /// Serve etcd's JSON gateway (/v3/...) on the client listeners.
     pub enable_grpc_gateway: bool,
+    /// --cors and --host-whitelist (api::access).
+    pub cors: Vec<String>,
+    pub host_whitelist: Vec<String>,
     /// `--metrics`: basic or extensive.
     pub metrics: crate::metrics::Level,
     /// Extra listeners for /metrics and the health endpoints.
@@ -118,6 +121,8 @@ impl From<&crate::config::Config> for ServeOptions {
             max_request_bytes: c.max_request_bytes,
             max_txn_ops: c.max_txn_ops,
             enable_grpc_gateway: c.enable_grpc_gateway,
+            cors: c.cors.clone(),
+            host_whitelist: c.host_whitelist.clone(),
             pre_vote: c.pre_vote,
             metrics: crate::metrics::Level::from_flag(&c.metrics),
             listen_metrics_urls: c.listen_metrics_urls.clone(),
@@ -469,7 +474,14 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     register_scrape_hooks(&server);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let client_routes = crate::api::routes(server.clone(), opts.enable_grpc_gateway);
+    let client_routes = crate::api::routes(
+        server.clone(),
+        crate::api::access::AccessOptions {
+            cors: opts.cors.clone(),
+            host_whitelist: opts.host_whitelist.clone(),
+            json_gateway: opts.enable_grpc_gateway,
+        },
+    );
     let mut serving = Vec::new();
     let mut client_addrs = Vec::new();
     tracing::info!("ready to serve client requests");

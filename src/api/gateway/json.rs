@@ -64,12 +64,14 @@ pub fn decode_value(
     Ok(message.encode_to_vec())
 }
 
-/// What jsonpb refuses and the general proto3 JSON rules let through
-/// (with unknown fields allowed): an enum name the enum does not have, and
-/// bytes that are not standard base64 with padding. Go's words.
+/// What jsonpb refuses (with unknown fields allowed), checked before the
+/// general proto3 JSON rules read the value, with Go's words: a value of
+/// the wrong JSON kind (`json: cannot unmarshal bool into Go value of type
+/// int64`), an integer with a fraction or out of range, an enum name the
+/// enum does not have, bytes that are not standard base64 with padding.
 fn check_message(desc: &MessageDescriptor, value: &serde_json::Value) -> Result<(), BadJson> {
     let serde_json::Value::Object(fields) = value else {
-        return Ok(());
+        return Err(type_error(json_kind(value), "map[string]json.RawMessage"));
     };
     for (name, v) in fields {
         let field = desc
@@ -83,31 +85,107 @@ fn check_message(desc: &MessageDescriptor, value: &serde_json::Value) -> Result<
                     check_value(&field.kind(), item)?;
                 }
             }
-            (true, _) => {}
+            (true, other) => return Err(type_error(json_kind(other), "[]json.RawMessage")),
             (false, v) => check_value(&field.kind(), v)?,
         }
     }
     Ok(())
 }
 
+/// encoding/json's UnmarshalTypeError.
+fn type_error(what: &str, go_type: &str) -> BadJson {
+    BadJson(format!(
+        "json: cannot unmarshal {what} into Go value of type {go_type}"
+    ))
+}
+
+/// The Go type golang/protobuf generates for an enum: its package, then
+/// its nesting joined by '_' (etcdserverpb.RangeRequest_SortOrder).
+fn go_enum_name(e: &prost_reflect::EnumDescriptor) -> String {
+    let full = e.full_name();
+    let package = e.parent_file().package_name().to_string();
+    let rest = full
+        .strip_prefix(&format!("{package}."))
+        .unwrap_or(full)
+        .replace('.', "_");
+    format!("{package}.{rest}")
+}
+
 fn check_value(kind: &prost_reflect::Kind, v: &serde_json::Value) -> Result<(), BadJson> {
     use prost_reflect::Kind;
-    match (kind, v) {
-        (Kind::Enum(e), serde_json::Value::String(s)) if e.get_value_by_name(s).is_none() => {
-            // Go's type name: package, then the nesting joined by '_'
-            let full = e.full_name();
-            let package = e.parent_file().package_name().to_string();
-            let rest = full
-                .strip_prefix(&format!("{package}."))
-                .unwrap_or(full)
-                .replace('.', "_");
-            Err(BadJson(format!(
-                "unknown value {s:?} for enum {package}.{rest}"
-            )))
+    use serde_json::Value;
+    let integer = match kind {
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            Some(("int32", i32::MIN as i128, i32::MAX as i128))
         }
-        (Kind::Bytes, serde_json::Value::String(s)) => check_base64(s),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+            Some(("int64", i64::MIN as i128, i64::MAX as i128))
+        }
+        Kind::Uint32 | Kind::Fixed32 => Some(("uint32", 0, u32::MAX as i128)),
+        Kind::Uint64 | Kind::Fixed64 => Some(("uint64", 0, u64::MAX as i128)),
+        _ => None,
+    };
+    if let Some((go_type, min, max)) = integer {
+        // jsonpb strips the quotes of a quoted number and hands the rest
+        // to encoding/json as a JSON text of its own
+        let owned;
+        let v = match v {
+            Value::String(inner) => {
+                owned = serde_json::from_str::<Value>(inner).map_err(|e| {
+                    BadJson(
+                        go_json_error(inner.as_bytes(), &e)
+                            .replace("unexpected EOF", "unexpected end of JSON input"),
+                    )
+                })?;
+                if let Value::Number(_) = owned {
+                    return check_integer(inner.trim(), go_type, min, max);
+                }
+                &owned
+            }
+            v => v,
+        };
+        return match v {
+            Value::Null => Ok(()),
+            Value::Number(n) => check_integer(&n.to_string(), go_type, min, max),
+            other => Err(type_error(json_kind(other), go_type)),
+        };
+    }
+    match (kind, v) {
+        (Kind::Enum(e), Value::String(s)) if e.get_value_by_name(s).is_none() => Err(BadJson(
+            format!("unknown value {s:?} for enum {}", go_enum_name(e)),
+        )),
+        (Kind::Enum(e), Value::Number(n)) => check_integer(
+            &n.to_string(),
+            &go_enum_name(e),
+            i32::MIN as i128,
+            i32::MAX as i128,
+        ),
+        (Kind::Enum(e), Value::Bool(_) | Value::Array(_) | Value::Object(_)) => {
+            Err(type_error(json_kind(v), &go_enum_name(e)))
+        }
+        (Kind::Bytes, Value::String(s)) => check_base64(s),
+        (Kind::Bytes, Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_)) => {
+            Err(type_error(json_kind(v), "[]uint8"))
+        }
+        (Kind::String, Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_)) => {
+            Err(type_error(json_kind(v), "string"))
+        }
+        (Kind::Bool, Value::String(_) | Value::Number(_) | Value::Array(_) | Value::Object(_)) => {
+            Err(type_error(json_kind(v), "bool"))
+        }
+        (Kind::Message(_), Value::Null) => Ok(()),
         (Kind::Message(m), v) => check_message(m, v),
         _ => Ok(()),
+    }
+}
+
+/// A JSON number (as written) stored into a Go integer: a fraction, an
+/// exponent or a value out of range is encoding/json's type error, with
+/// the number in it.
+fn check_integer(text: &str, go_type: &str, min: i128, max: i128) -> Result<(), BadJson> {
+    match text.parse::<i128>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(()),
+        _ => Err(type_error(&format!("number {text}"), go_type)),
     }
 }
 
@@ -247,7 +325,38 @@ mod tests {
             decode_request(&range, br#"{"key":"#).unwrap_err().0,
             "unexpected EOF"
         );
-        assert!(decode_request(&range, br#"{"limit":1.5}"#).is_err());
+        for (body, go_says) in [
+            (r#"{"limit":1.5}"#, "json: cannot unmarshal number 1.5 into Go value of type int64"),
+            (r#"{"limit":"99999999999999999999"}"#, "json: cannot unmarshal number 99999999999999999999 into Go value of type int64"),
+            (r#"{"limit":true}"#, "json: cannot unmarshal bool into Go value of type int64"),
+            (r#"{"limit":"abc"}"#, "invalid character 'a' looking for beginning of value"),
+            (r#"{"serializable":"true"}"#, "json: cannot unmarshal string into Go value of type bool"),
+            (r#"{"key":5}"#, "json: cannot unmarshal number into Go value of type []uint8"),
+            (r#"{"sort_order":true}"#, "json: cannot unmarshal bool into Go value of type etcdserverpb.RangeRequest_SortOrder"),
+        ] {
+            assert_eq!(decode_request(&range, body.as_bytes()).unwrap_err().0, go_says, "{body}");
+        }
+        for accepted in [
+            r#"{"limit":"-1"}"#,
+            r#"{"limit":5}"#,
+            r#"{"limit":null}"#,
+            r#"{"sort_order":7}"#,
+        ] {
+            assert!(
+                decode_request(&range, accepted.as_bytes()).is_ok(),
+                "{accepted}"
+            );
+        }
+        let lease = desc("etcdserverpb.LeaseGrantRequest");
+        assert_eq!(
+            decode_request(&lease, br#"{"TTL":[1]}"#).unwrap_err().0,
+            "json: cannot unmarshal array into Go value of type int64"
+        );
+        let user = desc("etcdserverpb.AuthUserAddRequest");
+        assert_eq!(
+            decode_request(&user, br#"{"name":1}"#).unwrap_err().0,
+            "json: cannot unmarshal number into Go value of type string"
+        );
         assert_eq!(
             decode_request(&range, br#"{"sort_order":"SIDEWAYS"}"#)
                 .unwrap_err()
@@ -271,6 +380,14 @@ mod tests {
         );
         let txn = desc("etcdserverpb.TxnRequest");
         assert!(decode_request(&txn, br#"{"compare":[{"result":"NOPE"}]}"#).is_err());
+        assert_eq!(
+            decode_request(&txn, br#"{"compare":{}}"#).unwrap_err().0,
+            "json: cannot unmarshal object into Go value of type []json.RawMessage"
+        );
+        assert_eq!(
+            decode_request(&txn, br#"{"success":["x"]}"#).unwrap_err().0,
+            "json: cannot unmarshal string into Go value of type map[string]json.RawMessage"
+        );
     }
 
     #[test]

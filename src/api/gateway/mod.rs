@@ -12,7 +12,8 @@
 //! path's own. Streams (watch, lease keep-alive, snapshot, election
 //! observe) answer `{"result":...}` lines as messages arrive. As in etcd,
 //! the caller's TLS certificate is not an identity here (see
-//! `refuses_certificate_identity`).
+//! `super::access`, which also adds CORS headers, answers OPTIONS and
+//! rewrites /v3beta/).
 //!
 //! The behaviour followed is Debian's etcd 3.4.23 (grpc-gateway runtime
 //! 1.6.4), captured in docs/design/json-gateway.md.
@@ -34,6 +35,7 @@ use http_body_util::BodyExt as _;
 use prost_reflect::MethodDescriptor;
 use tower::ServiceExt as _;
 
+use super::access::after_reading;
 use super::health::go_error;
 use grpc::{Deframer, GrpcStatus};
 use values::JsonValues;
@@ -136,8 +138,6 @@ const PATHS: &[(&str, &str, &str)] = &[
 struct Gateway {
     /// The gRPC services, called in-process.
     grpc: Router,
-    /// For etcd's refusal of certificate identities through the gateway.
-    server: Arc<crate::server::EtcdServer>,
     /// The largest request body read (JSON is larger than the protobuf it
     /// carries; the gRPC decoder enforces etcd's own limit after it).
     max_body: usize,
@@ -145,31 +145,18 @@ struct Gateway {
 
 /// The gateway's routes, calling into `grpc` (the client port's gRPC
 /// services); `max_request` is the gRPC receive limit.
-pub fn routes(server: Arc<crate::server::EtcdServer>, grpc: Router, max_request: usize) -> Router {
+pub fn routes(grpc: Router, max_request: usize) -> Router {
     let gateway = Arc::new(Gateway {
         grpc,
-        server,
         // base64 is 4/3 of the bytes it carries; JSON's names and quotes
         // are the rest
         max_body: max_request.saturating_mul(2).saturating_add(1 << 20),
     });
+    // (/v3beta/ is rewritten to /v3/ before routing: super::access)
     Router::new()
         .route("/v3/", any(handle))
         .route("/v3/{*path}", any(handle))
-        .route("/v3beta/", any(handle))
-        .route("/v3beta/{*path}", any(handle))
         .with_state(gateway)
-}
-
-/// With the gateway turned off (--enable-grpc-gateway=false), its paths
-/// answer as etcd's then do: Go's plain 404.
-pub fn disabled_routes() -> Router {
-    async fn not_found() -> Response {
-        plain(StatusCode::NOT_FOUND, "404 page not found")
-    }
-    Router::new()
-        .route("/v3/{*path}", any(not_found))
-        .route("/v3beta/{*path}", any(not_found))
 }
 
 fn find(path: &str) -> Option<MethodDescriptor> {
@@ -180,28 +167,21 @@ fn find(path: &str) -> Option<MethodDescriptor> {
         .find(|m| m.name() == *method)
 }
 
-/// What every answer of etcd's client port carries (its CORS defaults).
-fn cors(headers: &mut HeaderMap) {
-    headers.insert(
-        "access-control-allow-headers",
-        HeaderValue::from_static("accept, content-type, authorization"),
-    );
-    headers.insert(
-        "access-control-allow-methods",
-        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
-    );
-    headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-}
-
-/// Go's http.Error, with the CORS headers etcd has written by then.
-fn plain(status: StatusCode, text: &str) -> Response {
-    let mut r = go_error(status, text);
-    cors(r.headers_mut());
-    r
+/// How Go's net/http frames a body written in one piece: past its
+/// 2048-byte buffer it goes out chunked, within it with a Content-Length.
+/// (Clients do not care; curl -v shows it.)
+fn go_framed(body: String) -> Body {
+    if body.len() > 2048 {
+        Body::from_stream(futures::stream::once(async move {
+            Ok::<_, std::convert::Infallible>(Bytes::from(body))
+        }))
+    } else {
+        Body::from(body)
+    }
 }
 
 fn json_response(status: StatusCode, body: String, with_grpc_metadata: bool) -> Response {
-    let mut r = (status, body).into_response();
+    let mut r = (status, go_framed(body)).into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -213,74 +193,78 @@ fn json_response(status: StatusCode, body: String, with_grpc_metadata: bool) -> 
             HeaderValue::from_static("application/grpc"),
         );
     }
-    cors(h);
     r
 }
 
 /// grpc-gateway's error body: `{"error":M,"message":M,"code":N}`.
-fn error_response(status: &GrpcStatus) -> Response {
+fn error_body(status: &GrpcStatus) -> String {
     let body = serde_json::json!({
         "error": status.message,
         "message": status.message,
         "code": status.code,
     });
-    json_response(
-        grpc::http_status(status.code),
-        json::go_escape(&body.to_string()),
-        false,
-    )
+    json::go_escape(&body.to_string())
+}
+
+/// An error of the gateway's own (a body it cannot read, its deadline).
+fn error_response(status: &GrpcStatus) -> Response {
+    json_response(grpc::http_status(status.code), error_body(status), false)
+}
+
+/// An error the gRPC service answered with: etcd's gateway gets it as a
+/// trailers-only response and passes the trailer on, so Go sends it
+/// chunked with `Trailer: Grpc-Trailer-Content-Type` (the trailer itself
+/// only to clients that accept trailers: hyper's rule, TE: trailers).
+fn server_error_response(status: &GrpcStatus) -> Response {
+    let mut trailers = HeaderMap::new();
+    trailers.insert(
+        "grpc-trailer-content-type",
+        HeaderValue::from_static("application/grpc"),
+    );
+    let frames = futures::stream::iter([
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(error_body(status)))),
+        Ok(http_body::Frame::trailers(trailers)),
+    ]);
+    let mut r = Response::new(Body::new(http_body_util::StreamBody::new(frames)));
+    *r.status_mut() = grpc::http_status(status.code);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::TRAILER,
+        HeaderValue::from_static("Grpc-Trailer-Content-Type"),
+    );
+    r
 }
 
 fn invalid_argument(message: String) -> Response {
     error_response(&GrpcStatus { code: 3, message })
 }
 
-/// etcd's answer to a client certificate with a Common Name on a /v3/
-/// request while certificate auth and auth are on: through the gateway
-/// the certificate is not the caller's identity (etcd's gateway is a
-/// client of its own gRPC server), so etcd refuses rather than ignore it
-/// silently (embed/serve.go, accessController; 3.4 and 3.5 alike).
-fn refuses_certificate_identity(gw: &Gateway, req: &Request) -> bool {
-    let auth = gw.server.auth();
-    if !auth.client_cert_auth() || !auth.is_enabled() {
-        return false;
-    }
-    type Tls = tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>;
-    req.extensions()
-        .get::<Tls>()
-        .and_then(|tls| tls.peer_certs())
-        .and_then(|certs| crate::tls::peer_common_name(&certs))
-        .is_some_and(|cn| !cn.is_empty())
-}
-
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    if refuses_certificate_identity(&gw, &req) {
-        let refused = go_error(
-            StatusCode::BAD_REQUEST,
-            "CommonName of client sending a request against gateway will be ignored and not used as expected",
-        );
-        return after_reading(req.into_body(), refused).await;
-    }
-    let path = req.uri().path();
-    let rest = path
-        .strip_prefix("/v3/")
-        .or_else(|| path.strip_prefix("/v3beta/"))
-        .unwrap_or_default()
-        .to_string();
-    if req.method() == Method::OPTIONS {
-        let mut r = StatusCode::OK.into_response();
-        cors(r.headers_mut());
-        return after_reading(req.into_body(), r).await;
-    }
-    let Some(method) = find(&rest) else {
-        let r = plain(StatusCode::NOT_FOUND, "Not Found");
+    let rest = req.uri().path().strip_prefix("/v3/").unwrap_or_default();
+    let Some(method) = find(rest) else {
+        let r = go_error(StatusCode::NOT_FOUND, "Not Found");
         return after_reading(req.into_body(), r).await;
     };
-    if req.method() != Method::POST {
-        let r = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-        return after_reading(req.into_body(), r).await;
+    // grpc-gateway's X-HTTP-Method-Override, for a POST of a form only: Go
+    // parses the form first, so a POST override leaves no body to decode
+    let (parts, mut body) = req.into_parts();
+    let mut http_method = parts.method.clone();
+    if let Some(over) = method_override(&parts) {
+        http_method =
+            Method::from_bytes(over.to_ascii_uppercase().as_bytes()).unwrap_or(Method::GET);
+        if http_method == Method::POST {
+            let _ = after_reading(body, Response::default()).await;
+            body = Body::empty();
+        }
     }
-    let (parts, body) = req.into_parts();
+    if http_method != Method::POST {
+        let r = go_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+        return after_reading(body, r).await;
+    }
     // tonic's server applies the same header to the whole HTTP request
     // (and would answer with a bare gRPC status): the gateway's deadline
     // comes a little earlier, so that its answer is the one sent
@@ -309,21 +293,18 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     }
 }
 
-/// `answer`, once what the client sent is read (up to 256 KiB, as Go's
-/// server reads an unread body): closing a connection with unread bytes
-/// resets it, and the client may lose the answer.
-async fn after_reading(mut body: Body, answer: Response) -> Response {
-    let read = async {
-        let mut n = 0;
-        while let Some(Ok(frame)) = body.frame().await {
-            n += frame.data_ref().map_or(0, |d| d.len());
-            if n > 256 << 10 {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), read).await;
-    answer
+/// The `X-HTTP-Method-Override` grpc-gateway honours: on a POST whose
+/// Content-Type is exactly a form's.
+fn method_override(parts: &axum::http::request::Parts) -> Option<String> {
+    let form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/x-www-form-urlencoded");
+    if parts.method != Method::POST || !form {
+        return None;
+    }
+    let over = parts.headers.get("x-http-method-override")?.to_str().ok()?;
+    (!over.is_empty()).then(|| over.to_string())
 }
 
 /// The `Grpc-Timeout` header (gRPC's format: up to 8 digits and a unit),
@@ -509,7 +490,7 @@ impl Call {
         };
         let message = match self.in_time(answer).await {
             None => return error_response(&deadline_exceeded()),
-            Some(Err(status)) => return error_response(&status),
+            Some(Err(status)) => return server_error_response(&status),
             Some(Ok(m)) => m,
         };
         match json::encode_response(&self.method.output(), &message) {
@@ -618,7 +599,6 @@ impl Call {
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
-                cors(r.headers_mut());
                 return r;
             }
         };
@@ -645,7 +625,6 @@ impl Call {
             "grpc-metadata-content-type",
             HeaderValue::from_static("application/grpc"),
         );
-        cors(h);
         r
     }
 }

@@ -72,8 +72,14 @@ pub async fn exchange(
     for (k, v) in headers {
         extra.push_str(&format!("{k}: {v}\r\n"));
     }
+    // a Host of the caller's replaces the server's address
+    let host = if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        String::new()
+    } else {
+        format!("Host: {addr}\r\n")
+    };
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+        "{method} {path} HTTP/1.1\r\n{host}Connection: close\r\nContent-Length: {}\r\n{extra}\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await?;
