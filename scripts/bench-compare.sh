@@ -68,6 +68,9 @@ WORKLOADS=(
     "put, 100 clients / 10 conns, 100k keys, 256 B values|--conns 10 --clients 100 put --total $((20000 / SCALE)) --key-space-size 100000 --key-size 8 --val-size 256"
     "range 1 key, linearizable, 100 clients / 10 conns|--conns 10 --clients 100 range foo --consistency l --total $((20000 / SCALE))"
     "range 1 key, serializable, 100 clients / 10 conns|--conns 10 --clients 100 range foo --consistency s --total $((20000 / SCALE))"
+    "txn-put, 100 clients / 10 conns, 100k keys, 256 B values|--conns 10 --clients 100 txn-put --total $((20000 / SCALE)) --key-space-size 100000 --val-size 256"
+    # --compare is ours (etcd's benchmark has none: its cross-check says n/a)
+    "txn (compare + put), 100 clients / 10 conns, 100k keys, 256 B values|--conns 10 --clients 100 txn-put --compare --total $((20000 / SCALE)) --key-space-size 100000 --val-size 256"
 )
 
 WORKDIR=$(mktemp -d /tmp/bench-compare.XXXXXX)

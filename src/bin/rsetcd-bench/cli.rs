@@ -79,6 +79,42 @@ pub enum Command {
     Put(PutArgs),
     /// Benchmark range
     Range(RangeArgs),
+    /// Benchmark txn-put
+    TxnPut(TxnPutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TxnPutArgs {
+    /// Key size of txn put
+    #[arg(long, default_value_t = 8)]
+    pub key_size: usize,
+
+    /// Value size of txn put
+    #[arg(long, default_value_t = 8)]
+    pub val_size: usize,
+
+    /// Number of puts per txn
+    #[arg(long, default_value_t = 1)]
+    pub txn_ops: usize,
+
+    /// Maximum txns per second (0 is no limit)
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+
+    /// Total number of txn requests
+    #[arg(long, default_value_t = 10000)]
+    pub total: usize,
+
+    /// Maximum possible keys
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub key_space_size: i64,
+
+    /// Guard each txn with a compare on its first key that always holds
+    /// (mod_revision > -1); not in etcd's tool
+    #[arg(long, num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true",
+          value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub compare: bool,
 }
 
 #[derive(Debug, Args)]

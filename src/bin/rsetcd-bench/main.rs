@@ -1,6 +1,6 @@
 //! rsetcd-bench: a gRPC load generator for etcd's v3 KV API with the
-//! command line and report format of etcd's `tools/benchmark` (`put` and
-//! `range`), plus `--json` for scripts.
+//! command line and report format of etcd's `tools/benchmark` (`put`,
+//! `range`, `txn-put`), plus `--json` for scripts.
 
 mod cli;
 mod conn;
@@ -10,6 +10,7 @@ mod rate_limit;
 mod report;
 mod runner;
 mod timeseries;
+mod txn_put;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::rate_limit::RateLimiter;
 use crate::report::{Precision, Stats};
 use crate::runner::{Outcome, Workload};
 use crate::timeseries::TimeSeries;
+use crate::txn_put::TxnPutWorkload;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -78,6 +80,14 @@ async fn run(cli: Cli) -> Result<()> {
             let clients = conn::kv_clients(&channels, global.clients);
             let outcome = drive(Arc::new(workload), clients, args.total, args.rate).await?;
             print!("{}", render(&global, &outcome));
+        }
+        Command::TxnPut(args) => {
+            let workload = Arc::new(TxnPutWorkload::new(&args)?);
+            let channels = conn::connect(&connect_options(&global)).await?;
+            let clients = conn::kv_clients(&channels, global.clients);
+            let outcome = drive(workload, clients, args.total, args.rate).await?;
+            // etcd prints this report with Println too
+            println!("{}", render(&global, &outcome));
         }
     }
     Ok(())

@@ -40,17 +40,10 @@ impl PutWorkload {
                 args.key_space_size
             );
         }
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_nanos() as u64)
-            .unwrap_or(0)
-            ^ u64::from(std::process::id()).rotate_left(32);
-        let value = (0..args.val_size as u64)
-            .map(|i| splitmix64(seed ^ i.wrapping_mul(0xA24B_AED4_963E_E407)) as u8)
-            .collect();
+        let seed = run_seed();
         Ok(PutWorkload {
             key_size: args.key_size,
-            value,
+            value: value_from_seed(seed, args.val_size),
             key_space,
             sequential: args.sequential_keys,
             seed,
@@ -122,9 +115,28 @@ async fn compact_once(mut kv: KvClient<Channel>, delta: i64) -> Result<(), Statu
     kv.compact(compact).await.map(drop)
 }
 
+/// `len` random bytes: the one value every request of a run writes.
+pub fn random_value(len: usize) -> Vec<u8> {
+    value_from_seed(run_seed(), len)
+}
+
+fn run_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+fn value_from_seed(seed: u64, len: usize) -> Vec<u8> {
+    (0..len as u64)
+        .map(|i| splitmix64(seed ^ i.wrapping_mul(0xA24B_AED4_963E_E407)) as u8)
+        .collect()
+}
+
 /// Go's `binary.PutVarint`: zigzag, then base-128 little-endian groups.
 /// `buf` must hold `varint_len(value)` bytes.
-fn put_varint(buf: &mut [u8], value: i64) -> usize {
+pub fn put_varint(buf: &mut [u8], value: i64) -> usize {
     let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
     let mut i = 0;
     while zigzag >= 0x80 {
