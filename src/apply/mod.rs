@@ -141,7 +141,7 @@ impl Applier {
                         continue;
                     }
                     if synced < applied.index {
-                        if let Err(e) = self.member.store().backend().env.force_sync() {
+                        if let Err(e) = self.member.store().backend().sync() {
                             crate::fatal(&format!("sync backend: {e}"));
                         }
                         synced = applied.index;
@@ -200,7 +200,7 @@ impl Applier {
                 self.links.durable.store(synced, Ordering::Release);
             }
         }
-        if let Err(e) = self.member.store().backend().env.force_sync() {
+        if let Err(e) = self.member.store().backend().sync() {
             crate::fatal(&format!("sync backend: {e}"));
         }
         self.links.durable.store(applied.index, Ordering::Release);

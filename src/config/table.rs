@@ -847,7 +847,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "'false'",
         "Force to create a new one-member cluster.",
     ),
-    Setting::new("unsafe-no-fsync", Bool, "false").help(
+    Setting::new("unsafe-no-fsync", Bool, "false").supported().help(
         Unsafe,
         "'false'",
         "Disables fsync, unsafe, will cause data loss.",

@@ -66,6 +66,8 @@ pub struct ServeOptions {
     pub grpc: crate::api::GrpcOptions,
     /// Serve etcd's JSON gateway (/v3/...) on the client listeners.
     pub enable_grpc_gateway: bool,
+    /// --unsafe-no-fsync: nothing is fsynced (storage::set_unsafe_no_fsync).
+    pub unsafe_no_fsync: bool,
     /// --cors and --host-whitelist (api::access).
     pub cors: Vec<String>,
     pub host_whitelist: Vec<String>,
@@ -121,6 +123,7 @@ impl From<&crate::config::Config> for ServeOptions {
             max_request_bytes: c.max_request_bytes,
             max_txn_ops: c.max_txn_ops,
             enable_grpc_gateway: c.enable_grpc_gateway,
+            unsafe_no_fsync: c.unsafe_no_fsync,
             cors: c.cors.clone(),
             host_whitelist: c.host_whitelist.clone(),
             pre_vote: c.pre_vote,
@@ -159,6 +162,12 @@ impl From<&crate::config::Config> for ServeOptions {
 
 /// Runs a member until SIGTERM/SIGINT. Returns after a clean shutdown.
 pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
+    crate::storage::set_unsafe_no_fsync(opts.unsafe_no_fsync);
+    if opts.unsafe_no_fsync {
+        tracing::warn!(
+            "--unsafe-no-fsync is set: the raft log and the backend are never fsynced; a crash of this machine or a power loss loses acknowledged writes"
+        );
+    }
     let urls = |u: &[url::Url]| u.iter().map(url::Url::to_string).collect::<Vec<_>>();
     let member_dir = opts.data_dir.join("member");
     let wal_dir = opts.wal_dir.clone().unwrap_or_default();

@@ -147,7 +147,7 @@ impl Store {
         let mut wtxn = new.env.write_txn()?;
         self.catch_up(old, &hold, &new, &mut wtxn, copied_to)?;
         wtxn.commit()?;
-        new.env.force_sync()?;
+        new.sync()?;
         crate::failpoint!("defragBeforeRename");
         std::fs::rename(copy_path, &self.db_path).map_err(|e| io("rename the copy", e))?;
         // From here `db` is the copy. Failing now and going on would leave

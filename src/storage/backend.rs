@@ -50,11 +50,12 @@ impl Backend {
         // SAFETY: heed requires that the same file is not opened twice in one
         // process and that flags are valid; we open each data dir once and
         // take an exclusive lock on it before (see `storage::DataDir`).
-        let env = unsafe {
-            opts.flags(EnvFlags::NO_SUB_DIR | EnvFlags::NO_META_SYNC)
-                .open(path)
+        let mut flags = EnvFlags::NO_SUB_DIR | EnvFlags::NO_META_SYNC;
+        if super::unsafe_no_fsync() {
+            flags |= EnvFlags::NO_SYNC;
         }
-        .with_context(|| format!("open backend {}", path.display()))?;
+        let env = unsafe { opts.flags(flags).open(path) }
+            .with_context(|| format!("open backend {}", path.display()))?;
         let wtxn = env.write_txn()?;
         let (kv, meta, lease) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
@@ -79,6 +80,17 @@ impl Backend {
             meta,
             lease,
         })
+    }
+}
+
+impl Backend {
+    /// Makes every commit so far durable (LMDB's forced sync), unless
+    /// --unsafe-no-fsync says nothing is synced.
+    pub fn sync(&self) -> heed::Result<()> {
+        if super::unsafe_no_fsync() {
+            return Ok(());
+        }
+        self.env.force_sync()
     }
 }
 

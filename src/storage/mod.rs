@@ -13,8 +13,24 @@ pub mod wal;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
+
+/// --unsafe-no-fsync (etcd 3.5): the raft log and the backend are written
+/// but never fsynced, for tests and throwaway clusters. Process-wide, as
+/// in etcd (its WAL and bbolt both take it), and set once at startup
+/// before any file is opened: a defragmented or restored backend opens
+/// the same way.
+static UNSAFE_NO_FSYNC: AtomicBool = AtomicBool::new(false);
+
+pub fn set_unsafe_no_fsync(on: bool) {
+    UNSAFE_NO_FSYNC.store(on, Ordering::Relaxed);
+}
+
+pub fn unsafe_no_fsync() -> bool {
+    UNSAFE_NO_FSYNC.load(Ordering::Relaxed)
+}
 
 pub struct DataDir {
     pub root: PathBuf,

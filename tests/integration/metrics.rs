@@ -482,6 +482,58 @@ fn apply_and_mvcc_counters_move_with_a_workload() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// --unsafe-no-fsync (etcd 3.5): writes are served, and neither the WAL
+/// nor the backend is ever fsynced: the WAL fsync histogram stays empty
+/// (with fsyncs it counts one per write here, see above), as etcd's.
+#[test]
+fn unsafe_no_fsync_serves_writes_without_a_wal_fsync() -> anyhow::Result<()> {
+    let metrics_port = common::free_port()?;
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}");
+    let server = TestServer::start_ours(&ServerOptions {
+        extra_args: vec![
+            format!("--listen-metrics-urls={metrics_url}"),
+            "--unsafe-no-fsync".to_string(),
+        ],
+        ..ServerOptions::default()
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut kv = KvClient::connect(server.client_url.clone()).await?;
+        for i in 0..20 {
+            kv.put(PutRequest {
+                key: format!("k{i:02}").into_bytes(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })
+            .await?;
+        }
+        let r = kv
+            .range(RangeRequest {
+                key: b"k".to_vec(),
+                range_end: b"l".to_vec(),
+                count_only: true,
+                ..Default::default()
+            })
+            .await?;
+        assert_eq!(r.into_inner().count, 20);
+        anyhow::Ok(())
+    })?;
+    let (_, text) = http_get(&metrics_url, "/metrics")?;
+    let m = Exposition::parse(&text)?;
+    assert!(m.must("etcd_mvcc_put_total", &[]) >= 20.0);
+    assert_eq!(
+        m.must("etcd_disk_wal_fsync_duration_seconds_count", &[]),
+        0.0
+    );
+    assert!(
+        server.log().contains("--unsafe-no-fsync is set"),
+        "the warning is logged"
+    );
+    Ok(())
+}
+
 /// etcd_debugging_auth_revision follows the auth store: 1 on a new member,
 /// one more after each user, role or enable change, as etcd's gauge.
 #[test]
