@@ -10,7 +10,7 @@
 //! every revision is delivered whole, once, in order. The per-stream task
 //! that pulls (`api::watch::stream`) lives with the Watch service.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -138,5 +138,160 @@ impl Hub {
             }
         }
         Some((out, next.max(from)))
+    }
+
+    /// `recent` for many watchers at once, all with their cursor at `from`:
+    /// the ring is walked once (at most about `max_events` events, whole
+    /// revisions), each event is matched through `matcher` (a hash lookup
+    /// for single keys), and each watcher gets its own events. Returns the
+    /// events per watcher index and the next revision for all of them, or
+    /// `None` when the ring no longer holds `from`.
+    pub fn recent_for(
+        &self,
+        matcher: &Matcher,
+        from: i64,
+        max_events: usize,
+    ) -> Option<(HashMap<usize, Vec<RevEvents>>, i64)> {
+        let ring = self.ring.read().expect("watch ring lock");
+        let oldest = ring.revs.front()?.rev;
+        if from < oldest {
+            return None;
+        }
+        let mut out: HashMap<usize, Vec<RevEvents>> = HashMap::new();
+        let mut scanned = 0;
+        let mut next = from;
+        let start = ring.revs.partition_point(|r| r.rev < from);
+        let mut hits = Vec::new();
+        for r in ring.revs.range(start..) {
+            if scanned >= max_events {
+                break;
+            }
+            next = r.rev + 1;
+            scanned += r.events.len();
+            for e in &r.events {
+                let Some(kv) = e.kv.as_ref() else { continue };
+                hits.clear();
+                matcher.matching(&kv.key, &mut hits);
+                for &w in &hits {
+                    let batch = out.entry(w).or_default();
+                    match batch.last_mut() {
+                        Some(last) if last.rev == r.rev => last.events.push(e.clone()),
+                        _ => batch.push(RevEvents {
+                            rev: r.rev,
+                            events: vec![e.clone()],
+                        }),
+                    }
+                }
+            }
+        }
+        Some((out, next.max(from)))
+    }
+}
+
+/// Which of a set of watchers (by index) an event's key concerns: single
+/// keys through a map, ranges one by one (most watchers watch one key).
+#[derive(Default)]
+pub struct Matcher {
+    keys: HashMap<Vec<u8>, Vec<usize>>,
+    ranges: Vec<(KeyRange, usize)>,
+}
+
+impl Matcher {
+    pub fn add(&mut self, range: &KeyRange, watcher: usize) {
+        match range {
+            KeyRange::Single(k) => self.keys.entry(k.clone()).or_default().push(watcher),
+            other => self.ranges.push((other.clone(), watcher)),
+        }
+    }
+
+    /// The watchers `key` concerns, appended in the order they were added
+    /// among the single-key ones, then the ranges'.
+    pub fn matching(&self, key: &[u8], out: &mut Vec<usize>) {
+        if let Some(ws) = self.keys.get(key) {
+            out.extend_from_slice(ws);
+        }
+        out.extend(
+            self.ranges
+                .iter()
+                .filter(|(r, _)| r.contains(key))
+                .map(|(_, w)| *w),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::mvccpb::{Event, KeyValue};
+
+    fn rev(rev: i64, keys: &[&str]) -> RevEvents {
+        RevEvents {
+            rev,
+            events: keys
+                .iter()
+                .map(|k| Event {
+                    kv: Some(KeyValue {
+                        key: k.as_bytes().to_vec(),
+                        mod_revision: rev,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    fn keys_of(batches: &[RevEvents]) -> Vec<(i64, String)> {
+        batches
+            .iter()
+            .flat_map(|r| {
+                r.events.iter().map(move |e| {
+                    let key = e.kv.as_ref().map(|kv| kv.key.clone()).unwrap_or_default();
+                    (r.rev, String::from_utf8(key).unwrap())
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_walk_gives_each_watcher_its_own_events() {
+        let hub = Hub::new(1, 0);
+        hub.publish(vec![
+            rev(2, &["a", "b"]),
+            rev(3, &["c"]),
+            rev(4, &["b", "d"]),
+        ]);
+        let mut m = Matcher::default();
+        m.add(&KeyRange::Single(b"b".to_vec()), 0);
+        m.add(&KeyRange::Until(b"a".to_vec(), b"c".to_vec()), 1);
+        m.add(&KeyRange::From(b"c".to_vec()), 2);
+        m.add(&KeyRange::Single(b"z".to_vec()), 3);
+        let (batches, next) = hub.recent_for(&m, 3, 100).unwrap();
+        assert_eq!(next, 5);
+        assert_eq!(keys_of(&batches[&0]), [(4, "b".to_string())]);
+        assert_eq!(keys_of(&batches[&1]), [(4, "b".to_string())]);
+        assert_eq!(
+            keys_of(&batches[&2]),
+            [(3, "c".to_string()), (4, "d".to_string())]
+        );
+        assert!(!batches.contains_key(&3));
+        // the same as each watcher's own walk
+        for (i, range) in [
+            KeyRange::Single(b"b".to_vec()),
+            KeyRange::Until(b"a".to_vec(), b"c".to_vec()),
+            KeyRange::From(b"c".to_vec()),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let (own, own_next) = hub.recent(range, 3, 100).unwrap();
+            assert_eq!(keys_of(&own), keys_of(&batches[&i]));
+            assert_eq!(own_next, next);
+        }
+        // a step stops after whole revisions past the bound; a cursor the
+        // ring no longer holds is refused
+        let (_, next) = hub.recent_for(&m, 2, 1).unwrap();
+        assert_eq!(next, 3);
+        assert!(hub.recent_for(&m, 1, 100).is_none());
     }
 }

@@ -18,7 +18,7 @@ use crate::proto::etcdserverpb::{
 use crate::proto::mvccpb::event::EventType;
 use crate::proto::mvccpb::Event;
 use crate::server::EtcdServer;
-use crate::watch::Hub;
+use crate::watch::{Hub, Matcher};
 
 /// etcd's InvalidWatchID: answers not tied to one watcher.
 const INVALID_WATCH_ID: i64 = -1;
@@ -46,6 +46,10 @@ pub struct WatchStream {
     progress_pending: bool,
     /// Who opened the stream: each create is checked for read permission.
     credential: crate::auth::Credential,
+    /// The matcher of the last group of watchers that shared a cursor (in
+    /// steady state: every synced watcher), kept while the group is the
+    /// same; a create or a removal drops it.
+    matcher: Option<(Vec<i64>, Matcher)>,
 }
 
 impl WatchStream {
@@ -63,6 +67,7 @@ impl WatchStream {
             next_id: 0,
             progress_pending: false,
             credential: crate::auth::Credential::None,
+            matcher: None,
         }
     }
 
@@ -158,6 +163,7 @@ impl WatchStream {
     /// Removes a watcher (canceled by the client or by compaction).
     fn remove(&mut self, id: i64) -> bool {
         let gone = self.watchers.remove(&id).is_some();
+        self.matcher = None;
         if gone {
             crate::metrics::mvcc().watcher_total.dec();
         }
@@ -248,6 +254,7 @@ impl WatchStream {
         };
         let has = |f: FilterType| c.filters.contains(&(f as i32));
         crate::metrics::mvcc().watcher_total.inc();
+        self.matcher = None;
         self.watchers.insert(
             id,
             Watcher {
@@ -288,48 +295,58 @@ impl WatchStream {
 
     /// Brings each watcher up to the newest published revision, one bounded
     /// step each; answers a pending progress request once all are synced.
+    /// Watchers at the same cursor (all the synced ones, usually) share one
+    /// walk of the ring, their keys matched by a hash lookup: the work per
+    /// event is the watchers it concerns, not every watcher of the stream.
     async fn catch_up(&mut self) -> Result<(), ()> {
         let target = self.hub.current();
-        let ids: Vec<i64> = self.watchers.keys().copied().collect();
-        for id in ids {
-            let Some(w) = self.watchers.get(&id) else {
-                continue;
-            };
+        let compacted = self.hub.compacted();
+        let mut due: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        let mut behind_compaction = Vec::new();
+        for (&id, w) in &self.watchers {
             if w.next > target {
                 continue;
             }
-            let compacted = self.hub.compacted();
             if w.next < compacted {
-                self.cancel_compacted(id, compacted).await?;
+                behind_compaction.push(id);
+            } else {
+                due.entry(w.next).or_default().push(id);
+            }
+        }
+        for id in behind_compaction {
+            self.cancel_compacted(id, compacted).await?;
+        }
+        for (from, ids) in due {
+            let matcher = match self.matcher.take() {
+                Some((same, m)) if same == ids => m,
+                _ => {
+                    let mut m = Matcher::default();
+                    for (i, id) in ids.iter().enumerate() {
+                        if let Some(w) = self.watchers.get(id) {
+                            m.add(&w.range, i);
+                        }
+                    }
+                    m
+                }
+            };
+            let found = self.hub.recent_for(&matcher, from, EVENTS_PER_STEP);
+            self.matcher = Some((ids.clone(), matcher));
+            if let Some((mut batches, next)) = found {
+                for (i, id) in ids.into_iter().enumerate() {
+                    let batch = batches.remove(&i).unwrap_or_default();
+                    self.deliver(id, batch, next, target).await?;
+                }
                 continue;
             }
-            let (next, batch) = match self.hub.recent(&w.range, w.next, EVENTS_PER_STEP) {
-                Some((batch, next)) => (next, batch),
-                None => match self.history(&w.range, w.next) {
-                    Ok((batch, next)) => (next, batch),
-                    Err(compacted) => {
-                        self.cancel_compacted(id, compacted).await?;
-                        continue;
-                    }
-                },
-            };
-            let events = self.filter(id, batch);
-            if let Some(w) = self.watchers.get_mut(&id) {
-                w.next = next;
-            }
-            if !events.is_empty() {
-                crate::metrics::mvcc()
-                    .events_total
-                    .inc_by(events.len() as u64);
-                // The store (which `history` reads) and the hub may already
-                // hold revisions past `target`: a response's header never
-                // says less than its events (etcd's never does).
-                let newest = events
-                    .iter()
-                    .filter_map(|e| e.kv.as_ref().map(|kv| kv.mod_revision))
-                    .max()
-                    .unwrap_or(target);
-                self.send_events(id, events, target.max(newest)).await?;
+            // the ring no longer holds the cursor: the store's history
+            for id in ids {
+                let Some(w) = self.watchers.get(&id) else {
+                    continue;
+                };
+                match self.history(&w.range, w.next) {
+                    Ok((batch, next)) => self.deliver(id, batch, next, target).await?,
+                    Err(compacted) => self.cancel_compacted(id, compacted).await?,
+                }
             }
         }
         if self.progress_pending && self.watchers.values().all(|w| w.next > target) {
@@ -342,6 +359,36 @@ impl WatchStream {
             .await?;
         }
         Ok(())
+    }
+
+    /// Sends watcher `id` its events of `batch` (after its filters) and
+    /// moves its cursor to `next`.
+    async fn deliver(
+        &mut self,
+        id: i64,
+        batch: Vec<RevEvents>,
+        next: i64,
+        target: i64,
+    ) -> Result<(), ()> {
+        let events = self.filter(id, batch);
+        if let Some(w) = self.watchers.get_mut(&id) {
+            w.next = next;
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        crate::metrics::mvcc()
+            .events_total
+            .inc_by(events.len() as u64);
+        // The store (which `history` reads) and the hub may already hold
+        // revisions past `target`: a response's header never says less
+        // than its events (etcd's never does).
+        let newest = events
+            .iter()
+            .filter_map(|e| e.kv.as_ref().map(|kv| kv.mod_revision))
+            .max()
+            .unwrap_or(target);
+        self.send_events(id, events, target.max(newest)).await
     }
 
     /// Ends a watcher whose cursor fell below the compaction revision, with

@@ -81,6 +81,45 @@ pub enum Command {
     Range(RangeArgs),
     /// Benchmark txn-put
     TxnPut(TxnPutArgs),
+    /// Benchmark watch
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Total watch streams
+    #[arg(long, default_value_t = 10)]
+    pub streams: usize,
+
+    /// Total watchers per stream
+    #[arg(long, default_value_t = 100)]
+    pub watch_per_stream: usize,
+
+    /// Total number of keys to be watched
+    #[arg(long, default_value_t = 1)]
+    pub watched_key_total: usize,
+
+    /// Number of keys to put per second (0 is no limit)
+    #[arg(long, default_value_t = 0)]
+    pub put_rate: u64,
+
+    /// Number of put requests
+    #[arg(long, default_value_t = 1000)]
+    pub put_total: usize,
+
+    /// Key size of watch request
+    #[arg(long, default_value_t = 32)]
+    pub key_size: usize,
+
+    /// Maximum possible keys
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub key_space_size: i64,
+
+    /// Use sequential keys
+    #[arg(long, num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true",
+          value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub sequential_keys: bool,
 }
 
 #[derive(Debug, Args)]

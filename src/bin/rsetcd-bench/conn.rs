@@ -44,9 +44,12 @@ async fn dial(url: &str, dial_timeout: Duration) -> Result<Channel> {
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .with_context(|| format!("invalid endpoint {url}"))?
         .tcp_nodelay(true)
-        // Go's gRPC sizes flow-control windows from measured bandwidth-delay
-        // product; this is hyper's equivalent.
-        .http2_adaptive_window(true);
+        // Wide static windows rather than hyper's adaptive ones: its BDP
+        // pings, sent as data arrives, count as abusive pings on Go's gRPC
+        // server, which ends the connection with ENHANCE_YOUR_CALM under a
+        // watch's stream of events (etcd 3.4 did, here)
+        .initial_stream_window_size(Some(4 << 20))
+        .initial_connection_window_size(Some(16 << 20));
     if !dial_timeout.is_zero() {
         endpoint = endpoint.connect_timeout(dial_timeout);
     }

@@ -11,6 +11,7 @@ mod report;
 mod runner;
 mod timeseries;
 mod txn_put;
+mod watch;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -81,6 +82,47 @@ async fn run(cli: Cli) -> Result<()> {
             let outcome = drive(Arc::new(workload), clients, args.total, args.rate).await?;
             print!("{}", render(&global, &outcome));
         }
+        Command::Watch(args) => {
+            let keys = watch::WatchedKeys::new(&args)?;
+            let channels = conn::connect(&connect_options(&global)).await?;
+            let clients = conn::kv_clients(&channels, global.clients);
+            let started = std::time::Instant::now();
+            let (streams, created) = watch::make_watches(&keys, &args, &channels).await?;
+            let creation = Stats::new(started.elapsed(), created, Default::default());
+            print!(
+                "Watch creation summary:\n{}",
+                render_stats(&global, &creation)
+            );
+            let owed = keys.events_owed(args.put_total);
+            let puts = watch::WatchedPuts::new(&keys);
+            let put_total = args.put_total;
+            let put_rate = args.put_rate;
+            let delivery = watch::deliver(
+                streams,
+                owed,
+                async move {
+                    drive(Arc::new(puts), clients, put_total, put_rate).await?;
+                    Ok(())
+                },
+                std::time::Duration::from_secs(60),
+            )
+            .await?;
+            let mut errors = delivery.failures;
+            if delivery.missing > 0 {
+                errors.insert(
+                    format!(
+                        "{} events not delivered within 60 s after the puts",
+                        delivery.missing
+                    ),
+                    delivery.missing,
+                );
+            }
+            let events = Stats::new(delivery.elapsed, delivery.latencies, errors);
+            print!(
+                "Watch events received summary:\n{}",
+                render_stats(&global, &events)
+            );
+        }
         Command::TxnPut(args) => {
             let workload = Arc::new(TxnPutWorkload::new(&args)?);
             let channels = conn::connect(&connect_options(&global)).await?;
@@ -118,13 +160,22 @@ fn render(global: &GlobalArgs, outcome: &Outcome) -> String {
         outcome.latencies_secs(),
         outcome.errors.clone(),
     );
+    let samples = global.sample.then(|| TimeSeries::new(outcome.samples()));
+    render_with(global, &stats, samples.as_ref())
+}
+
+/// A report of measurements made outside the runner (the watch phases).
+fn render_stats(global: &GlobalArgs, stats: &Stats) -> String {
+    render_with(global, stats, None)
+}
+
+fn render_with(global: &GlobalArgs, stats: &Stats, samples: Option<&TimeSeries>) -> String {
     let precision = if global.precise {
         Precision::Full
     } else {
         Precision::FourDecimals
     };
-    let samples = global.sample.then(|| TimeSeries::new(outcome.samples()));
-    let mut text = stats.render(precision, samples.as_ref());
+    let mut text = stats.render(precision, samples);
     if global.json {
         text.push_str(&stats.json_line());
         text.push('\n');
