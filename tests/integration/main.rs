@@ -16,6 +16,7 @@ mod auth_jwt;
 mod auth_model;
 mod auth_tls;
 mod auto_compaction;
+mod bench_tool;
 mod cluster;
 mod config;
 mod corrupt;
