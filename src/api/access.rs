@@ -102,7 +102,7 @@ async fn serve(access: &Access, mut req: Request) -> Response {
     let mut answer = if req.method() == Method::OPTIONS {
         let r = StatusCode::OK.into_response();
         after_reading(req.into_body(), r).await
-    } else if let Some(location) = redirect(req.uri()) {
+    } else if let Some(location) = redirect(req.uri(), access.json_gateway) {
         let get = req.method() == Method::GET;
         let r = moved_permanently(&location, get);
         after_reading(req.into_body(), r).await
@@ -201,11 +201,12 @@ fn set_path(uri: &mut Uri, path: &str) {
 }
 
 /// Where Go's ServeMux sends a request whose path it would not serve as
-/// written: the cleaned path, or `/v3/` for `/v3` (the gateway's subtree).
-fn redirect(uri: &Uri) -> Option<String> {
+/// written: the cleaned path, or `/v3/` for `/v3` when the gateway's
+/// subtree is registered.
+fn redirect(uri: &Uri, gateway: bool) -> Option<String> {
     let path = uri.path();
     let clean = clean_path(path);
-    let target = if clean == "/v3" {
+    let target = if clean == "/v3" && gateway {
         "/v3/".to_string()
     } else if clean != path {
         clean
@@ -242,7 +243,12 @@ fn moved_permanently(location: &str, get: bool) -> Response {
     let body = if get {
         Body::from(format!(
             "<a href=\"{}\">Moved Permanently</a>.\n\n",
-            location.replace('&', "&amp;").replace('"', "&#34;")
+            location
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&#34;")
+                .replace('\'', "&#39;")
         ))
     } else {
         Body::empty()
@@ -294,11 +300,12 @@ mod tests {
         ] {
             assert_eq!(clean_path(path), clean, "{path}");
         }
-        let r = |u: &str| redirect(&u.parse().unwrap());
+        let r = |u: &str| redirect(&u.parse().unwrap(), true);
         assert_eq!(r("/v3"), Some("/v3/".into()));
         assert_eq!(r("/v3//kv/range?x=1"), Some("/v3/kv/range?x=1".into()));
         assert_eq!(r("/v3/kv/range"), None);
         assert_eq!(r("/health"), None);
+        assert_eq!(redirect(&"/v3".parse().unwrap(), false), None);
     }
 
     #[test]

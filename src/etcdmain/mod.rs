@@ -66,7 +66,9 @@ pub struct ServeOptions {
     pub grpc: crate::api::GrpcOptions,
     /// Serve etcd's JSON gateway (/v3/...) on the client listeners.
     pub enable_grpc_gateway: bool,
-    /// --unsafe-no-fsync: nothing is fsynced (storage::set_unsafe_no_fsync).
+    /// --unsafe-no-fsync: the WAL's appends and the backend's commits are
+    /// not fsynced (storage::set_unsafe_no_fsync; as etcd, segment cuts
+    /// and snapshot files still are).
     pub unsafe_no_fsync: bool,
     /// --cors and --host-whitelist (api::access).
     pub cors: Vec<String>,
@@ -165,7 +167,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     crate::storage::set_unsafe_no_fsync(opts.unsafe_no_fsync);
     if opts.unsafe_no_fsync {
         tracing::warn!(
-            "--unsafe-no-fsync is set: the raft log and the backend are never fsynced; a crash of this machine or a power loss loses acknowledged writes"
+            "--unsafe-no-fsync is set: the raft log's appends and the backend's commits are not fsynced; a crash of this machine or a power loss loses acknowledged writes"
         );
     }
     let urls = |u: &[url::Url]| u.iter().map(url::Url::to_string).collect::<Vec<_>>();

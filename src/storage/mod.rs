@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 
-/// --unsafe-no-fsync (etcd 3.5): the raft log and the backend are written
-/// but never fsynced, for tests and throwaway clusters. Process-wide, as
+/// --unsafe-no-fsync (etcd 3.5): the raft log's appends and the backend's
+/// commits are written but not fsynced, for tests and throwaway clusters
+/// (segment cuts and snapshot files are still synced, as in etcd). Process-wide, as
 /// in etcd (its WAL and bbolt both take it), and set once at startup
 /// before any file is opened: a defragmented or restored backend opens
 /// the same way.

@@ -50,12 +50,7 @@ pub fn decode_value(
     let value = match value {
         serde_json::Value::Null => serde_json::Value::Object(Default::default()),
         serde_json::Value::Object(o) => serde_json::Value::Object(o),
-        other => {
-            return Err(BadJson(format!(
-                "json: cannot unmarshal {} into Go value of type map[string]json.RawMessage",
-                json_kind(&other)
-            )))
-        }
+        other => return Err(type_error(json_kind(&other), "map[string]json.RawMessage")),
     };
     check_message(desc, &value)?;
     let options = DeserializeOptions::new().deny_unknown_fields(false);

@@ -430,6 +430,9 @@ impl WatchStream {
         let Some(w) = self.watchers.get(&id) else {
             return Vec::new();
         };
+        if batch.is_empty() {
+            return Vec::new();
+        }
         let view = if w.prev_kv {
             self.server.store().read().ok()
         } else {

@@ -56,9 +56,7 @@ impl PutWorkload {
         } else {
             splitmix64(self.seed.wrapping_add(index as u64)) % self.key_space
         };
-        let mut key = vec![0u8; self.key_size];
-        put_varint(&mut key, key_index as i64);
-        key
+        varint_key(key_index, self.key_size)
     }
 }
 
@@ -120,7 +118,8 @@ pub fn random_value(len: usize) -> Vec<u8> {
     value_from_seed(run_seed(), len)
 }
 
-fn run_seed() -> u64 {
+/// A seed that differs from run to run.
+pub fn run_seed() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_nanos() as u64)
@@ -134,9 +133,19 @@ fn value_from_seed(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A key as etcd's tool makes one: `key_size` bytes holding the varint of
+/// `index` (cut at `key_size` when it is longer: etcd's tools keep their
+/// key spaces small enough that it never is; `put` refuses such a size).
+pub fn varint_key(index: u64, key_size: usize) -> Vec<u8> {
+    let mut key = vec![0u8; key_size.max(10)];
+    put_varint(&mut key, index as i64);
+    key.truncate(key_size);
+    key
+}
+
 /// Go's `binary.PutVarint`: zigzag, then base-128 little-endian groups.
 /// `buf` must hold `varint_len(value)` bytes.
-pub fn put_varint(buf: &mut [u8], value: i64) -> usize {
+fn put_varint(buf: &mut [u8], value: i64) -> usize {
     let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
     let mut i = 0;
     while zigzag >= 0x80 {
@@ -159,7 +168,7 @@ fn varint_len(value: i64) -> usize {
 }
 
 /// A stateless mixer: good enough spread for picking keys and value bytes.
-fn splitmix64(x: u64) -> u64 {
+pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::cli::TxnPutArgs;
-use crate::put::{put_varint, random_value};
+use crate::put::{random_value, varint_key};
 use crate::runner::Workload;
 
 pub struct TxnPutWorkload {
@@ -51,16 +51,10 @@ impl TxnPutWorkload {
     fn request(&self, index: usize) -> TxnRequest {
         let keys: Vec<Vec<u8>> = (0..self.ops)
             .map(|j| {
-                // etcd's tool writes PutVarint into a key-size buffer (a
-                // longer varint is cut at the buffer's end, as Go's panics
-                // are avoided by its small key spaces)
-                let mut key = vec![0u8; self.key_size.max(10)];
-                put_varint(
-                    &mut key,
-                    ((index * self.ops + j) as u64 % self.key_space) as i64,
-                );
-                key.truncate(self.key_size);
-                key
+                varint_key(
+                    (index * self.ops + j) as u64 % self.key_space,
+                    self.key_size,
+                )
             })
             .collect();
         let compare = if self.compare {

@@ -23,7 +23,7 @@ use tonic::transport::Channel;
 use tonic::{Status, Streaming};
 
 use crate::cli::WatchArgs;
-use crate::put::put_varint;
+use crate::put::{run_seed, splitmix64, varint_key};
 use crate::runner::Workload;
 
 /// The keys watched, and how many watchers each has.
@@ -40,23 +40,22 @@ impl WatchedKeys {
                 args.key_space_size
             );
         }
-        if args.watched_key_total == 0 || args.streams == 0 {
-            bail!("--watched-key-total and --streams must be at least 1");
+        if args.watched_key_total == 0
+            || args.streams == 0
+            || args.watch_per_stream == 0
+            || args.put_total == 0
+        {
+            bail!("--watched-key-total, --streams, --watch-per-stream and --put-total must be at least 1");
         }
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let seed = run_seed();
         let keys = (0..args.watched_key_total)
             .map(|i| {
                 let index = if args.sequential_keys {
                     i as u64 % args.key_space_size as u64
                 } else {
-                    mix(seed.wrapping_add(i as u64)) % args.key_space_size as u64
+                    splitmix64(seed.wrapping_add(i as u64)) % args.key_space_size as u64
                 };
-                let mut key = vec![0u8; args.key_size.max(10)];
-                put_varint(&mut key, index as i64);
-                key.truncate(args.key_size);
-                key
+                varint_key(index, args.key_size)
             })
             .collect::<Vec<_>>();
         let mut watchers = HashMap::new();
@@ -73,13 +72,6 @@ impl WatchedKeys {
             .map(|i| self.watchers[&self.keys[i % self.keys.len()]])
             .sum()
     }
-}
-
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn now_nanos() -> u64 {
