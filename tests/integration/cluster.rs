@@ -530,11 +530,31 @@ async fn members_are_removed_added_and_a_learner_promoted() {
         err.message(),
         "etcdserver: can only promote a learner member"
     );
-    // The promoted member now takes writes.
-    learner_kv
-        .put(put_request(b"x".to_vec(), b"1".to_vec()))
-        .await
-        .unwrap();
+    // The promoted member now takes writes, once it has applied its own
+    // promotion: the leader answers the promote when it has applied it, and
+    // until m5 applies it too, m5 still refuses as a learner (as etcd does,
+    // its learner check reads the member's own applied membership).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match learner_kv
+            .put(put_request(b"x".to_vec(), b"1".to_vec()))
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if e.message() == "etcdserver: rpc not supported for learner" => {
+                assert!(
+                    Instant::now() < deadline,
+                    "m5 never applied its promotion\nm5's log:\n{}",
+                    cluster.members[m5].log()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!(
+                "put on the promoted m5: {e}\nm5's log:\n{}",
+                cluster.members[m5].log()
+            ),
+        }
+    }
     assert_converged(&mut cluster).await;
 }
 
