@@ -216,9 +216,9 @@ impl Maintenance for MaintenanceService {
 
     async fn hash(&self, req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         super::auth::require_root_unconverted(&self.server, &req).await?;
-        // Answers go out before their LMDB commit: include every write
-        // this member has acknowledged (as a serializable read does).
-        self.server.serializable_read().await?;
+        // The hash reads the LMDB file: commit what readers already see
+        // (etcd's ForceCommit before Hash).
+        self.server.backend_barrier().await?;
         let store = self.server.store().clone();
         let (hash, rev) = tokio::task::spawn_blocking(move || store.hash(MEMBER_LOCAL_META))
             .await
@@ -264,7 +264,9 @@ impl Maintenance for MaintenanceService {
                 "etcdserver: too many snapshots in progress (at most {MAX_SNAPSHOT_STREAMS} per member); try again later"
             ))
         })?;
-        self.server.serializable_read().await?;
+        // The copy is made from the LMDB file: commit what readers see
+        // (etcd's backend commits its batch before a snapshot).
+        self.server.backend_barrier().await?;
         let store = self.server.store().clone();
         let mut waits = 0;
         let mut permit = permit;

@@ -1,8 +1,15 @@
 //! The apply thread: the only LMDB writer. It takes committed raft entries
 //! in order, applies each exactly once (entries at or below the stored
-//! consistent index are skipped), commits one LMDB transaction per batch
-//! together with the new consistent index, and only then wakes the waiting
-//! requests and advances the applied index readers wait on.
+//! consistent index are skipped) into one LMDB write transaction that stays
+//! open across batches, publishes each batch to readers (mvcc's overlay),
+//! advances the applied index readers wait on, and then wakes the waiting
+//! requests. The txn is committed, with the consistent index of the last
+//! entry it holds, every `batch_interval` or `batch_limit` entries (etcd's
+//! --backend-batch-interval / --backend-batch-limit), when its records
+//! pass a byte cap, when asked (a barrier), and at once for batches whose
+//! effects are read from LMDB directly (compaction, membership, cluster
+//! version). Every entry is in the WAL before it is applied, so what is
+//! published but not committed is replayed after a crash.
 //!
 //! Runs on a dedicated OS thread: a heed write transaction must end on the
 //! thread that began it, and its commit fsyncs.
@@ -41,12 +48,17 @@ pub use crate::propose::Response;
 
 pub type ApplyResult = Result<Response, ApplyError>;
 
-/// Batches bigger than this are committed in several LMDB transactions, to
-/// bound the time waiters wait and the size of one commit.
-const MAX_ENTRIES_PER_COMMIT: usize = 4096;
+/// Batches bigger than this are published (and answered) in several
+/// steps, to bound the time waiters wait.
+const MAX_ENTRIES_PER_BATCH: usize = 4096;
 /// With no new entries for this long, the last commit is made durable
 /// (NO_META_SYNC leaves its meta page unsynced until the next commit).
 const IDLE_SYNC: Duration = Duration::from_millis(100);
+/// How often an idle apply thread with an open txn looks for a barrier.
+const BARRIER_POLL: Duration = Duration::from_millis(5);
+/// Uncommitted record bytes that make the open txn commit: bounds the
+/// overlay's memory, LMDB's dirty pages and the stall of one commit.
+const MAX_UNCOMMITTED_BYTES: usize = 64 << 20;
 
 /// The apply thread: applies committed entries in order to the member's
 /// state, answers their waiters and moves the applied marks.
@@ -85,12 +97,49 @@ pub struct Options {
     /// ...with at least this long between batches while entries wait
     /// (--experimental-compaction-sleep-interval).
     pub compaction_sleep_interval: Duration,
+    /// The open txn commits this long after its first entry
+    /// (--backend-batch-interval)...
+    pub batch_interval: Duration,
+    /// ...or once it holds this many entries (--backend-batch-limit).
+    pub batch_limit: usize,
 }
 
-/// The next unit of work for the apply loop.
-enum Work {
-    Entries(Vec<Entry>, Vec<(u64, ConfState)>),
-    Snapshot(SnapshotMetadata),
+/// The open backend txn.
+struct OpenTxn<'s> {
+    wt: WriteTxn<'s>,
+    since: std::time::Instant,
+    entries: usize,
+}
+
+/// The apply thread's marks, in order: durable ≤ committed ≤ applied.
+struct Marks {
+    /// The last entry applied and visible to readers.
+    applied: Applied,
+    /// The consistent index of the last LMDB commit.
+    committed: u64,
+    /// The newest commit known to be on disk (the raft thread snapshots
+    /// and purges the WAL only up to here).
+    durable: u64,
+}
+
+/// What a batch owes its waiters, given after it is published.
+#[derive(Default)]
+struct Answers {
+    now: Vec<(u64, ApplyResult)>,
+    conf: Vec<(u64, crate::propose::ProposeResult)>,
+    /// Compactions answer once their commit is made (their answer promises
+    /// the old revisions are gone).
+    after_commit: Vec<(u64, ApplyResult)>,
+    internal: Vec<Request>,
+}
+
+impl Answers {
+    /// Whether the batch must be committed before it is answered: its
+    /// effects are read from LMDB itself (compaction's deletions, members
+    /// and the cluster version through `get_meta`, the conf state).
+    fn need_commit(&self) -> bool {
+        !self.after_commit.is_empty() || !self.internal.is_empty() || !self.conf.is_empty()
+    }
 }
 
 impl Applier {
@@ -105,47 +154,52 @@ impl Applier {
     /// Runs until the raft thread hangs up. A storage failure ends the
     /// process: applying must never skip or repeat an entry.
     pub fn run(self, rx: Receiver<ApplyItem>) {
-        let mut applied = match self.member.store().applied() {
+        let store = self.member.store();
+        let applied = match store.applied() {
             Ok(a) => a,
             Err(e) => crate::fatal(&format!("read consistent index: {e}")),
         };
-        let mut synced = applied.index;
+        let mut marks = Marks {
+            applied,
+            committed: applied.index,
+            durable: applied.index,
+        };
         self.links.durable.store(applied.index, Ordering::Release);
+        let mut open: Option<OpenTxn<'_>> = None;
         let mut last_compact_step = std::time::Instant::now();
         loop {
             // a pending compaction's next batch is due after the sleep
             // interval, whether entries keep coming or not
-            let compacting = self.member.store().compaction_pending();
+            let compacting = store.compaction_pending();
             if compacting && last_compact_step.elapsed() >= self.options.compaction_sleep_interval {
-                if let Err(e) = self
-                    .member
-                    .store()
-                    .compact_step(self.options.compaction_batch_limit)
-                {
+                self.commit(&mut open, &mut marks);
+                if let Err(e) = store.compact_step(self.options.compaction_batch_limit) {
                     crate::fatal(&format!("delete compacted revisions: {e}"));
                 }
                 last_compact_step = std::time::Instant::now();
-                // that commit fsynced what the last applied batch wrote
-                synced = applied.index;
-                self.links.durable.store(synced, Ordering::Release);
+                // that commit fsynced the meta of the one before
+                let index = marks.committed;
+                self.mark_durable(&mut marks, index);
             }
-            let wait = if compacting {
-                self.options.compaction_sleep_interval.min(IDLE_SYNC)
-            } else {
-                IDLE_SYNC
+            if store.take_commit_wanted() || open.as_ref().is_some_and(|o| self.due(o)) {
+                self.commit(&mut open, &mut marks);
+            }
+            let wait = match &open {
+                Some(o) => (o.since + self.options.batch_interval)
+                    .saturating_duration_since(std::time::Instant::now())
+                    .min(BARRIER_POLL),
+                None if compacting => self.options.compaction_sleep_interval.min(IDLE_SYNC),
+                None => IDLE_SYNC,
             };
             let first = match rx.recv_timeout(wait) {
                 Ok(entries) => entries,
                 Err(RecvTimeoutError::Timeout) => {
-                    if compacting {
-                        continue;
-                    }
-                    if synced < applied.index {
-                        if let Err(e) = self.member.store().backend().sync() {
+                    if open.is_none() && !compacting && marks.durable < marks.committed {
+                        if let Err(e) = store.backend().sync() {
                             crate::fatal(&format!("sync backend: {e}"));
                         }
-                        synced = applied.index;
-                        self.links.durable.store(synced, Ordering::Release);
+                        let index = marks.committed;
+                self.mark_durable(&mut marks, index);
                     }
                     continue;
                 }
@@ -153,15 +207,21 @@ impl Applier {
             };
             let mut queue = vec![first];
             while let Some(item) = queue.pop() {
-                let work = match item {
-                    ApplyItem::Snapshot(meta) => Work::Snapshot(meta),
+                match item {
+                    ApplyItem::Snapshot(meta) => {
+                        self.commit(&mut open, &mut marks);
+                        marks.applied = self.install_snapshot(&meta);
+                        marks.committed = marks.applied.index;
+                        let index = marks.applied.index;
+                self.mark_durable(&mut marks, index);
+                    }
                     ApplyItem::Entries {
                         mut entries,
                         mut conf_states,
                     } => {
-                        // Group what is queued into one commit; a snapshot
+                        // Group what is queued into one publish; a snapshot
                         // waits for the next round.
-                        while entries.len() < MAX_ENTRIES_PER_COMMIT {
+                        while entries.len() < MAX_ENTRIES_PER_BATCH {
                             match rx.try_recv() {
                                 Ok(ApplyItem::Entries {
                                     entries: more,
@@ -177,33 +237,107 @@ impl Applier {
                                 Err(_) => break,
                             }
                         }
-                        Work::Entries(entries, conf_states)
-                    }
-                };
-                let before = applied.index;
-                match work {
-                    Work::Entries(batch, conf_states) => {
-                        let bytes = crate::raft::entries_bytes(&batch);
-                        applied = self.apply_batch(batch, conf_states, applied);
+                        let bytes = crate::raft::entries_bytes(&entries);
+                        let n = entries.len();
+                        let o = open.get_or_insert_with(|| OpenTxn {
+                            wt: match store.write() {
+                                Ok(wt) => wt,
+                                Err(e) => crate::fatal(&format!("begin backend txn: {e}")),
+                            },
+                            since: std::time::Instant::now(),
+                            entries: 0,
+                        });
+                        o.entries += n;
+                        let answers =
+                            self.apply_batch(&mut o.wt, entries, conf_states, &mut marks.applied);
+                        self.publish(&mut o.wt, marks.applied);
                         self.links
                             .raft
                             .apply_backlog_bytes
                             .fetch_sub(bytes, Ordering::AcqRel);
-                        // The commit just made fsynced what the previous one wrote.
-                        synced = before;
-                    }
-                    Work::Snapshot(meta) => {
-                        applied = self.install_snapshot(&meta);
-                        synced = applied.index;
+                        let commit_first = answers.need_commit();
+                        if commit_first {
+                            self.commit(&mut open, &mut marks);
+                        }
+                        self.answer(answers);
+                        if !commit_first && open.as_ref().is_some_and(|o| self.due(o)) {
+                            self.commit(&mut open, &mut marks);
+                        }
                     }
                 }
-                self.links.durable.store(synced, Ordering::Release);
             }
         }
-        if let Err(e) = self.member.store().backend().sync() {
+        self.commit(&mut open, &mut marks);
+        if let Err(e) = store.backend().sync() {
             crate::fatal(&format!("sync backend: {e}"));
         }
-        self.links.durable.store(applied.index, Ordering::Release);
+        let index = marks.committed;
+                self.mark_durable(&mut marks, index);
+    }
+
+    /// Whether the open txn has held enough for long enough.
+    fn due(&self, o: &OpenTxn<'_>) -> bool {
+        o.entries >= self.options.batch_limit
+            || o.since.elapsed() >= self.options.batch_interval
+            || self.member.store().uncommitted_bytes() >= MAX_UNCOMMITTED_BYTES
+    }
+
+    /// Commits the open txn, if any, with the last applied entry's index.
+    fn commit(&self, open: &mut Option<OpenTxn<'_>>, marks: &mut Marks) {
+        let Some(o) = open.take() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let events = match o.wt.commit(marks.applied) {
+            Ok(events) => events,
+            Err(e) => crate::fatal(&format!("commit backend txn: {e}")),
+        };
+        crate::metrics::disk()
+            .backend_commit_duration
+            .observe(started.elapsed().as_secs_f64());
+        // published before, at the latest when the batch was applied
+        debug_assert!(events.is_empty());
+        self.member.hub().publish(events);
+        // NO_META_SYNC: this commit's fdatasync made the one before durable
+        let before = marks.committed;
+        marks.committed = marks.applied.index;
+        self.mark_durable(marks, before);
+    }
+
+    fn mark_durable(&self, marks: &mut Marks, index: u64) {
+        marks.durable = marks.durable.max(index);
+        self.links.durable.store(marks.durable, Ordering::Release);
+    }
+
+    /// Makes the batch visible: readers (the overlay, then the applied
+    /// index they wait on), then watchers.
+    fn publish(&self, wt: &mut WriteTxn<'_>, applied: Applied) {
+        let events = wt.publish();
+        let compacted = wt.compacted_rev();
+        self.links.computed_tx.send_replace(applied.index);
+        self.links.applied_tx.send_replace(applied.index);
+        self.member.hub().set_compacted(compacted);
+        self.member.hub().publish(events);
+    }
+
+    /// Wakes a published batch's waiters.
+    fn answer(&self, answers: Answers) {
+        for (id, result) in answers.now {
+            self.member
+                .wait()
+                .trigger(id, result.map_err(crate::propose::Error::Apply));
+        }
+        for (id, result) in answers.conf {
+            self.member.wait().trigger(id, result);
+        }
+        for r in &answers.internal {
+            (self.links.on_internal)(r);
+        }
+        for (id, result) in answers.after_commit {
+            self.member
+                .wait()
+                .trigger(id, result.map_err(crate::propose::Error::Apply));
+        }
     }
 
     /// Replaces the whole state with the leader's snapshot (its file was
@@ -364,16 +498,15 @@ impl Applier {
         Ok(())
     }
 
+    /// Applies a batch into the open txn, moving `applied` past it, and
+    /// returns what its waiters are owed.
     fn apply_batch(
         &self,
+        wt: &mut WriteTxn<'_>,
         batch: Vec<Entry>,
         conf_states: Vec<(u64, ConfState)>,
-        mut applied: Applied,
-    ) -> Applied {
-        let mut wt = match self.member.store().write() {
-            Ok(wt) => wt,
-            Err(e) => crate::fatal(&format!("begin backend txn: {e}")),
-        };
+        applied: &mut Applied,
+    ) -> Answers {
         let mut results = Vec::new();
         let mut conf_results = Vec::new();
         let mut internal = Vec::new();
@@ -382,7 +515,7 @@ impl Applier {
                 continue; // applied before a restart
             }
             if entry.get_entry_type() == EntryType::EntryConfChange {
-                match self.apply_conf_change(&mut wt, &entry) {
+                match self.apply_conf_change(wt, &entry) {
                     Ok((waiter, refused)) => {
                         let result = match refused {
                             Some(e) => Err(e),
@@ -431,7 +564,7 @@ impl Applier {
                             revision: header.auth_revision,
                         }),
                     };
-                    let result = match apply_whole(&mut wt, &ctx, &request) {
+                    let result = match apply_whole(wt, &ctx, &request) {
                         Ok(result) => result,
                         Err(e) => crate::fatal(&format!("undo failed entry {}: {e}", entry.index)),
                     };
@@ -456,49 +589,23 @@ impl Applier {
                     }
                 }
             }
-            applied = Applied {
+            *applied = Applied {
                 index: entry.index,
                 term: entry.term,
             };
         }
-        // Answer before the commit's fsync: every entry is already durable
-        // in the WAL and applying is deterministic, so a replay gives the
-        // same answers. Readers still see only committed state: they wait
-        // for `applied_tx`, which moves after the commit. Compaction waits
-        // for its commit (its answer promises the old revisions are gone).
+        // Entries are durable in the WAL and applying is deterministic:
+        // answers may go out before the LMDB commit (a replay gives the
+        // same answers), except a compaction's (see `Answers`).
         let (after_commit, now): (Vec<_>, Vec<_>) = results
             .into_iter()
             .partition(|(_, r)| matches!(r, Ok(Response::Compaction(_))));
-        let compacted = wt.compacted_rev();
-        self.links.computed_tx.send_replace(applied.index);
-        for (id, result) in now {
-            self.member
-                .wait()
-                .trigger(id, result.map_err(crate::propose::Error::Apply));
+        Answers {
+            now,
+            conf: conf_results,
+            after_commit,
+            internal,
         }
-        for (id, result) in conf_results {
-            self.member.wait().trigger(id, result);
-        }
-        let commit_started = std::time::Instant::now();
-        let events = match wt.commit(applied) {
-            Ok(events) => events,
-            Err(e) => crate::fatal(&format!("commit backend txn: {e}")),
-        };
-        crate::metrics::disk()
-            .backend_commit_duration
-            .observe(commit_started.elapsed().as_secs_f64());
-        self.links.applied_tx.send_replace(applied.index);
-        self.member.hub().set_compacted(compacted);
-        self.member.hub().publish(events);
-        for r in &internal {
-            (self.links.on_internal)(r);
-        }
-        for (id, result) in after_commit {
-            self.member
-                .wait()
-                .trigger(id, result.map_err(crate::propose::Error::Apply));
-        }
-        applied
     }
 }
 

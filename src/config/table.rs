@@ -259,12 +259,12 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "'map'",
         "BackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types).",
     ),
-    Setting::new("backend-batch-interval", Duration, "0s").help(
+    Setting::new("backend-batch-interval", Duration, "0s").supported().help(
         Member,
         "''",
         "BackendBatchInterval is the maximum time before commit the backend transaction.",
     ),
-    Setting::new("backend-batch-limit", Int, "0").help(
+    Setting::new("backend-batch-limit", Int, "0").supported().help(
         Member,
         "'0'",
         "BackendBatchLimit is the maximum operations before commit the backend transaction.",

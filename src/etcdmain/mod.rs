@@ -90,6 +90,10 @@ pub struct ServeOptions {
     /// (etcd's 1000 and 10ms when 0).
     pub compaction_batch_limit: usize,
     pub compaction_sleep_interval: Duration,
+    /// `--backend-batch-interval` and `--backend-batch-limit` (etcd's
+    /// 100ms and 10,000 when 0; a negative limit commits every batch).
+    pub backend_batch_interval: Duration,
+    pub backend_batch_limit: usize,
     /// Certificates of the client and peer ports (https:// URLs).
     pub client_tls: crate::config::TlsConfig,
     pub peer_tls: crate::config::TlsConfig,
@@ -143,6 +147,15 @@ impl From<&crate::config::Config> for ServeOptions {
             compaction_sleep_interval: match c.experimental.compaction_sleep_interval {
                 d if d.is_zero() => Duration::from_millis(10),
                 d => d,
+            },
+            backend_batch_interval: match c.backend_batch_interval {
+                d if d.is_zero() => Duration::from_millis(100),
+                d => d,
+            },
+            backend_batch_limit: match c.backend_batch_limit {
+                0 => 10_000,
+                n if n < 0 => 1,
+                n => usize::try_from(n).unwrap_or(usize::MAX),
             },
             client_tls: c.client_tls.clone(),
             peer_tls: c.peer_tls.clone(),
@@ -444,6 +457,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             local_meta_keys: vec![META_MEMBER_ID.to_vec(), META_CLUSTER_ID.to_vec()],
             compaction_batch_limit: opts.compaction_batch_limit,
             compaction_sleep_interval: opts.compaction_sleep_interval,
+            batch_interval: opts.backend_batch_interval,
+            batch_limit: opts.backend_batch_limit,
         },
     );
     let apply_thread = std::thread::Builder::new()

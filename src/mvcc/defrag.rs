@@ -134,8 +134,10 @@ impl Store {
             copied_to = self.catch_up(old, &rtxn, &new, &mut wtxn, copied_to)?;
             wtxn.commit()?;
         }
-        // The locked round: the apply thread waits on this write lock.
+        // The locked round: the apply thread waits on this write lock,
+        // which it lets go once it commits its open txn (asked for here).
         let stall_started = Instant::now();
+        self.want_commit();
         let hold = old.env.write_txn()?;
         if self.rewrites.load(Ordering::Acquire) != rewrites {
             hold.abort();

@@ -7,6 +7,7 @@
 pub mod defrag;
 pub mod etcd_format;
 pub mod key_index;
+pub mod overlay;
 pub mod revision;
 pub mod store;
 

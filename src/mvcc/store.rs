@@ -4,11 +4,13 @@
 //! Record layout (value of the `key` table): one kind byte (`0` put, `1`
 //! delete) followed by the protobuf `mvccpb.KeyValue` of the change.
 //!
-//! Readers open an LMDB read txn and read the store revision inside it;
-//! that revision bounds what they see in the index, so index entries the
-//! writer adds before its commit are invisible. Compaction drops index
-//! entries only after its LMDB commit, and a reader whose snapshot predates
-//! a compaction retries once.
+//! The writer's txn stays open across raft batches (`overlay.rs`): readers
+//! load the published overlay, then open an LMDB read txn; the overlay's
+//! store revision (or the txn's, if a commit came in between) bounds what
+//! they see in the index, so index entries the writer adds before it
+//! publishes are invisible. Records above the txn's own revision come from
+//! the overlay. Compaction drops index entries only after its LMDB commit,
+//! and a reader whose snapshot predates a compaction retries once.
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,6 +23,7 @@ use heed::{Database, Env, RoTxn, RwTxn, WithoutTls};
 use prost::Message as _;
 
 use super::key_index::{Change, KeyIndex, KeyRange};
+use super::overlay::{Overlay, Record};
 use super::revision::Revision;
 use super::Error;
 use crate::proto::internal::LeaseRecord;
@@ -76,6 +79,12 @@ pub struct Store {
     /// The newest compaction revision whose records are all deleted (a
     /// physical compaction answers once this reaches its revision).
     physically_compacted: tokio::sync::watch::Sender<i64>,
+    /// What readers see of the writer's uncommitted txn.
+    overlay: ArcSwap<Overlay>,
+    /// The raft index of the last LMDB commit, and a request to commit
+    /// the open txn soon (a barrier: Hash, client snapshots, defrag).
+    committed_index: tokio::sync::watch::Sender<u64>,
+    commit_wanted: std::sync::atomic::AtomicBool,
 }
 
 /// A physical compaction in progress.
@@ -139,11 +148,13 @@ pub struct RangeResult {
 impl Store {
     pub fn open(backend: Backend) -> Result<Store, Error> {
         let (mut index, leased) = scan(&backend.env, backend.kv)?;
-        let (number, compacted) = {
+        let (number, compacted, current, applied) = {
             let rtxn = backend.env.read_txn()?;
             (
                 meta_i64(&backend, &rtxn, META_INDEX_GENERATION, 0)? as u64,
                 meta_i64(&backend, &rtxn, META_COMPACT_REV, -1)?,
+                meta_i64(&backend, &rtxn, META_CURRENT_REV, 1)?,
+                meta_i64(&backend, &rtxn, META_CONSISTENT_INDEX, 0)? as u64,
             )
         };
         // records an unfinished compaction left behind
@@ -171,6 +182,9 @@ impl Store {
                 },
             ),
             pending_compaction: std::sync::Mutex::new(pending),
+            overlay: ArcSwap::from_pointee(Overlay::committed(number, current, compacted)),
+            committed_index: tokio::sync::watch::Sender::new(applied),
+            commit_wanted: Default::default(),
         };
         store.refresh_size();
         store
@@ -233,9 +247,11 @@ impl Store {
                 term: meta_i64(&b, &txn, META_TERM, 0)? as u64,
             };
             let compacted = meta_i64(&b, &txn, META_COMPACT_REV, -1)?;
+            let current = meta_i64(&b, &txn, META_CURRENT_REV, 1)?;
             // the leader's file may hold records its compaction had not
             // deleted yet: this member deletes them
             let pending = compact_index(&mut index, compacted);
+            debug_assert_eq!(self.overlay.load().bytes(), 0, "commit before installing");
             txn.commit()?;
             if pending.revisions.is_empty() {
                 self.physically_compacted.send_replace(compacted);
@@ -246,6 +262,9 @@ impl Store {
                 index: RwLock::new(index),
                 compacted: AtomicI64::new(compacted),
             }));
+            self.overlay
+                .store(Arc::new(Overlay::committed(number, current, compacted)));
+            self.committed_index.send_replace(applied.index);
             self.refresh_size();
             *self.leased_keys.lock().expect("leased keys lock") = leased;
             Ok(applied)
@@ -308,18 +327,22 @@ impl Store {
         Ok(b.meta.get(&rtxn, key)?.map(<[u8]>::to_vec))
     }
 
-    /// A consistent read snapshot.
+    /// A consistent read snapshot: what the apply thread has published,
+    /// committed or not.
     pub fn read(&self) -> Result<ReadView<'_>, Error> {
         loop {
+            // the overlay first, the txn second (see overlay.rs)
+            let overlay = self.overlay.load_full();
             let backend = self.backend.load_full();
             // The txn holds its own handle on the environment, so a defrag
             // swapping the backend cannot close it under this reader.
             let txn = backend.env.clone().static_read_txn()?;
-            let current = meta_i64(&backend, &txn, META_CURRENT_REV, 1)?;
-            let compacted = meta_i64(&backend, &txn, META_COMPACT_REV, -1)?;
+            let committed = meta_i64(&backend, &txn, META_CURRENT_REV, 1)?;
             let wanted = meta_i64(&backend, &txn, META_INDEX_GENERATION, 0)? as u64;
+            let current = committed.max(overlay.current);
+            let compacted = meta_i64(&backend, &txn, META_COMPACT_REV, -1)?.max(overlay.compacted);
             let index = self.index.load_full();
-            if index.number != wanted {
+            if index.number != wanted || overlay.generation != wanted {
                 // An install is between its commit and its index swap (the
                 // txn is newer: a moment), or finished after the txn began
                 // (the txn is older: a new one matches).
@@ -338,6 +361,8 @@ impl Store {
                 index,
                 txn,
                 backend,
+                overlay,
+                committed,
                 current,
                 compacted,
             });
@@ -357,6 +382,34 @@ impl Store {
         Ok((deleted_through >= compacted).then_some((backend, txn)))
     }
 
+    /// Waits until the backend has committed every entry up to `index` (a
+    /// barrier before reading committed state directly: Hash, client
+    /// snapshots), asking the apply thread to commit its open txn now.
+    pub async fn committed_through(&self, index: u64) {
+        let mut committed = self.committed_index.subscribe();
+        if *committed.borrow() >= index {
+            return;
+        }
+        self.want_commit();
+        let _ = committed.wait_for(|&c| c >= index).await;
+    }
+
+    /// Asks the apply thread to commit its open txn at its next turn.
+    pub fn want_commit(&self) {
+        self.commit_wanted.store(true, Ordering::Release);
+    }
+
+    /// Whether a commit was asked for since the last call (the apply
+    /// thread's side of `want_commit`).
+    pub fn take_commit_wanted(&self) -> bool {
+        self.commit_wanted.swap(false, Ordering::AcqRel)
+    }
+
+    /// Bytes of records written but not yet committed.
+    pub fn uncommitted_bytes(&self) -> usize {
+        self.overlay.load().bytes()
+    }
+
     /// Starts the only write transaction. Call from the apply thread only:
     /// an LMDB write txn must end on the thread that began it.
     pub fn write(&self) -> Result<WriteTxn<'_>, Error> {
@@ -370,6 +423,7 @@ impl Store {
             current,
             compacted,
             sub: 0,
+            records: Vec::new(),
             touched: Vec::new(),
             request_events: Vec::new(),
             events: Vec::new(),
@@ -547,12 +601,16 @@ impl Store {
         self.with_index(|index| index.live_keys())
     }
 
-    /// Shared by readers and the writer: keys in `range` at `rev`.
+    /// Shared by readers and the writer: keys in `range` at `rev`, their
+    /// records from `txn` or, above `overlay`'s commit revision, from the
+    /// overlay (the writer's own txn sees everything: `None`).
+    #[allow(clippy::too_many_arguments)]
     fn range_at(
         &self,
         generation: &Generation,
         backend: &Backend,
         txn: &RoTxn<'_>,
+        overlay: Option<(&Overlay, i64)>,
         range: &KeyRange,
         rev: i64,
         opts: &RangeOptions,
@@ -599,10 +657,11 @@ impl Store {
         }
         let mut kvs = Vec::with_capacity(found.len());
         for (key, change) in found {
-            let raw = backend
-                .kv
-                .get(txn, &change.rev.to_bytes())?
-                .ok_or_else(|| {
+            let raw = match overlay {
+                Some((o, committed)) if change.rev.main > committed => o.get(change.rev),
+                _ => backend.kv.get(txn, &change.rev.to_bytes())?,
+            };
+            let raw = raw.ok_or_else(|| {
                     Error::Corrupt(format!(
                         "index names revision {}.{} of key {:?} but the backend lacks it",
                         change.rev.main,
@@ -725,6 +784,10 @@ pub struct ReadView<'s> {
     index: Arc<Generation>,
     txn: RoTxn<'static, WithoutTls>,
     backend: Arc<Backend>,
+    /// The uncommitted records, loaded before `txn` began.
+    overlay: Arc<Overlay>,
+    /// The store revision `txn` holds: records above it are in `overlay`.
+    committed: i64,
     current: i64,
     compacted: i64,
 }
@@ -752,10 +815,8 @@ impl ReadView<'_> {
         let upper = if rev > 0 { rev } else { self.current };
         let kept = self.kept_at_compaction()?;
         let mut crc = crc32c::crc32c(crate::storage::schema::KEY_TABLE.as_bytes());
-        for item in self.backend.kv.iter(&self.txn)? {
-            let (k, v) = item?;
-            let r = Revision::from_bytes(k)
-                .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
+        for item in self.records_from(Revision::new(0, 0))? {
+            let (r, v) = item?;
             if r.main > upper {
                 break;
             }
@@ -797,11 +858,35 @@ impl ReadView<'_> {
         self.compacted
     }
 
+    /// Every record at or above `from` in revision order: the committed
+    /// ones from the txn, then the overlay's above them.
+    fn records_from(
+        &self,
+        from: Revision,
+    ) -> Result<impl Iterator<Item = Result<(Revision, &[u8]), Error>> + '_, Error> {
+        let start = from.to_bytes();
+        let bounds = (Bound::Included(&start[..]), Bound::Unbounded);
+        let committed = self.backend.kv.range(&self.txn, &bounds)?.map(|item| {
+            let (k, v) = item?;
+            let r = Revision::from_bytes(k)
+                .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
+            Ok((r, v))
+        });
+        let above = from.max(Revision::new(self.committed + 1, 0));
+        Ok(committed.chain(self.overlay.iter_from(above).map(Ok)))
+    }
+
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, Error> {
         let rev = check_rev(opts.rev, self.current, self.compacted)?;
-        let (kvs, count) =
-            self.store
-                .range_at(&self.index, &self.backend, &self.txn, range, rev, &opts)?;
+        let (kvs, count) = self.store.range_at(
+            &self.index,
+            &self.backend,
+            &self.txn,
+            Some((&self.overlay, self.committed)),
+            range,
+            rev,
+            &opts,
+        )?;
         Ok(RangeResult {
             kvs,
             count,
@@ -820,10 +905,8 @@ impl ReadView<'_> {
         if self.compacted <= 0 {
             return Ok(last);
         }
-        for item in self.backend.kv.iter(&self.txn)? {
-            let (k, v) = item?;
-            let r = Revision::from_bytes(k)
-                .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
+        for item in self.records_from(Revision::new(0, 0))? {
+            let (r, v) = item?;
             if r.main > self.compacted {
                 break;
             }
@@ -849,12 +932,9 @@ impl ReadView<'_> {
         let mut out: Vec<RevEvents> = Vec::new();
         let mut count = 0usize;
         let mut last_main = None;
-        let start = Revision::new(from.max(0), 0).to_bytes();
-        let bounds = (Bound::Included(&start[..]), Bound::Unbounded);
-        for (scanned, item) in self.backend.kv.range(&self.txn, &bounds)?.enumerate() {
-            let (k, v) = item?;
-            let rev = Revision::from_bytes(k)
-                .ok_or_else(|| Error::Corrupt(format!("bad revision key {k:x?}")))?;
+        let records = self.records_from(Revision::new(from.max(0), 0))?;
+        for (scanned, item) in records.enumerate() {
+            let (rev, v) = item?;
             if rev.main > self.current {
                 break;
             }
@@ -906,6 +986,7 @@ impl ReadView<'_> {
             &self.index,
             &self.backend,
             &self.txn,
+            Some((&self.overlay, self.committed)),
             &KeyRange::Single(key.to_vec()),
             rev - 1,
             &opts,
@@ -930,6 +1011,8 @@ pub struct WriteTxn<'s> {
     compacted: i64,
     /// Changes made by the request being applied (they share `current + 1`).
     sub: i64,
+    /// Records written since the last `publish`, for the overlay.
+    records: Vec<Record>,
     /// The keys those changes touched, to undo a request that fails.
     touched: Vec<Vec<u8>>,
     /// Events of the request being applied.
@@ -966,6 +1049,7 @@ impl WriteTxn<'_> {
             &self.store.index.load(),
             &self.backend,
             &self.txn,
+            None,
             range,
             rev,
             &opts,
@@ -1002,11 +1086,9 @@ impl WriteTxn<'_> {
             value,
             lease,
         };
-        self.backend.kv.put(
-            &mut self.txn,
-            &rev.to_bytes(),
-            &encode_record(RECORD_PUT, &kv),
-        )?;
+        let record = encode_record(RECORD_PUT, &kv);
+        self.backend.kv.put(&mut self.txn, &rev.to_bytes(), &record)?;
+        self.records.push((rev, record.into_boxed_slice()));
         self.request_events.push(Event {
             r#type: EventType::Put as i32,
             kv: Some(kv),
@@ -1035,11 +1117,9 @@ impl WriteTxn<'_> {
                 mod_revision: main,
                 ..Default::default()
             };
-            self.backend.kv.put(
-                &mut self.txn,
-                &rev.to_bytes(),
-                &encode_record(RECORD_DELETE, &tomb),
-            )?;
+            let record = encode_record(RECORD_DELETE, &tomb);
+            self.backend.kv.put(&mut self.txn, &rev.to_bytes(), &record)?;
+            self.records.push((rev, record.into_boxed_slice()));
             self.request_events.push(Event {
                 r#type: EventType::Delete as i32,
                 kv: Some(tomb),
@@ -1088,6 +1168,9 @@ impl WriteTxn<'_> {
             dropped.push((key, rev));
         }
         self.store.with_index_mut(|index| index.remove(&dropped));
+        while self.records.last().is_some_and(|(r, _)| r.main == main) {
+            self.records.pop();
+        }
         self.sub = 0;
         self.request_events.clear();
         Ok(())
@@ -1115,11 +1198,28 @@ impl WriteTxn<'_> {
         Ok(())
     }
 
-    /// Commits the batch together with the raft position it reflects, so a
-    /// restart applies every entry exactly once.
-    /// Returns the events of the committed requests, for watchers.
+    /// Makes what this txn wrote so far visible to readers (the overlay)
+    /// without committing it. Returns the events of the requests applied
+    /// since the last call, for watchers. Call between requests.
+    pub fn publish(&mut self) -> Vec<RevEvents> {
+        debug_assert_eq!(self.sub, 0, "end_request before publish");
+        let records = std::mem::take(&mut self.records);
+        let next = self
+            .store
+            .overlay
+            .load()
+            .with_batch(records, self.current, self.compacted);
+        self.store.overlay.store(Arc::new(next));
+        std::mem::take(&mut self.events)
+    }
+
+    /// Commits the txn together with the raft position it reflects, so a
+    /// restart applies every entry exactly once; whatever was not published
+    /// yet is published first. Returns the events not published before,
+    /// for watchers.
     pub fn commit(mut self, applied: Applied) -> Result<Vec<RevEvents>, Error> {
         debug_assert_eq!(self.sub, 0, "end_request before commit");
+        let events = self.publish();
         let meta = self.backend.meta;
         meta.put(&mut self.txn, META_CURRENT_REV, &self.current.to_be_bytes())?;
         meta.put(
@@ -1139,9 +1239,15 @@ impl WriteTxn<'_> {
         )?;
         let store = self.store;
         let compaction = self.compaction.take();
-        let events = std::mem::take(&mut self.events);
+        let (current, compacted) = (self.current, self.compacted);
         crate::failpoint!("backendBeforeCommit");
         self.txn.commit()?;
+        // everything published is in LMDB now: the overlay empties
+        let generation = store.overlay.load().generation;
+        store
+            .overlay
+            .store(Arc::new(Overlay::committed(generation, current, compacted)));
+        store.committed_index.send_replace(applied.index);
         crate::failpoint!("backendAfterCommit");
         store.refresh_size();
         if let Some((rev, dropped, started)) = compaction {

@@ -460,6 +460,18 @@ impl EtcdServer {
         }
     }
 
+    /// Waits until the backend's LMDB file holds everything readers see
+    /// now (the apply thread commits its open txn at once): for what reads
+    /// the file itself rather than through the overlay (Hash, snapshots).
+    pub async fn backend_barrier(&self) -> Result<(), Error> {
+        let visible = self.applied_index();
+        let store = self.store().clone();
+        let wait = async move { store.committed_through(visible).await };
+        tokio::time::timeout(self.options.limits.request_timeout, wait)
+            .await
+            .map_err(|_| Error::Timeout)
+    }
+
     /// Waits until this member has applied everything committed when the
     /// call began, as confirmed by a quorum (raft's ReadIndex).
     pub async fn linearizable_read(&self) -> Result<(), Error> {
