@@ -199,7 +199,7 @@ impl Applier {
                             crate::fatal(&format!("sync backend: {e}"));
                         }
                         let index = marks.committed;
-                self.mark_durable(&mut marks, index);
+                        self.mark_durable(&mut marks, index);
                     }
                     continue;
                 }
@@ -213,7 +213,7 @@ impl Applier {
                         marks.applied = self.install_snapshot(&meta);
                         marks.committed = marks.applied.index;
                         let index = marks.applied.index;
-                self.mark_durable(&mut marks, index);
+                        self.mark_durable(&mut marks, index);
                     }
                     ApplyItem::Entries {
                         mut entries,
@@ -272,7 +272,7 @@ impl Applier {
             crate::fatal(&format!("sync backend: {e}"));
         }
         let index = marks.committed;
-                self.mark_durable(&mut marks, index);
+        self.mark_durable(&mut marks, index);
     }
 
     /// Whether the open txn has held enough for long enough.

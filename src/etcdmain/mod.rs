@@ -458,7 +458,13 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             compaction_batch_limit: opts.compaction_batch_limit,
             compaction_sleep_interval: opts.compaction_sleep_interval,
             batch_interval: opts.backend_batch_interval,
-            batch_limit: opts.backend_batch_limit,
+            // the raft thread snapshots (and purges the WAL) only up to
+            // the durable index: commit at least twice per snapshot-count
+            batch_limit: opts.backend_batch_limit.min(
+                usize::try_from(opts.snapshot_count / 2)
+                    .unwrap_or(usize::MAX)
+                    .max(1),
+            ),
         },
     );
     let apply_thread = std::thread::Builder::new()

@@ -304,6 +304,16 @@ impl RaftNode {
                     rec.snapshot.index
                 );
             }
+            if last_index > opts.applied {
+                // entries the backend had not committed: published and
+                // answered before the crash, they apply again now
+                tracing::info!(
+                    backend_applied_index = opts.applied,
+                    wal_last_index = last_index,
+                    entries = last_index - opts.applied,
+                    "replaying WAL entries above the backend's applied index"
+                );
+            }
             storage.append(&rec.entries)?;
             let mut hs = rec.hard_state.clone();
             // Applied entries were committed even if that commit index was

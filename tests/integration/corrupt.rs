@@ -95,11 +95,18 @@ fn garbage_tree_pages(bytes: &mut [u8]) {
 /// Garbage over the protobuf record of `key7` (its key, revisions and
 /// value), leaving LMDB's structure intact.
 fn garbage_record(bytes: &mut [u8]) {
-    let at = bytes
+    // every copy: pages an earlier commit freed may still hold one, and
+    // only the live copy's damage shows
+    let found: Vec<usize> = bytes
         .windows(6)
-        .position(|w| w == b"\x0a\x04key7")
-        .expect("record of key7 in the backend");
-    bytes[at..at + 16].fill(0xff);
+        .enumerate()
+        .filter(|(_, w)| *w == b"\x0a\x04key7")
+        .map(|(at, _)| at)
+        .collect();
+    assert!(!found.is_empty(), "record of key7 in the backend");
+    for at in found {
+        bytes[at..at + 16].fill(0xff);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
