@@ -13,7 +13,8 @@
 //! | point | where |
 //! |---|---|
 //! | `raftBeforeSave`, `walBeforeFsync`, `raftAfterSave` | a raft Ready's WAL write: before it, written but not fsynced, fsynced but not yet acknowledged |
-//! | `backendBeforeCommit`, `backendAfterCommit` | an applied batch's LMDB commit |
+//! | `applyAfterPublish` | a batch applied, published and answered, its LMDB txn still open (not committed) |
+//! | `backendBeforeCommit`, `backendAfterCommit` | the open LMDB txn's commit |
 //! | `compactBeforeCommitBatch`, `compactAfterCommitBatch` | one batch of a compaction's deletions |
 //! | `defragBeforeCopy`, `defragBeforeRename` | a defragmentation |
 //! | `raftMidSnapshotSend` | a snapshot sent to a follower: a chunk handed to the stream, the rest not |

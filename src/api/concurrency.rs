@@ -258,8 +258,6 @@ pub(super) async fn wait_turn(
     rev: i64,
 ) -> Result<Turn, Status> {
     let mut changes = server.hub().subscribe();
-    // Our own write is answered before it is readable.
-    server.serializable_read().await?;
     loop {
         changes.borrow_and_update();
         let pred = {

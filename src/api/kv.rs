@@ -89,9 +89,9 @@ async fn run_read<T: Send + 'static>(
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         validate::range(req.get_ref())?;
-        if req.get_ref().serializable {
-            self.server.serializable_read().await?;
-        } else {
+        // a serializable read sees every answered write at once: a batch
+        // is published before its answers go out
+        if !req.get_ref().serializable {
             self.server.linearizable_read().await?;
         }
         let caller = auth::caller(&self.server, &req).await?;
@@ -141,9 +141,7 @@ impl Kv for KvService {
             .await?;
         validate::txn(req.get_ref(), self.server.limits().max_txn_ops)?;
         if ops::is_txn_read_only(req.get_ref()) {
-            if txn_serializable(req.get_ref()) {
-                self.server.serializable_read().await?;
-            } else {
+            if !txn_serializable(req.get_ref()) {
                 self.server.linearizable_read().await?;
             }
             let caller = auth::caller(&self.server, &req).await?;

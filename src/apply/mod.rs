@@ -70,13 +70,11 @@ pub struct Applier {
 
 /// What the apply thread reports to, besides the member state.
 pub struct Links {
-    /// Index of the last entry visible to readers (committed in LMDB).
+    /// Index of the last entry visible to readers (published: in the
+    /// LMDB txn or the overlay); it moves before the entry is answered.
     /// Owned by the apply thread: its drop is what turns every waiting
     /// reader into Stopped.
     pub applied_tx: watch::Sender<u64>,
-    /// Index of the last entry whose answer has been given; readers that
-    /// must see every answered write wait until `applied` reaches it.
-    pub computed_tx: Arc<watch::Sender<u64>>,
     /// Index up to which the MVCC state is durable on disk; the raft thread
     /// may snapshot and purge the WAL up to here.
     pub durable: Arc<AtomicU64>,
@@ -260,6 +258,9 @@ impl Applier {
                             self.commit(&mut open, &mut marks);
                         }
                         self.answer(answers);
+                        if open.is_some() {
+                            crate::failpoint!("applyAfterPublish");
+                        }
                         if !commit_first && open.as_ref().is_some_and(|o| self.due(o)) {
                             self.commit(&mut open, &mut marks);
                         }
@@ -314,7 +315,6 @@ impl Applier {
     fn publish(&self, wt: &mut WriteTxn<'_>, applied: Applied) {
         let events = wt.publish();
         let compacted = wt.compacted_rev();
-        self.links.computed_tx.send_replace(applied.index);
         self.links.applied_tx.send_replace(applied.index);
         self.member.hub().set_compacted(compacted);
         self.member.hub().publish(events);
@@ -376,7 +376,6 @@ impl Applier {
             "installed the leader's snapshot"
         );
         self.member.snapshots().remove_older_than(applied.index);
-        self.links.computed_tx.send_replace(applied.index);
         self.links.applied_tx.send_replace(applied.index);
         applied
     }

@@ -430,7 +430,6 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     ));
     drop(view);
     let (applied_tx, applied_rx) = watch::channel(applied.index);
-    let computed_tx = Arc::new(watch::Sender::new(applied.index));
     let member = Arc::new(MemberState::new(Parts {
         member_id,
         cluster_id,
@@ -448,7 +447,6 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         member.clone(),
         crate::apply::Links {
             applied_tx,
-            computed_tx: computed_tx.clone(),
             durable,
             raft: raft_handle.shared.clone(),
             on_internal: Box::new(log_internal),
@@ -475,7 +473,6 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         member,
         raft_handle.clone(),
         applied_rx,
-        computed_tx,
         crate::server::Options {
             limits: Limits {
                 max_request_bytes: opts.max_request_bytes,

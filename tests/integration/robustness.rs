@@ -472,10 +472,11 @@ const FAULTS: [&str; 19] = [
 ];
 
 /// The crash points of src/failpoint.rs.
-const FAILPOINTS: [&str; 15] = [
+const FAILPOINTS: [&str; 16] = [
     "raftBeforeSave",
     "walBeforeFsync",
     "raftAfterSave",
+    "applyAfterPublish",
     "backendBeforeCommit",
     "backendAfterCommit",
     "compactBeforeCommitBatch",

@@ -220,9 +220,6 @@ impl WatchStream {
                 .await;
         }
         let range = KeyRange::new(&c.key, &c.range_end);
-        // Writes are answered before their backend commit: a watch created
-        // after an acknowledged write must see it (header revision, start).
-        let _ = self.server.serializable_read().await;
         let current = self.store_rev();
         let error = if matches!(&range, KeyRange::Until(s, e) if s >= e) {
             Some("mvcc: watcher range is empty")
