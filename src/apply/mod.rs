@@ -129,6 +129,8 @@ struct Answers {
     /// the old revisions are gone).
     after_commit: Vec<(u64, ApplyResult)>,
     internal: Vec<Request>,
+    /// The batch compacted (whoever proposed it).
+    compacted: bool,
 }
 
 impl Answers {
@@ -136,7 +138,7 @@ impl Answers {
     /// effects are read from LMDB itself (compaction's deletions, members
     /// and the cluster version through `get_meta`, the conf state).
     fn need_commit(&self) -> bool {
-        !self.after_commit.is_empty() || !self.internal.is_empty() || !self.conf.is_empty()
+        self.compacted || !self.internal.is_empty() || !self.conf.is_empty()
     }
 }
 
@@ -175,11 +177,13 @@ impl Applier {
                     crate::fatal(&format!("delete compacted revisions: {e}"));
                 }
                 last_compact_step = std::time::Instant::now();
-                // that commit fsynced the meta of the one before
-                let index = marks.committed;
-                self.mark_durable(&mut marks, index);
+                // (its commit may have synced nothing: LMDB skips the sync
+                // of a txn that changed nothing, so `durable` stays)
             }
-            if store.take_commit_wanted() || open.as_ref().is_some_and(|o| self.due(o)) {
+            if store.take_commit_wanted()
+                || store.defrag_waiting()
+                || open.as_ref().is_some_and(|o| self.due(o))
+            {
                 self.commit(&mut open, &mut marks);
             }
             let wait = match &open {
@@ -237,6 +241,9 @@ impl Applier {
                         }
                         let bytes = crate::raft::entries_bytes(&entries);
                         let n = entries.len();
+                        if open.is_none() {
+                            self.let_defrag_in();
+                        }
                         let o = open.get_or_insert_with(|| OpenTxn {
                             wt: match store.write() {
                                 Ok(wt) => wt,
@@ -253,7 +260,7 @@ impl Applier {
                             .raft
                             .apply_backlog_bytes
                             .fetch_sub(bytes, Ordering::AcqRel);
-                        let commit_first = answers.need_commit();
+                        let commit_first = answers.need_commit() || store.defrag_waiting();
                         if commit_first {
                             self.commit(&mut open, &mut marks);
                         }
@@ -274,6 +281,18 @@ impl Applier {
         }
         let index = marks.committed;
         self.mark_durable(&mut marks, index);
+    }
+
+    /// A defrag waiting for the backend's write lock gets it before the
+    /// next txn begins (LMDB's writer mutex is not fair: the apply thread
+    /// would take it back at once). Bounded: a stuck defrag does not stop
+    /// writes for longer than this.
+    fn let_defrag_in(&self) {
+        let started = std::time::Instant::now();
+        while self.member.store().defrag_waiting() && started.elapsed() < Duration::from_millis(200)
+        {
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 
     /// Whether the open txn has held enough for long enough.
@@ -506,6 +525,7 @@ impl Applier {
         conf_states: Vec<(u64, ConfState)>,
         applied: &mut Applied,
     ) -> Answers {
+        let compacted_before = wt.compacted_rev();
         let mut results = Vec::new();
         let mut conf_results = Vec::new();
         let mut internal = Vec::new();
@@ -604,6 +624,7 @@ impl Applier {
             conf: conf_results,
             after_commit,
             internal,
+            compacted: wt.compacted_rev() != compacted_before,
         }
     }
 }

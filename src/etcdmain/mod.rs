@@ -295,6 +295,10 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     );
 
     let wait = Arc::new(Wait::default());
+    // After a kill -9 the last commit's meta page may be only in the page
+    // cache (NO_META_SYNC): sync before calling it durable, or the raft
+    // thread could purge WAL entries a power cut would need.
+    store.backend().sync()?;
     let durable = Arc::new(AtomicU64::new(applied.index));
     let (apply_tx, apply_rx) = mpsc::channel();
     let tick = opts.heartbeat_interval.max(Duration::from_millis(1));

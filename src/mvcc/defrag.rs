@@ -137,8 +137,10 @@ impl Store {
         // The locked round: the apply thread waits on this write lock,
         // which it lets go once it commits its open txn (asked for here).
         let stall_started = Instant::now();
-        self.want_commit();
-        let hold = old.env.write_txn()?;
+        self.defrag_waiting.store(true, Ordering::Release);
+        let hold = old.env.write_txn();
+        self.defrag_waiting.store(false, Ordering::Release);
+        let hold = hold?;
         if self.rewrites.load(Ordering::Acquire) != rewrites {
             hold.abort();
             return Err(Error::Corrupt(

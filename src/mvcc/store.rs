@@ -85,6 +85,9 @@ pub struct Store {
     /// the open txn soon (a barrier: Hash, client snapshots, defrag).
     committed_index: tokio::sync::watch::Sender<u64>,
     commit_wanted: std::sync::atomic::AtomicBool,
+    /// A defrag waits for the write lock (its locked round): the apply
+    /// thread commits and lets it in before it begins another txn.
+    pub(super) defrag_waiting: std::sync::atomic::AtomicBool,
 }
 
 /// A physical compaction in progress.
@@ -185,6 +188,7 @@ impl Store {
             overlay: ArcSwap::from_pointee(Overlay::committed(number, current, compacted)),
             committed_index: tokio::sync::watch::Sender::new(applied),
             commit_wanted: Default::default(),
+            defrag_waiting: Default::default(),
         };
         store.refresh_size();
         store
@@ -403,6 +407,11 @@ impl Store {
     /// thread's side of `want_commit`).
     pub fn take_commit_wanted(&self) -> bool {
         self.commit_wanted.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether a defrag waits for the backend's write lock.
+    pub fn defrag_waiting(&self) -> bool {
+        self.defrag_waiting.load(Ordering::Acquire)
     }
 
     /// Bytes of records written but not yet committed.
