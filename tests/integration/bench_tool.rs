@@ -89,6 +89,40 @@ fn run_matrix(server: &TestServer) {
             "{args:?}"
         );
     }
+    // etcd's mode: one lease per client, KeepAliveOnce each time
+    let summaries = bench(server, &["--clients=4", "lease-keepalive", "--total=100"]);
+    let last = summaries.last().expect("a summary");
+    assert_eq!((count(last, "requests"), count(last, "errors")), (100, 0));
+    // ours: 20 leases renewed in turn on one stream per client, the
+    // server's CPU per renewal from /proc
+    let pid = server.pid.to_string();
+    let summaries = bench(
+        server,
+        &[
+            "--clients=4",
+            "lease-keepalive",
+            "--total=200",
+            "--leases=20",
+            &format!("--server-pid={pid}"),
+        ],
+    );
+    let [grants, renewals, cpu] = &summaries[..] else {
+        panic!("grant, renewal and CPU lines: {summaries:?}");
+    };
+    assert_eq!(
+        (count(grants, "requests"), count(grants, "errors")),
+        (20, 0)
+    );
+    assert_eq!(
+        (count(renewals, "requests"), count(renewals, "errors")),
+        (200, 0)
+    );
+    assert!(
+        cpu["server_cpu_per_request_us"]
+            .as_f64()
+            .is_some_and(|c| c >= 0.0),
+        "{cpu}"
+    );
     // 4 streams x 25 watchers over 10 keys (10 watchers each); 50 puts
     // over the 10 keys owe 500 events
     let summaries = bench(

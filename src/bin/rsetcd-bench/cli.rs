@@ -83,6 +83,30 @@ pub enum Command {
     TxnPut(TxnPutArgs),
     /// Benchmark watch
     Watch(WatchArgs),
+    /// Benchmark lease keepalive
+    LeaseKeepalive(LeaseKeepaliveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LeaseKeepaliveArgs {
+    /// Total number of lease keepalive requests
+    #[arg(long, default_value_t = 10000)]
+    pub total: usize,
+
+    /// Leases to grant first and renew in turn, each client on one open
+    /// stream (0: etcd's mode, one lease per client renewed with
+    /// KeepAliveOnce); not in etcd's tool
+    #[arg(long, default_value_t = 0)]
+    pub leases: usize,
+
+    /// TTL of the granted leases in seconds; not in etcd's tool (100 there)
+    #[arg(long, default_value_t = 100)]
+    pub ttl: i64,
+
+    /// Report the CPU time this local server process spends per renewal
+    /// (from /proc); not in etcd's tool
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 #[derive(Debug, Args)]

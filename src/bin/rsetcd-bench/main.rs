@@ -4,6 +4,7 @@
 
 mod cli;
 mod conn;
+mod lease;
 mod put;
 mod range;
 mod rate_limit;
@@ -122,6 +123,31 @@ async fn run(cli: Cli) -> Result<()> {
                 "Watch events received summary:\n{}",
                 render_stats(&global, &events)
             );
+        }
+        Command::LeaseKeepalive(args) => {
+            let channels = conn::connect(&connect_options(&global)).await?;
+            let outcome = lease::run(&args, &channels, global.clients).await?;
+            if let Some(g) = outcome.grants {
+                let grants = Stats::new(g.elapsed, g.latencies, g.errors);
+                print!("Lease grant summary:\n{}", render_stats(&global, &grants));
+            }
+            let r = outcome.renewals;
+            let renewals = Stats::new(r.elapsed, r.latencies, r.errors);
+            let count = renewals.latencies.len();
+            // etcd prints its report with Printf: no extra newline
+            print!("{}", render_stats(&global, &renewals));
+            if let Some(cpu) = outcome.server_cpu {
+                println!(
+                    "Server CPU: {cpu:.2} s for {count} keep-alives, {:.2} µs each",
+                    cpu * 1e6 / count.max(1) as f64
+                );
+                if global.json {
+                    println!(
+                        "{{\"server_cpu_secs\":{cpu},\"server_cpu_per_request_us\":{}}}",
+                        cpu * 1e6 / count.max(1) as f64
+                    );
+                }
+            }
         }
         Command::TxnPut(args) => {
             let workload = Arc::new(TxnPutWorkload::new(&args)?);
